@@ -1,0 +1,229 @@
+"""The HTTP surface: webhook receivers, health, readiness and metrics routes.
+
+Status codes follow what the senders do with them (SPEC.md §2): Alertmanager retries 5xx and gives
+up on 4xx, so a body that can never be accepted is a 4xx and a failure that may clear (the database)
+is a 503. One middleware turns every error into a JSON `{"error": ...}` body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from router.errors import PayloadError, StoreError
+from router.logs import fields
+from router.metrics import Metrics
+from router.models import Source
+from router.payloads import parse_body
+from router.settings import Settings
+from router.store import Store
+
+log = logging.getLogger("router.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpError(Exception):
+    """A request refused with `status`; `reason` is the metric label, `message` the JSON error."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def as_http_error(exc: Exception) -> HttpError:
+    """The status, reason and message for an error raised while handling a request."""
+    if isinstance(exc, HttpError):
+        return exc
+    if isinstance(exc, PayloadError):
+        return HttpError(400, "malformed", str(exc))
+    if isinstance(exc, StoreError):
+        # Logged in full where it is caught; the sender only learns to retry.
+        return HttpError(503, "store_unavailable", "storage unavailable, retry later")
+    return HttpError(500, "internal", "internal error")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status)
+    except Exception as exc:
+        error = as_http_error(exc)
+        if error.status >= 500 and not isinstance(exc, HttpError):
+            log.error("request failed", exc_info=exc, extra=fields(path=request.path))
+        return web.json_response({"error": error.message}, status=error.status)
+
+
+@dataclass
+class RuntimeState:
+    """What the HTTP layer needs to know about the daemon's life cycle."""
+
+    shutting_down: bool = False
+
+
+class WebhookReceiver:
+    """Receives webhooks: authenticate, check, parse, store, answer."""
+
+    def __init__(
+        self, settings: Settings, store: Store, metrics: Metrics, state: RuntimeState
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._metrics = metrics
+        self._state = state
+        token = settings.webhook_token
+        self._token = token.get_secret_value().encode() if token else None
+
+    def handler(self, source: Source) -> Handler:
+        async def receive(request: web.Request) -> web.Response:
+            return await self._receive(request, source)
+
+        return receive
+
+    async def _receive(self, request: web.Request, source: Source) -> web.Response:
+        started = time.perf_counter()
+        alerts = 0
+        try:
+            self._authorize(request)
+            if self._state.shutting_down:
+                raise HttpError(503, "shutting_down", "shutting down, retry later")
+            _require_json(request)
+            body = await _read_body(request, self._settings.max_body_bytes)
+            notification = parse_body(source, body)
+            alerts = len(notification.alerts)
+            result = await self._store.ingest(notification, datetime.now(UTC))
+        except Exception as exc:
+            error = as_http_error(exc)
+            if error.reason != "internal":
+                self._metrics.webhook_rejected.labels(
+                    source=source.value, reason=error.reason
+                ).inc()
+            elapsed = self._observe(source, started)
+            level = logging.ERROR if error.status >= 500 else logging.WARNING
+            log.log(
+                level,
+                "webhook refused",
+                exc_info=exc if isinstance(exc, StoreError) or error.reason == "internal" else None,
+                extra=fields(
+                    source=source.value,
+                    alerts=alerts,
+                    outcome=error.reason,
+                    status=error.status,
+                    error=error.message,
+                    duration_ms=round(elapsed * 1000, 2),
+                ),
+            )
+            raise error from exc
+        for alert in notification.alerts:
+            self._metrics.alerts_received.labels(
+                source=source.value, status=alert.status.value
+            ).inc()
+        elapsed = self._observe(source, started)
+        log.info(
+            "webhook accepted",
+            extra=fields(
+                source=source.value,
+                alerts=alerts,
+                new=result.new,
+                updated=result.updated,
+                duplicate=result.duplicate,
+                outcome="accepted",
+                status=200,
+                duration_ms=round(elapsed * 1000, 2),
+            ),
+        )
+        return web.json_response(
+            {
+                "status": "accepted",
+                "alerts": alerts,
+                "new": result.new,
+                "updated": result.updated,
+                "duplicate": result.duplicate,
+            }
+        )
+
+    def _observe(self, source: Source, started: float) -> float:
+        elapsed = time.perf_counter() - started
+        self._metrics.webhook_duration.labels(source=source.value).observe(elapsed)
+        return elapsed
+
+    def _authorize(self, request: web.Request) -> None:
+        """Bearer token, or the token as a basic-auth password; no token configured: open."""
+        if self._token is None:
+            return
+        presented = _presented_secret(request.headers.get("Authorization", ""))
+        # compare_digest takes time independent of where the strings differ.
+        if presented is None or not hmac.compare_digest(presented, self._token):
+            raise HttpError(401, "unauthorized", "missing or wrong credentials")
+
+
+def _presented_secret(header: str) -> bytes | None:
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value.encode()
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        _user, separator, password = decoded.partition(b":")
+        return password if separator else None
+    return None
+
+
+def _require_json(request: web.Request) -> None:
+    # A sender that names no content type is taken at its word that the body is JSON.
+    if "Content-Type" not in request.headers:
+        return
+    mime = request.content_type
+    if mime != "application/json" and not mime.endswith("+json"):
+        raise HttpError(
+            415, "unsupported_media_type", f"content type must be application/json, got {mime}"
+        )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise HttpError(413, "too_large", f"body larger than {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise HttpError(413, "too_large", f"body larger than {limit} bytes") from exc
+
+
+def add_routes(
+    app: web.Application,
+    receiver: WebhookReceiver,
+    metrics: Metrics,
+    readiness: Callable[[], Awaitable[list[str]]],
+) -> None:
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = await readiness()
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    app.router.add_post("/webhooks/alertmanager", receiver.handler(Source.ALERTMANAGER))
+    app.router.add_post("/webhooks/grafana", receiver.handler(Source.GRAFANA))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))

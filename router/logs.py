@@ -1,0 +1,65 @@
+"""Logging set-up: one readable line per event, or JSON lines with `ROUTER_LOG_FORMAT=json`.
+
+Code logs with `extra={"fields": {...}}`; the text format prints them as `key=value` after the
+message, the JSON format as keys of the object. Secrets are never passed as fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """`extra=` for a log call: structured fields printed after the message."""
+    return {"fields": values}
+
+
+def _field_items(record: logging.LogRecord) -> dict[str, Any]:
+    values = getattr(record, "fields", None)
+    return values if isinstance(values, dict) else {}
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if (not text or any(c in text for c in ' "=\n')) else text
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        line = f"{stamp}Z {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = " ".join(f"{k}={_text_value(v)}" for k, v in _field_items(record).items())
+        if extras:
+            line = f"{line} {extras}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        document.update(_field_items(record))
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+def configure(log_format: str = "text", level: str = "info") -> None:
+    """Send every log record to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's access log repeats what our one line per webhook says.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

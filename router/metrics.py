@@ -1,0 +1,153 @@
+"""Every Prometheus metric of runbook-router, in one object built on an injected registry.
+
+Tests build a `Metrics` on a fresh `CollectorRegistry`; the daemon builds one on its own registry
+and serves it at `/metrics` with prometheus-client's aiohttp handler. Label values that are known up
+front are initialised to zero, so that dashboards and `rate()` see a series before the first event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from router.models import AlertStatus, Source
+
+# Reasons a webhook is refused; each is a value of router_webhook_rejected_total's `reason`.
+REJECT_REASONS = (
+    "unauthorized",
+    "too_large",
+    "unsupported_media_type",
+    "malformed",
+    "store_unavailable",
+    "shutting_down",
+)
+RUNBOOK_METHODS = ("rule", "annotation", "search", "none")
+PAGE_OUTCOMES = ("delivered", "retried", "failed")
+
+# Acknowledgement times span seconds to a business day.
+_ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    """The metrics of SPEC.md §6, with the `router_` prefix."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter(
+            "router_alerts_received_total",
+            "Alerts received in webhooks and stored.",
+            ["source", "status"],
+            registry=r,
+        )
+        self.webhook_rejected = Counter(
+            "router_webhook_rejected_total",
+            "Webhook requests refused, by reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            "router_webhook_duration_seconds",
+            "Time to answer a webhook request, storage included.",
+            ["source"],
+            buckets=_WEBHOOK_BUCKETS,
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "router_incidents_opened_total",
+            "Incidents opened, by severity and the rule that classified them.",
+            ["severity", "rule"],
+            registry=r,
+        )
+        self.open_incidents = Gauge(
+            "router_open_incidents",
+            "Incidents not yet resolved, by severity and state.",
+            ["severity", "state"],
+            registry=r,
+        )
+        self.pages = Counter(
+            "router_pages_total",
+            "Page deliveries by tier, channel and outcome.",
+            ["tier", "channel", "outcome"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "router_escalations_total",
+            "Escalations to a further step, by severity and the tier paged.",
+            ["severity", "tier"],
+            registry=r,
+        )
+        self.ack_seconds = Histogram(
+            "router_ack_seconds",
+            "Time from an incident's opening to its acknowledgement.",
+            ["severity"],
+            buckets=_ACK_BUCKETS,
+            registry=r,
+        )
+        self.ack_sla_breaches = Counter(
+            "router_ack_sla_breaches_total",
+            "Steps whose acknowledgement deadline lapsed, by severity and the tier that missed it.",
+            ["severity", "tier"],
+            registry=r,
+        )
+        self.runbook_matches = Counter(
+            "router_runbook_matches_total",
+            "How the runbook section of an alert was found.",
+            ["method"],
+            registry=r,
+        )
+        self.escalation_lag = Histogram(
+            "router_escalation_lag_seconds",
+            "How late escalations fired after they fell due.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.notification_queue_depth = Gauge(
+            "router_notification_queue_depth",
+            "Pages waiting in the outbox to be delivered.",
+            registry=r,
+        )
+        self.delivery_duration = Histogram(
+            "router_delivery_duration_seconds",
+            "Time one delivery attempt to a channel took.",
+            ["channel"],
+            registry=r,
+        )
+        self._initialise_static_labels()
+
+    def _initialise_static_labels(self) -> None:
+        for source in Source:
+            self.webhook_duration.labels(source=source.value)
+            for status in AlertStatus:
+                self.alerts_received.labels(source=source.value, status=status.value)
+            for reason in REJECT_REASONS:
+                self.webhook_rejected.labels(source=source.value, reason=reason)
+        for method in RUNBOOK_METHODS:
+            self.runbook_matches.labels(method=method)
+
+    def initialise_routing_labels(
+        self,
+        severities: Iterable[str],
+        tiers: Iterable[tuple[str, str]],
+        rules: Iterable[str],
+    ) -> None:
+        """Zero the series that depend on the rules: severities, (tier, channel), rule names."""
+        severities = list(severities)
+        tiers = list(tiers)
+        rules = list(rules)
+        for severity in severities:
+            self.ack_seconds.labels(severity=severity)
+            for state in ("triggered", "acknowledged"):
+                self.open_incidents.labels(severity=severity, state=state)
+            for rule in rules:
+                self.incidents_opened.labels(severity=severity, rule=rule)
+            for tier, _channel in tiers:
+                self.escalations.labels(severity=severity, tier=tier)
+                self.ack_sla_breaches.labels(severity=severity, tier=tier)
+        for tier, channel in tiers:
+            self.delivery_duration.labels(channel=channel)
+            for outcome in PAGE_OUTCOMES:
+                self.pages.labels(tier=tier, channel=channel, outcome=outcome)

@@ -1,0 +1,100 @@
+"""The data every layer shares: alerts as received, normalised to one shape for every source.
+
+These are plain frozen dataclasses: no I/O, no framework, safe to pass between threads and tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class Source(enum.StrEnum):
+    """Where a webhook came from."""
+
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+
+
+class AlertStatus(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert from any source, in one shape.
+
+    `fingerprint` identifies the alert's label set: Alertmanager's and Grafana's own, or for legacy
+    Grafana bodies computed the way Alertmanager does it (see `payloads.label_fingerprint`).
+    `starts_at` is None only for legacy Grafana, which sends no times.
+    """
+
+    source: Source
+    status: AlertStatus
+    fingerprint: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None = None
+    generator_url: str | None = None
+    dashboard_url: str | None = None
+    panel_url: str | None = None
+    silence_url: str | None = None
+    image_url: str | None = None
+    values: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    value_string: str | None = None
+    group_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # Freeze the mappings so that an Alert can be shared without defensive copies.
+        object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "annotations", _frozen(self.annotations))
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def firing(self) -> bool:
+        return self.status is AlertStatus.FIRING
+
+    def to_json(self) -> dict[str, object]:
+        """The alert as a JSON-ready dict (for storage and the API)."""
+        return {
+            "source": self.source.value,
+            "status": self.status.value,
+            "fingerprint": self.fingerprint,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "starts_at": self.starts_at.isoformat() if self.starts_at else None,
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "generator_url": self.generator_url,
+            "dashboard_url": self.dashboard_url,
+            "panel_url": self.panel_url,
+            "silence_url": self.silence_url,
+            "image_url": self.image_url,
+            "values": dict(self.values),
+            "value_string": self.value_string,
+            "group_key": self.group_key,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One webhook delivery: the alerts it carried and the envelope around them."""
+
+    source: Source
+    alerts: tuple[Alert, ...]
+    receiver: str | None = None
+    group_key: str | None = None
+    external_url: str | None = None
+    truncated_alerts: int = 0

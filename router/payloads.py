@@ -1,0 +1,325 @@
+"""Webhook bodies: Alertmanager v4, Grafana unified alerting and legacy Grafana alerting.
+
+Every body goes through `parse_alertmanager` or `parse_grafana`, which return a `Notification` of
+normalised `Alert`s or raise `PayloadError` naming the offending field. Fields that newer
+versions of the senders add are ignored, so an upgrade of Alertmanager or Grafana does not
+break ingestion.
+
+Formats, from the senders' own code:
+- Alertmanager: `notify/webhook/webhook.go` (Message, version "4"), `template/template.go` (Alert).
+- Grafana unified alerting: the webhook notifier's ExtendedData (version "1": Alertmanager's shape
+  plus values, valueString, dashboardURL, panelURL, silenceURL, title, message).
+- Grafana legacy alerting: `pkg/services/alerting/notifiers/webhook.go` (ruleName, state, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+
+from router.errors import PayloadError
+from router.models import Alert, AlertStatus, Notification, Source
+
+# JSON nested deeper than this is refused before it reaches the parser's recursion limit. Real
+# bodies are four levels deep; the margin leaves room for new nested fields.
+MAX_JSON_DEPTH = 32
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+)
+# Go's zero time.Time, which Alertmanager and Grafana send as `endsAt` of a firing alert.
+_GO_ZERO_YEAR = 1
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """An RFC 3339 timestamp as an aware UTC datetime; Go's zero time as None."""
+    if not _RFC3339.match(value):
+        raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}")
+    # Python keeps microseconds; Go sends up to nanoseconds.
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    if parsed.year == _GO_ZERO_YEAR:
+        return None
+    return parsed.astimezone(UTC)
+
+
+Timestamp = Annotated[StrictStr, Field(min_length=1)]
+Labels = dict[StrictStr, StrictStr]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class _TimedAlert(_Body):
+    status: Literal["firing", "resolved"]
+    labels: Labels
+    annotations: Labels = Field(default_factory=dict)
+    starts_at: Timestamp = Field(alias="startsAt")
+    ends_at: StrictStr | None = Field(default=None, alias="endsAt")
+    generator_url: StrictStr | None = Field(default=None, alias="generatorURL")
+    fingerprint: StrictStr | None = None
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _valid_time(cls, value: str | None) -> str | None:
+        if value is not None and value != "":
+            parse_timestamp(value)
+        return value
+
+
+class AlertmanagerAlert(_TimedAlert):
+    pass
+
+
+class AlertmanagerBody(_Body):
+    """Alertmanager's webhook message, version 4."""
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    alerts: list[AlertmanagerAlert]
+    receiver: StrictStr | None = None
+    group_key: StrictStr | None = Field(default=None, alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
+    external_url: StrictStr | None = Field(default=None, alias="externalURL")
+
+
+class GrafanaAlert(_TimedAlert):
+    silence_url: StrictStr | None = Field(default=None, alias="silenceURL")
+    dashboard_url: StrictStr | None = Field(default=None, alias="dashboardURL")
+    panel_url: StrictStr | None = Field(default=None, alias="panelURL")
+    image_url: StrictStr | None = Field(default=None, alias="imageURL")
+    values: dict[StrictStr, float] | None = None
+    value_string: StrictStr | None = Field(default=None, alias="valueString")
+
+
+class GrafanaBody(_Body):
+    """Grafana unified alerting's webhook body (Alertmanager's shape plus Grafana's fields)."""
+
+    version: Literal["1"] = "1"
+    status: Literal["firing", "resolved"]
+    alerts: list[GrafanaAlert]
+    receiver: StrictStr | None = None
+    group_key: StrictStr | None = Field(default=None, alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
+    external_url: StrictStr | None = Field(default=None, alias="externalURL")
+
+
+class LegacyEvalMatch(_Body):
+    value: float | None = None
+    metric: StrictStr = ""
+    tags: Labels | None = None
+
+
+class LegacyGrafanaBody(_Body):
+    """Grafana's legacy (dashboard) alerting webhook: one rule, no times, no fingerprint."""
+
+    rule_name: StrictStr = Field(alias="ruleName", min_length=1)
+    state: Literal["alerting", "ok", "no_data", "paused", "pending"]
+    rule_id: int | None = Field(default=None, alias="ruleId")
+    rule_url: StrictStr | None = Field(default=None, alias="ruleUrl")
+    title: StrictStr = ""
+    message: StrictStr = ""
+    image_url: StrictStr | None = Field(default=None, alias="imageUrl")
+    tags: Labels | None = None
+    eval_matches: list[LegacyEvalMatch] | None = Field(default=None, alias="evalMatches")
+
+
+# --- fingerprints ---------------------------------------------------------------------------
+
+_FNV64_OFFSET = 14695981039346656037
+_FNV64_PRIME = 1099511628211
+_LABEL_SEPARATOR = 0xFF
+
+
+def label_fingerprint(labels: Mapping[str, str]) -> str:
+    """The fingerprint Alertmanager computes for a label set (prometheus/common `model.LabelSet`).
+
+    FNV-1a 64 over the label names in sorted order, each name and value followed by byte 0xff,
+    printed as 16 hex digits.
+    """
+    digest = _FNV64_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode("utf-8"):
+                digest = ((digest ^ byte) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+            digest = ((digest ^ _LABEL_SEPARATOR) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{digest:016x}"
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or PayloadError saying why not."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"not valid UTF-8 at byte {exc.start}", "body") from exc
+    _check_depth(text)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body"
+        ) from exc
+    except RecursionError as exc:  # pragma: no cover - _check_depth stops this first
+        raise PayloadError("JSON nested too deeply", "body") from exc
+    if not isinstance(document, dict):
+        raise PayloadError(f"expected a JSON object, got {_json_type(document)}", "body")
+    return document
+
+
+_BRACKETS = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"')
+
+
+def _check_depth(text: str) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH, counting brackets outside strings."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        bracket = match.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body")
+        elif bracket in ("]", "}"):
+            depth -= 1
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _validation_error(exc: ValidationError) -> PayloadError:
+    """The first problem pydantic found, as `field.path: message`."""
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    message = first["msg"]
+    if first["type"] == "literal_error" and "input" in first:
+        message = f"{message}, got {first['input']!r}"
+    more = exc.error_count() - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return PayloadError(message, field)
+
+
+def _time(value: str | None) -> datetime | None:
+    return parse_timestamp(value) if value else None
+
+
+def parse_alertmanager(document: dict[str, Any]) -> Notification:
+    """An Alertmanager v4 webhook body as a Notification."""
+    try:
+        body = AlertmanagerBody.model_validate(document)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    alerts = tuple(
+        Alert(
+            source=Source.ALERTMANAGER,
+            status=AlertStatus(item.status),
+            fingerprint=item.fingerprint or label_fingerprint(item.labels),
+            labels=item.labels,
+            annotations=item.annotations,
+            starts_at=_time(item.starts_at),
+            ends_at=_time(item.ends_at),
+            generator_url=item.generator_url or None,
+            group_key=body.group_key,
+        )
+        for item in body.alerts
+    )
+    return Notification(
+        source=Source.ALERTMANAGER,
+        alerts=alerts,
+        receiver=body.receiver,
+        group_key=body.group_key,
+        external_url=body.external_url,
+        truncated_alerts=body.truncated_alerts,
+    )
+
+
+def parse_grafana(document: dict[str, Any]) -> Notification:
+    """A Grafana webhook body, unified or legacy, as a Notification."""
+    if "alerts" not in document and ("ruleName" in document or "evalMatches" in document):
+        return _parse_legacy_grafana(document)
+    try:
+        body = GrafanaBody.model_validate(document)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    alerts = tuple(
+        Alert(
+            source=Source.GRAFANA,
+            status=AlertStatus(item.status),
+            fingerprint=item.fingerprint or label_fingerprint(item.labels),
+            labels=item.labels,
+            annotations=item.annotations,
+            starts_at=_time(item.starts_at),
+            ends_at=_time(item.ends_at),
+            generator_url=item.generator_url or None,
+            dashboard_url=item.dashboard_url or None,
+            panel_url=item.panel_url or None,
+            silence_url=item.silence_url or None,
+            image_url=item.image_url or None,
+            values=item.values or {},
+            value_string=item.value_string or None,
+            group_key=body.group_key,
+        )
+        for item in body.alerts
+    )
+    return Notification(
+        source=Source.GRAFANA,
+        alerts=alerts,
+        receiver=body.receiver,
+        group_key=body.group_key,
+        external_url=body.external_url,
+        truncated_alerts=body.truncated_alerts,
+    )
+
+
+def _parse_legacy_grafana(document: dict[str, Any]) -> Notification:
+    try:
+        body = LegacyGrafanaBody.model_validate(document)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    if body.state in ("paused", "pending"):
+        # Neither is a firing or a resolved alert: nothing to page, nothing to resolve.
+        return Notification(source=Source.GRAFANA, alerts=())
+    labels = {**(body.tags or {}), "alertname": body.rule_name}
+    annotations = {
+        key: value for key, value in (("title", body.title), ("message", body.message)) if value
+    }
+    matches = body.eval_matches or []
+    values = {m.metric: m.value for m in matches if m.metric and m.value is not None}
+    value_string = ", ".join(f"{metric}={value:g}" for metric, value in values.items()) or None
+    alert = Alert(
+        source=Source.GRAFANA,
+        status=AlertStatus.RESOLVED if body.state == "ok" else AlertStatus.FIRING,
+        fingerprint=label_fingerprint(labels),
+        labels=labels,
+        annotations=annotations,
+        starts_at=None,
+        generator_url=body.rule_url or None,
+        image_url=body.image_url or None,
+        values=values,
+        value_string=value_string,
+    )
+    return Notification(source=Source.GRAFANA, alerts=(alert,))
+
+
+PARSERS = {
+    Source.ALERTMANAGER: parse_alertmanager,
+    Source.GRAFANA: parse_grafana,
+}
+
+
+def parse_body(source: Source, body: bytes) -> Notification:
+    """Decode and parse a webhook body from `source`; PayloadError names what is wrong."""
+    return PARSERS[source](decode_json(body))

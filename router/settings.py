@@ -1,0 +1,102 @@
+"""Settings from the environment (prefix `ROUTER_`) and an optional `.env` file.
+
+This module is the only reader of the environment for runbook-router's own settings; rules files
+read `${NAME}` secrets through `router.rules`. Secrets are `SecretStr`, so they never print.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.errors import ConfigError
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com"
+
+
+class Settings(BaseSettings):
+    """Every setting of SPEC.md §2; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9099, ge=0, le=65535)
+    rules_dir: Path = Path("rules")
+    database_url: str = "sqlite:///data/router.db"
+    public_url: str | None = None
+    webhook_token: SecretStr | None = None
+    api_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    pagerduty_webhook_secret: SecretStr | None = None
+    pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # How long shutdown waits for requests and transactions in flight.
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
+
+    @field_validator("public_url", "pagerduty_events_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("webhook_token", "api_token", "secret_key", "pagerduty_webhook_secret")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # an empty variable means "unset", as in a shell
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach the router: ROUTER_PUBLIC_URL, else the listen address."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name other than localhost may resolve anywhere
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, or ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = tuple(
+            f"ROUTER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ConfigError("invalid settings", problems) from exc
