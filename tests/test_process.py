@@ -1,0 +1,85 @@
+"""The real `runbook-router serve` process, over real HTTP on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES
+from .support import free_port, router_env, start_router, stop, wait_until_healthy
+
+pytestmark = pytest.mark.process
+
+
+def post(url: str, body: bytes, token: str | None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_serve_stores_posted_alerts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    database = tmp_path / "router.db"
+    env = router_env(
+        port=str(port),
+        database_url=f"sqlite:///{database}",
+        webhook_token="t0ken",
+        log_format="json",
+    )
+    process = start_router(env)
+    try:
+        wait_until_healthy(process, port)
+        body = (FIXTURES / "payloads/good/alertmanager/firing_two_alerts.json").read_bytes()
+        status, answer = post(f"http://127.0.0.1:{port}/webhooks/alertmanager", body, "t0ken")
+        assert (status, answer["new"]) == (200, 2)
+        status, answer = post(f"http://127.0.0.1:{port}/webhooks/alertmanager", body, None)
+        assert status == 401
+    finally:
+        code, output = stop(process)
+    assert code == 0, output
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM alerts").fetchone() == (2,)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    accepted = [line for line in lines if line["message"] == "webhook accepted"]
+    assert accepted and accepted[0]["source"] == "alertmanager" and accepted[0]["alerts"] == 2
+    assert any(line["message"] == "webhook refused" and line["status"] == 401 for line in lines)
+    assert "t0ken" not in output
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    env = router_env(
+        host="0.0.0.0", port=str(free_port()), database_url=f"sqlite:///{tmp_path}/r.db"
+    )
+    process = start_router(env)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    output = output.decode()
+    assert "refusing to listen on 0.0.0.0 without ROUTER_WEBHOOK_TOKEN" in output
+
+
+def test_serve_reports_a_bad_setting(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "serve"],
+        env=router_env(port="ninety"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "ROUTER_PORT: Input should be a valid integer" in result.stderr

@@ -1,0 +1,107 @@
+"""Settings: defaults of SPEC.md §2, clear messages for bad values, the listen-address guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.app import check_listen_address
+from router.errors import ConfigError
+from router.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+    for name in list(__import__("os").environ):
+        if name.startswith("ROUTER_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_those_of_the_spec() -> None:
+    settings = load_settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 9099)
+    assert settings.rules_dir == Path("rules")
+    assert settings.database_url == "sqlite:///data/router.db"
+    assert settings.base_url == "http://127.0.0.1:9099"
+    assert settings.webhook_token is None
+    assert settings.max_body_bytes == 8388608
+    assert settings.log_format == "text"
+    assert settings.pagerduty_events_url == "https://events.pagerduty.com"
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ROUTER_PORT=9300\nROUTER_WEBHOOK_TOKEN=from-dotenv\n")
+    monkeypatch.setenv("ROUTER_PUBLIC_URL", "https://router.example.com/")
+    settings = load_settings()
+    assert settings.port == 9300
+    assert settings.webhook_token is not None
+    assert settings.webhook_token.get_secret_value() == "from-dotenv"
+    assert settings.base_url == "https://router.example.com"
+    assert "from-dotenv" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "ROUTER_PORT",
+            "ninety",
+            "ROUTER_PORT: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        ("ROUTER_PORT", "70000", "ROUTER_PORT: Input should be less than or equal to 65535"),
+        (
+            "ROUTER_DATABASE_URL",
+            "mysql://db/router",
+            "ROUTER_DATABASE_URL: Value error, must be sqlite:///PATH or postgresql://USER@HOST/DB",
+        ),
+        ("ROUTER_LOG_FORMAT", "xml", "ROUTER_LOG_FORMAT: Input should be 'text' or 'json'"),
+        (
+            "ROUTER_PUBLIC_URL",
+            "router.example.com",
+            "ROUTER_PUBLIC_URL: Value error, must be an http:// or https:// URL, got 'router.example.com'",
+        ),
+        (
+            "ROUTER_MAX_BODY_BYTES",
+            "10",
+            "ROUTER_MAX_BODY_BYTES: Input should be greater than or equal to 1024",
+        ),
+    ],
+)
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert raised.value.problems == (message,)
+
+
+def test_blank_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_WEBHOOK_TOKEN", "  ")
+    assert load_settings().webhook_token is None
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "insecure", "refused"),
+    [
+        ("127.0.0.1", None, False, False),
+        ("::1", None, False, False),
+        ("localhost", None, False, False),
+        ("0.0.0.0", None, False, True),
+        ("10.1.2.3", None, False, True),
+        ("router.internal", None, False, True),
+        ("0.0.0.0", "secret", False, False),
+        ("0.0.0.0", None, True, False),
+    ],
+)
+def test_non_loopback_address_needs_a_token_or_insecure(
+    host: str, token: str | None, insecure: bool, refused: bool
+) -> None:
+    settings = Settings(_env_file=None, host=host, webhook_token=token)  # type: ignore[call-arg, arg-type]
+    if refused:
+        with pytest.raises(ConfigError, match="without ROUTER_WEBHOOK_TOKEN"):
+            check_listen_address(settings, insecure)
+    else:
+        check_listen_address(settings, insecure)
