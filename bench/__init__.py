@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench` runs every `bench/bench_*.py` module's `main()` and prints its figures."""
+"""Benchmarks: `make bench` runs the `main()` of every `bench/bench_*.py` module."""
