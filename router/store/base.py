@@ -1,12 +1,21 @@
-"""The `Store` interface that the HTTP layer and the engine depend on."""
+"""The `Store` interface that the HTTP layer, the incident service and the engine depend on.
+
+Work that must be atomic runs inside `async with store.transaction("what") as tx:`; every method of
+`Transaction` joins that one database transaction, which commits when the block ends and rolls back
+(raising `StoreError`) when anything in it fails.
+"""
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from router.models import Notification
+from router.escalation import IncidentState, NextAction, Progress
+from router.models import Alert, Notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +25,181 @@ class IngestResult:
     new: int = 0
     updated: int = 0
     duplicate: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert instance as stored, and what storing it just changed."""
+
+    id: int
+    outcome: str  # "new", "updated" (it resolved) or "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    id: int
+    key: str
+    state: IncidentState
+    severity: str
+    rule: str | None
+    policy: str
+    title: str
+    progress: Progress
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    classification: dict[str, Any]
+    runbook: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "key": self.key,
+            "state": self.state.value,
+            "severity": self.severity,
+            "title": self.title,
+            "rule": self.rule,
+            "policy": self.policy,
+            "step": self.progress.step + 1,
+            "round": self.progress.round,
+            "next_action": self.progress.next_action.value if self.progress.next_action else None,
+            "next_action_at": iso(self.progress.next_action_at),
+            "opened_at": iso(self.opened_at),
+            "acknowledged_at": iso(self.acknowledged_at),
+            "acknowledged_by": self.acknowledged_by,
+            "resolved_at": iso(self.resolved_at),
+            "resolved_by": self.resolved_by,
+            "reason": self.classification.get("reason"),
+            "matched_rules": self.classification.get("matched_rules", []),
+            "runbook": self.runbook,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewPage:
+    """A delivery to enqueue in the outbox."""
+
+    incident_id: int
+    event: str
+    step: int
+    round: int
+    tier: str
+    channel: str
+    channel_index: int
+    channel_label: str
+    context: dict[str, Any]
+    due_at: datetime
+    deadline_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    id: int
+    incident_id: int
+    event: str
+    step: int
+    round: int
+    tier: str
+    channel: str
+    channel_index: int
+    channel_label: str
+    context: dict[str, Any]
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    deadline_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PagedChannel:
+    """A channel an incident was paged on: where acknowledgements and resolutions go too."""
+
+    tier: str
+    channel: str
+    channel_index: int
+    channel_label: str
+
+
+class Transaction(abc.ABC):
+    """Operations inside one database transaction."""
+
+    @abc.abstractmethod
+    async def store_alert(self, alert: Alert, now: datetime) -> StoredAlert: ...
+
+    @abc.abstractmethod
+    async def open_incident_by_key(self, key: str) -> IncidentRecord | None:
+        """The open incident of `key`, locked for this transaction."""
+
+    @abc.abstractmethod
+    async def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None: ...
+
+    @abc.abstractmethod
+    async def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
+        """Open incidents this alert instance belongs to, locked."""
+
+    @abc.abstractmethod
+    async def create_incident(
+        self,
+        *,
+        key: str,
+        severity: str,
+        rule: str | None,
+        policy: str,
+        title: str,
+        progress: Progress,
+        opened_at: datetime,
+        classification: dict[str, Any],
+        runbook: dict[str, Any] | None,
+    ) -> IncidentRecord: ...
+
+    @abc.abstractmethod
+    async def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
+        """Store a new progress, and any other columns given (severity, acknowledged_at, ...)."""
+
+    @abc.abstractmethod
+    async def link_alert(self, incident_id: int, alert_id: int, severity: str) -> bool:
+        """Attach an alert instance to an incident; False when it already was."""
+
+    @abc.abstractmethod
+    async def firing_alerts(self, incident_id: int) -> int:
+        """How many of the incident's alerts still fire."""
+
+    @abc.abstractmethod
+    async def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None: ...
+
+    @abc.abstractmethod
+    async def enqueue_pages(self, pages: Sequence[NewPage]) -> None: ...
+
+    @abc.abstractmethod
+    async def paged_channels(self, incident_id: int) -> list[PagedChannel]:
+        """Every distinct channel a trigger or escalation of the incident went to."""
+
+    @abc.abstractmethod
+    async def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
+        """Incidents whose next action is due, locked; other replicas skip them."""
+
+    @abc.abstractmethod
+    async def finish_page(
+        self,
+        page_id: int,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str | None,
+        now: datetime,
+    ) -> None:
+        """Record the outcome of a delivery attempt: delivered, failed, or pending a retry."""
+
+    @abc.abstractmethod
+    async def remember_token(self, token: str, kind: str, now: datetime) -> bool:
+        """Record a one-time token; False when it was seen before (a replay)."""
 
 
 class Store(abc.ABC):
@@ -34,9 +218,62 @@ class Store(abc.ABC):
         """Raise StoreError unless the database answers."""
 
     @abc.abstractmethod
+    def transaction(self, what: str) -> AbstractAsyncContextManager[Transaction]:
+        """One transaction; a failure inside raises StoreError naming `what`."""
+
+    @abc.abstractmethod
     async def ingest(self, notification: Notification, received_at: datetime) -> IngestResult:
         """Store every alert of a webhook in one transaction; redeliveries change nothing."""
 
     @abc.abstractmethod
     async def count_alerts(self) -> int:
         """How many alert instances are stored."""
+
+    # --- reads for the API and the engine ------------------------------------------------
+
+    @abc.abstractmethod
+    async def list_incidents(
+        self, states: Sequence[IncidentState] | None, limit: int
+    ) -> list[IncidentRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def incident_detail(self, incident_id: int) -> dict[str, Any] | None:
+        """The incident with its alerts and timeline, ready for JSON."""
+
+    @abc.abstractmethod
+    async def next_due(self) -> datetime | None:
+        """When the earliest incident action or page falls due."""
+
+    @abc.abstractmethod
+    async def count_open_incidents(self) -> dict[tuple[str, str], int]:
+        """Open incidents by (severity, state)."""
+
+    # --- the outbox ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_due_pages(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[PageRecord]:
+        """Pending pages due now (or whose claim expired), claimed until `lease_until`."""
+
+    @abc.abstractmethod
+    async def pending_pages(self) -> int: ...
+
+    @abc.abstractmethod
+    async def setting(self, name: str, default: str) -> str:
+        """A value the router keeps for itself; stores `default` the first time."""
+
+
+__all__ = [
+    "IncidentRecord",
+    "IncidentState",
+    "IngestResult",
+    "NewPage",
+    "NextAction",
+    "PageRecord",
+    "PagedChannel",
+    "Store",
+    "StoredAlert",
+    "Transaction",
+]

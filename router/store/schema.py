@@ -66,3 +66,107 @@ alerts = sa.Table(
     sa.UniqueConstraint("fingerprint", "starts_at", name="uq_alerts_instance"),
 )
 sa.Index("ix_alerts_fingerprint_status", alerts.c.fingerprint, alerts.c.status)
+
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+# An incident: alerts that share an incident key, and where its escalation stands. At most one
+# incident per key is open at a time (the partial unique index); a re-fire after resolution opens
+# a new one.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(255)),
+    sa.Column("policy", sa.String(255), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("next_action", sa.String(16)),
+    sa.Column("next_action_at", UTCDateTime),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("acknowledged_at", UTCDateTime),
+    sa.Column("acknowledged_by", sa.String(255)),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolved_by", sa.String(255)),
+    sa.Column("classification", sa.JSON, nullable=False),
+    sa.Column("runbook", sa.JSON),
+)
+sa.Index(
+    "uq_incidents_open_key",
+    incidents.c.key,
+    unique=True,
+    sqlite_where=incidents.c.state != "resolved",
+    postgresql_where=incidents.c.state != "resolved",
+)
+sa.Index("ix_incidents_due", incidents.c.next_action_at)
+
+# Which incident an alert instance belongs to (alerts that resolved unseen belong to none).
+incident_alerts = sa.Table(
+    "incident_alerts",
+    metadata,
+    sa.Column("incident_id", _ID, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("alert_id", _ID, sa.ForeignKey("alerts.id"), primary_key=True),
+    sa.Column("severity", sa.String(32), nullable=False),
+)
+sa.Index("ix_incident_alerts_alert", incident_alerts.c.alert_id)
+
+# The timeline: every decision about an incident, with its reason, in order.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("incident_id", _ID, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+sa.Index("ix_events_incident", events.c.incident_id, events.c.id)
+
+# The outbox: one row per delivery to one channel. The dispatcher claims due rows, sends outside
+# any transaction, and records the outcome; a claim that is never recorded (a crash) expires and
+# the row is sent again: at least once, never zero times.
+pages = sa.Table(
+    "pages",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("incident_id", _ID, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),  # trigger, escalate, acknowledge, resolve
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("tier", sa.String(255), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # pagerduty, apprise, log
+    sa.Column("channel_index", sa.Integer, nullable=False),  # position in the tier's channels
+    sa.Column("channel_label", sa.String(255), nullable=False),  # safe to show: no secret
+    sa.Column("context", sa.JSON, nullable=False),  # what the page says, rendered when sent
+    sa.Column("state", sa.String(16), nullable=False),  # pending, sending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("deadline_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+)
+sa.Index("ix_pages_due", pages.c.state, pages.c.next_attempt_at)
+sa.Index("ix_pages_incident", pages.c.incident_id)
+
+# Small named values the router keeps for itself (the generated link-signing key).
+settings_kv = sa.Table(
+    "router_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Nonces of acknowledgement links already used, and PagerDuty webhook ids already handled:
+# a replayed link or a redelivered webhook changes nothing.
+seen_tokens = sa.Table(
+    "seen_tokens",
+    metadata,
+    sa.Column("token", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+)

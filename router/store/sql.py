@@ -9,8 +9,8 @@ replicas with row locks.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from router.errors import StoreError
+from router.escalation import IncidentState, NextAction, Progress
 from router.models import Alert, AlertStatus, Notification
 from router.store import schema
-from router.store.base import IngestResult, Store
+from router.store.base import (
+    IncidentRecord,
+    IngestResult,
+    NewPage,
+    PagedChannel,
+    PageRecord,
+    Store,
+    StoredAlert,
+    Transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,57 +118,205 @@ class SqlStore(Store):
         async with self._transaction("ping") as conn:
             await conn.execute(sa.text("SELECT 1"))
 
+    def transaction(self, what: str) -> AbstractAsyncContextManager[Transaction]:
+        return self._sql_transaction(what)
+
+    @asynccontextmanager
+    async def _sql_transaction(self, what: str) -> AsyncIterator[Transaction]:
+        async with self._transaction(what) as conn:
+            yield SqlTransaction(conn, self.dialect)
+
     # --- alerts ---------------------------------------------------------------------------
 
     async def ingest(self, notification: Notification, received_at: datetime) -> IngestResult:
         counts = {"new": 0, "updated": 0, "duplicate": 0}
         async with self._transaction("store alerts") as conn:
+            tx = SqlTransaction(conn, self.dialect)
             for alert in notification.alerts:
-                counts[await self._ingest_alert(conn, alert, received_at)] += 1
+                counts[(await tx.store_alert(alert, received_at)).outcome] += 1
         return IngestResult(**counts)
 
-    async def _ingest_alert(self, conn: AsyncConnection, alert: Alert, now: datetime) -> str:
-        """Store one alert instance: 'new', 'updated' (it resolved) or 'duplicate'."""
-        starts_at = alert.starts_at or await self._legacy_start(conn, alert, now)
+    async def count_alerts(self) -> int:
+        async with self._transaction("count alerts") as conn:
+            query = sa.select(sa.func.count()).select_from(schema.alerts)
+            return int((await conn.execute(query)).scalar_one())
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def list_incidents(
+        self, states: Sequence[IncidentState] | None, limit: int
+    ) -> list[IncidentRecord]:
+        table = schema.incidents
+        query = sa.select(table).order_by(table.c.opened_at.desc(), table.c.id.desc()).limit(limit)
+        if states:
+            query = query.where(table.c.state.in_([state.value for state in states]))
+        async with self._transaction("list incidents") as conn:
+            return [_incident(row) for row in (await conn.execute(query)).mappings()]
+
+    async def incident_detail(self, incident_id: int) -> dict[str, Any] | None:
+        async with self._transaction("read incident") as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(schema.incidents).where(schema.incidents.c.id == incident_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            alerts_query = (
+                sa.select(schema.alerts, schema.incident_alerts.c.severity.label("severity"))
+                .join(
+                    schema.incident_alerts, schema.incident_alerts.c.alert_id == schema.alerts.c.id
+                )
+                .where(schema.incident_alerts.c.incident_id == incident_id)
+                .order_by(schema.alerts.c.id)
+            )
+            alerts = [_alert_json(alert) for alert in (await conn.execute(alerts_query)).mappings()]
+            events_query = (
+                sa.select(schema.events)
+                .where(schema.events.c.incident_id == incident_id)
+                .order_by(schema.events.c.id)
+            )
+            timeline = [
+                {"at": event["at"].isoformat(), "kind": event["kind"], "detail": event["detail"]}
+                for event in (await conn.execute(events_query)).mappings()
+            ]
+        return {**_incident(row).to_json(), "alerts": alerts, "timeline": timeline}
+
+    async def next_due(self) -> datetime | None:
+        incidents, pages = schema.incidents, schema.pages
+        async with self._transaction("find next due time") as conn:
+            incident_due = (
+                await conn.execute(
+                    sa.select(sa.func.min(incidents.c.next_action_at)).where(
+                        incidents.c.next_action_at.is_not(None)
+                    )
+                )
+            ).scalar()
+            page_due = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.min(
+                            sa.func.coalesce(pages.c.claimed_until, pages.c.next_attempt_at)
+                        )
+                    ).where(pages.c.state.in_(("pending", "sending")))
+                )
+            ).scalar()
+        # min() and coalesce() keep the column type, so these come back as datetimes.
+        dues: list[datetime] = [due for due in (incident_due, page_due) if due is not None]
+        return min(dues) if dues else None
+
+    async def count_open_incidents(self) -> dict[tuple[str, str], int]:
+        table = schema.incidents
+        query = (
+            sa.select(table.c.severity, table.c.state, sa.func.count())
+            .where(table.c.state != IncidentState.RESOLVED.value)
+            .group_by(table.c.severity, table.c.state)
+        )
+        async with self._transaction("count open incidents") as conn:
+            return {(row[0], row[1]): int(row[2]) for row in await conn.execute(query)}
+
+    # --- outbox ---------------------------------------------------------------------------
+
+    async def claim_due_pages(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[PageRecord]:
+        pages = schema.pages
+        due = sa.or_(
+            sa.and_(pages.c.state == "pending", pages.c.next_attempt_at <= now),
+            # A claim that was never recorded: the process that held it died mid-send.
+            sa.and_(pages.c.state == "sending", pages.c.claimed_until <= now),
+        )
+        query = (
+            sa.select(pages)
+            .where(due)
+            .order_by(pages.c.next_attempt_at, pages.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._transaction("claim due pages") as conn:
+            rows = list((await conn.execute(query)).mappings())
+            if rows:
+                await conn.execute(
+                    pages.update()
+                    .where(pages.c.id.in_([row["id"] for row in rows]))
+                    .values(state="sending", claimed_until=lease_until)
+                )
+        return [_page(row) for row in rows]
+
+    async def pending_pages(self) -> int:
+        pages = schema.pages
+        query = sa.select(sa.func.count()).where(pages.c.state.in_(("pending", "sending")))
+        async with self._transaction("count pending pages") as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def setting(self, name: str, default: str) -> str:
+        table = schema.settings_kv
+        async with self._transaction("read router setting") as conn:
+            await conn.execute(
+                _insert_ignore(self.dialect, table, {"name": name, "value": default}, ["name"])
+            )
+            found = await conn.execute(sa.select(table.c.value).where(table.c.name == name))
+            return str(found.scalar_one())
+
+
+class SqlTransaction(Transaction):
+    """`Transaction` over one SQLAlchemy connection inside `engine.begin()`."""
+
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    def _locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # Row locks matter only on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
+        return query.with_for_update() if self._dialect == "postgresql" else query
+
+    async def store_alert(self, alert: Alert, now: datetime) -> StoredAlert:
+        conn = self._conn
+        table = schema.alerts
+        starts_at = alert.starts_at or await self._legacy_start(alert, now)
+        row = {
+            "fingerprint": alert.fingerprint,
+            "starts_at": starts_at,
+            "source": alert.source.value,
+            "status": alert.status.value,
+            "alertname": alert.name[:255],
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "details": _details(alert),
+            "ends_at": alert.ends_at,
+            "received_at": now,
+            "updated_at": now,
+        }
         inserted = await conn.execute(
-            self._insert_ignoring_duplicates(
-                {
-                    "fingerprint": alert.fingerprint,
-                    "starts_at": starts_at,
-                    "source": alert.source.value,
-                    "status": alert.status.value,
-                    "alertname": alert.name[:255],
-                    "labels": dict(alert.labels),
-                    "annotations": dict(alert.annotations),
-                    "details": _details(alert),
-                    "ends_at": alert.ends_at,
-                    "received_at": now,
-                    "updated_at": now,
-                }
+            _insert_ignore(self._dialect, table, row, ["fingerprint", "starts_at"])
+        )
+        found = await conn.execute(
+            sa.select(table.c.id).where(
+                table.c.fingerprint == alert.fingerprint, table.c.starts_at == starts_at
             )
         )
+        alert_id = int(found.scalar_one())
         if inserted.rowcount:
-            return "new"
+            return StoredAlert(alert_id, "new")
         if alert.status is not AlertStatus.RESOLVED:
             # A repeat, or a late retry of the firing notice after the resolution: no change.
-            return "duplicate"
-        table = schema.alerts
+            return StoredAlert(alert_id, "duplicate")
         resolved = await conn.execute(
             table.update()
-            .where(
-                table.c.fingerprint == alert.fingerprint,
-                table.c.starts_at == starts_at,
-                table.c.status == AlertStatus.FIRING.value,
-            )
+            .where(table.c.id == alert_id, table.c.status == AlertStatus.FIRING.value)
             .values(status=AlertStatus.RESOLVED.value, ends_at=alert.ends_at or now, updated_at=now)
         )
-        return "updated" if resolved.rowcount else "duplicate"
+        return StoredAlert(alert_id, "updated" if resolved.rowcount else "duplicate")
 
-    async def _legacy_start(self, conn: AsyncConnection, alert: Alert, now: datetime) -> datetime:
+    async def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
         """Legacy Grafana sends no start time: an alert fires from when it was first received
         and stays the same instance until it resolves."""
         table = schema.alerts
-        current = await conn.execute(
+        current = await self._conn.execute(
             sa.select(table.c.starts_at)
             .where(
                 table.c.fingerprint == alert.fingerprint,
@@ -170,23 +328,247 @@ class SqlStore(Store):
         found: datetime | None = current.scalar()
         return found or now
 
-    def _insert_ignoring_duplicates(self, row: dict[str, Any]) -> sa.Insert:
-        keys = ["fingerprint", "starts_at"]
-        if self.dialect == "sqlite":
-            return (
-                sqlite.insert(schema.alerts).values(row).on_conflict_do_nothing(index_elements=keys)
-            )
-        return (
-            postgresql.insert(schema.alerts).values(row).on_conflict_do_nothing(index_elements=keys)
+    async def open_incident_by_key(self, key: str) -> IncidentRecord | None:
+        table = schema.incidents
+        query = sa.select(table).where(
+            table.c.key == key, table.c.state != IncidentState.RESOLVED.value
+        )
+        row = (await self._conn.execute(self._locked(query))).mappings().first()
+        return _incident(row) if row else None
+
+    async def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None:
+        query = sa.select(schema.incidents).where(schema.incidents.c.id == incident_id)
+        if lock:
+            query = self._locked(query)
+        row = (await self._conn.execute(query)).mappings().first()
+        return _incident(row) if row else None
+
+    async def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
+        table, links = schema.incidents, schema.incident_alerts
+        query = (
+            sa.select(table)
+            .join(links, links.c.incident_id == table.c.id)
+            .where(links.c.alert_id == alert_id, table.c.state != IncidentState.RESOLVED.value)
+        )
+        return [
+            _incident(row) for row in (await self._conn.execute(self._locked(query))).mappings()
+        ]
+
+    async def create_incident(
+        self,
+        *,
+        key: str,
+        severity: str,
+        rule: str | None,
+        policy: str,
+        title: str,
+        progress: Progress,
+        opened_at: datetime,
+        classification: dict[str, Any],
+        runbook: dict[str, Any] | None,
+    ) -> IncidentRecord:
+        values = {
+            "key": key,
+            "severity": severity,
+            "rule": rule,
+            "policy": policy,
+            "title": title,
+            "opened_at": opened_at,
+            "classification": classification,
+            "runbook": runbook,
+            **_progress_columns(progress),
+        }
+        result = await self._conn.execute(schema.incidents.insert().values(values))
+        incident_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        record = await self.incident(incident_id, lock=False)
+        assert record is not None
+        return record
+
+    async def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
+        await self._conn.execute(
+            schema.incidents.update()
+            .where(schema.incidents.c.id == incident_id)
+            .values(**_progress_columns(progress), **fields)
         )
 
-    async def count_alerts(self) -> int:
-        async with self._transaction("count alerts") as conn:
-            return int(
-                (
-                    await conn.execute(sa.select(sa.func.count()).select_from(schema.alerts))
-                ).scalar_one()
+    async def link_alert(self, incident_id: int, alert_id: int, severity: str) -> bool:
+        row = {"incident_id": incident_id, "alert_id": alert_id, "severity": severity}
+        result = await self._conn.execute(
+            _insert_ignore(self._dialect, schema.incident_alerts, row, ["incident_id", "alert_id"])
+        )
+        return bool(result.rowcount)
+
+    async def firing_alerts(self, incident_id: int) -> int:
+        alerts, links = schema.alerts, schema.incident_alerts
+        query = (
+            sa.select(sa.func.count())
+            .select_from(links.join(alerts, alerts.c.id == links.c.alert_id))
+            .where(links.c.incident_id == incident_id, alerts.c.status == AlertStatus.FIRING.value)
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
+        await self._conn.execute(
+            schema.events.insert().values(incident_id=incident_id, at=at, kind=kind, detail=detail)
+        )
+
+    async def enqueue_pages(self, pages: Sequence[NewPage]) -> None:
+        if not pages:
+            return
+        await self._conn.execute(
+            schema.pages.insert(),
+            [
+                {
+                    "incident_id": page.incident_id,
+                    "event": page.event,
+                    "step": page.step,
+                    "round": page.round,
+                    "tier": page.tier,
+                    "channel": page.channel,
+                    "channel_index": page.channel_index,
+                    "channel_label": page.channel_label,
+                    "context": page.context,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": page.due_at,
+                    "deadline_at": page.deadline_at,
+                    "created_at": page.due_at,
+                }
+                for page in pages
+            ],
+        )
+
+    async def paged_channels(self, incident_id: int) -> list[PagedChannel]:
+        pages = schema.pages
+        query = (
+            sa.select(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
+            .where(pages.c.incident_id == incident_id, pages.c.event.in_(("trigger", "escalate")))
+            .group_by(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
+            .order_by(sa.func.min(pages.c.id))
+        )
+        return [PagedChannel(*row) for row in await self._conn.execute(query)]
+
+    async def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
+        table = schema.incidents
+        query = (
+            sa.select(table)
+            .where(table.c.next_action_at <= now)
+            .order_by(table.c.next_action_at, table.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_incident(row) for row in (await self._conn.execute(query)).mappings()]
+
+    async def finish_page(
+        self,
+        page_id: int,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str | None,
+        now: datetime,
+    ) -> None:
+        await self._conn.execute(
+            schema.pages.update()
+            .where(schema.pages.c.id == page_id)
+            .values(
+                state=state,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                claimed_until=None,
+                last_error=error,
+                delivered_at=now if state == "delivered" else None,
             )
+        )
+
+    async def remember_token(self, token: str, kind: str, now: datetime) -> bool:
+        row = {"token": token, "kind": kind, "seen_at": now}
+        result = await self._conn.execute(
+            _insert_ignore(self._dialect, schema.seen_tokens, row, ["token"])
+        )
+        return bool(result.rowcount)
+
+
+def _insert_ignore(
+    dialect: str, table: sa.Table, row: dict[str, Any], keys: list[str]
+) -> sa.Insert:
+    """INSERT that does nothing when the row's unique key exists (rowcount tells which)."""
+    if dialect == "sqlite":
+        return sqlite.insert(table).values(row).on_conflict_do_nothing(index_elements=keys)
+    return postgresql.insert(table).values(row).on_conflict_do_nothing(index_elements=keys)
+
+
+def _progress_columns(progress: Progress) -> dict[str, Any]:
+    return {
+        "state": progress.state.value,
+        "step": progress.step,
+        "round": progress.round,
+        "next_action": progress.next_action.value if progress.next_action else None,
+        "next_action_at": progress.next_action_at,
+    }
+
+
+def _incident(row: Any) -> IncidentRecord:
+    return IncidentRecord(
+        id=int(row["id"]),
+        key=row["key"],
+        state=IncidentState(row["state"]),
+        severity=row["severity"],
+        rule=row["rule"],
+        policy=row["policy"],
+        title=row["title"],
+        progress=Progress(
+            state=IncidentState(row["state"]),
+            step=int(row["step"]),
+            round=int(row["round"]),
+            next_action=NextAction(row["next_action"]) if row["next_action"] else None,
+            next_action_at=row["next_action_at"],
+        ),
+        opened_at=row["opened_at"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
+        classification=dict(row["classification"] or {}),
+        runbook=row["runbook"],
+    )
+
+
+def _page(row: Any) -> PageRecord:
+    return PageRecord(
+        id=int(row["id"]),
+        incident_id=int(row["incident_id"]),
+        event=row["event"],
+        step=int(row["step"]),
+        round=int(row["round"]),
+        tier=row["tier"],
+        channel=row["channel"],
+        channel_index=int(row["channel_index"]),
+        channel_label=row["channel_label"],
+        context=dict(row["context"]),
+        state=row["state"],
+        attempts=int(row["attempts"]),
+        next_attempt_at=row["next_attempt_at"],
+        deadline_at=row["deadline_at"],
+        created_at=row["created_at"],
+    )
+
+
+def _alert_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row["id"]),
+        "fingerprint": row["fingerprint"],
+        "alertname": row["alertname"],
+        "status": row["status"],
+        "severity": row["severity"],
+        "source": row["source"],
+        "labels": row["labels"],
+        "annotations": row["annotations"],
+        "starts_at": row["starts_at"].isoformat(),
+        "ends_at": row["ends_at"].isoformat() if row["ends_at"] else None,
+        **row["details"],
+    }
 
 
 def _details(alert: Alert) -> dict[str, Any]:

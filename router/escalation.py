@@ -1,0 +1,276 @@
+"""The escalation state machine, as pure functions of (incident progress, policy, now).
+
+An incident's escalation position is a `Progress`: its state, the step it is on, how many times
+the last step has been repeated, and the one thing due next (`NextAction`) with its time. Each
+function here takes a Progress and returns a `Decision`: the new Progress, the steps to page now,
+and timeline notes with the reason for every choice. Nothing here reads a clock, a database or
+the network; the engine stores the Progress and acts on the Decision in one transaction.
+
+Business hours: a severity with `hours: business` pages only while the window is open. A page that
+falls outside it becomes a `PAGE` action at the next opening, and the timeline says so.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+class IncidentState(enum.StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class NextAction(enum.StrEnum):
+    PAGE = "page"  # page the current step: it waited for business hours
+    ESCALATE = "escalate"  # the current step's ack_within lapses: page the next step
+    ACK_EXPIRED = "ack_expired"  # an acknowledgement lapses while the incident still fires
+
+
+class StepLike(Protocol):
+    @property
+    def tiers(self) -> tuple[str, ...]: ...
+
+    @property
+    def ack_within(self) -> timedelta | None: ...
+
+
+class PolicyLike(Protocol):
+    """One severity's escalation: `router.rules.SeverityPolicy`."""
+
+    @property
+    def steps(self) -> Sequence[StepLike]: ...
+
+    @property
+    def repeat(self) -> int: ...
+
+    @property
+    def ack_expires(self) -> timedelta | None: ...
+
+
+class HoursLike(Protocol):
+    """Business hours: `router.schedule.BusinessHours`."""
+
+    def is_open(self, at: datetime) -> bool: ...
+
+    def next_open(self, at: datetime) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where an incident stands in its escalation; stored with the incident."""
+
+    state: IncidentState
+    step: int = 0  # index into the policy's steps of the step paged last (or waiting to be)
+    round: int = 0  # 0 on the first pass; n on the n-th repeat of the last step
+    next_action: NextAction | None = None
+    next_action_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageOrder:
+    """Page every channel of every tier of one step."""
+
+    step: int
+    round: int
+    tiers: tuple[str, ...]
+    kind: str  # "trigger" for the first page, "escalate" for later ones
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A timeline entry: what was decided and why."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    progress: Progress
+    pages: tuple[PageOrder, ...] = ()
+    notes: tuple[Note, ...] = ()
+    sla_breached_tiers: tuple[str, ...] = ()  # tiers whose ack_within lapsed
+    escalated_tiers: tuple[str, ...] = ()  # tiers paged because of an escalation
+    changed: bool = True  # False: nothing to store
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every decision needs besides the progress: the policy, the hours, the severity."""
+
+    severity: str
+    policy: PolicyLike
+    hours: HoursLike | None = None  # set only for severities with `hours: business`
+
+
+def describe(delta: timedelta) -> str:
+    """A duration as people write it in rules: 90s, 5m, 1h30m, 2d."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _step_label(step: int, round_: int) -> str:
+    return f"step {step + 1}" + (f" (repeat {round_})" if round_ else "")
+
+
+def _page(
+    context: Context,
+    state: IncidentState,
+    step: int,
+    round_: int,
+    now: datetime,
+    kind: str,
+    reason: str,
+) -> Decision:
+    """Page `step` now, or at the next business-hours opening when the window is closed."""
+    tiers = tuple(context.policy.steps[step].tiers)
+    label = _step_label(step, round_)
+    if context.hours is not None and not context.hours.is_open(now):
+        opens = context.hours.next_open(now)
+        return Decision(
+            progress=Progress(state, step, round_, NextAction.PAGE, opens),
+            notes=(
+                Note(
+                    "waiting",
+                    f"{reason}; {context.severity} pages wait for business hours: "
+                    f"{label} ({', '.join(tiers)}) at {opens.isoformat()}",
+                ),
+            ),
+        )
+    ack_within = context.policy.steps[step].ack_within
+    if ack_within is None:
+        next_action, due, until = None, None, "no acknowledgement deadline"
+    else:
+        next_action, due = NextAction.ESCALATE, now + ack_within
+        until = f"acknowledge within {describe(ack_within)}"
+    return Decision(
+        progress=Progress(state, step, round_, next_action, due),
+        pages=(PageOrder(step, round_, tiers, kind),),
+        notes=(Note("page", f"{reason}: paging {label}: {', '.join(tiers)}; {until}"),),
+    )
+
+
+def start(context: Context, now: datetime) -> Decision:
+    """A new incident: page the first step."""
+    return _page(context, IncidentState.TRIGGERED, 0, 0, now, "trigger", "incident opened")
+
+
+def when_due(progress: Progress, context: Context, now: datetime) -> Decision:
+    """The incident's next action fell due: page, escalate, or re-trigger."""
+    action = progress.next_action
+    if progress.state is IncidentState.RESOLVED or action is None:
+        return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
+    if action is NextAction.PAGE:
+        kind = "trigger" if progress.step == 0 and progress.round == 0 else "escalate"
+        return _page(
+            context,
+            progress.state,
+            progress.step,
+            progress.round,
+            now,
+            kind,
+            "business hours began",
+        )
+    if action is NextAction.ACK_EXPIRED:
+        return _acknowledgement_expired(progress, context, now)
+    return _escalate(progress, context, now)
+
+
+def _escalate(progress: Progress, context: Context, now: datetime) -> Decision:
+    if progress.state is not IncidentState.TRIGGERED:
+        # Acknowledged in the meantime; the acknowledgement replaced this action already.
+        return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
+    steps = context.policy.steps
+    step = min(progress.step, len(steps) - 1)
+    lapsed = steps[step].ack_within or timedelta(0)
+    breached = tuple(steps[step].tiers)
+    if step + 1 < len(steps):
+        next_step, next_round = step + 1, progress.round
+    elif progress.round < context.policy.repeat:
+        next_step, next_round = step, progress.round + 1
+    else:
+        pages_sent = len(steps) + context.policy.repeat
+        return Decision(
+            progress=Progress(IncidentState.TRIGGERED, step, progress.round),
+            notes=(
+                Note(
+                    "exhausted",
+                    f"ack SLA {describe(lapsed)} of {_step_label(step, progress.round)} lapsed; "
+                    f"escalation exhausted after {pages_sent} pages: nobody acknowledged",
+                ),
+            ),
+            sla_breached_tiers=breached,
+        )
+    reason = f"ack SLA {describe(lapsed)} lapsed with no acknowledgement"
+    decision = _page(
+        context, IncidentState.TRIGGERED, next_step, next_round, now, "escalate", reason
+    )
+    return replace(
+        decision,
+        sla_breached_tiers=breached,
+        escalated_tiers=tuple(steps[next_step].tiers) if decision.pages else (),
+    )
+
+
+def _acknowledgement_expired(progress: Progress, context: Context, now: datetime) -> Decision:
+    if progress.state is not IncidentState.ACKNOWLEDGED:
+        return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
+    expires = context.policy.ack_expires or timedelta(0)
+    step = min(progress.step, len(context.policy.steps) - 1)
+    reason = f"acknowledgement expired after {describe(expires)} while still firing"
+    return _page(context, IncidentState.TRIGGERED, step, progress.round, now, "escalate", reason)
+
+
+def acknowledge(progress: Progress, context: Context, now: datetime, who: str) -> Decision:
+    """Stop escalating. Resolution wins: acknowledging a resolved incident changes nothing."""
+    if progress.state is IncidentState.RESOLVED:
+        return Decision(
+            progress,
+            notes=(Note("ignored", f"acknowledgement by {who} ignored: already resolved"),),
+            changed=False,
+        )
+    if progress.state is IncidentState.ACKNOWLEDGED:
+        return Decision(progress, changed=False)
+    expires = context.policy.ack_expires
+    if expires is None:
+        next_action, due, note = None, None, f"acknowledged by {who}: escalation stopped"
+    else:
+        next_action, due = NextAction.ACK_EXPIRED, now + expires
+        note = (
+            f"acknowledged by {who}: escalation stopped; re-triggers at "
+            f"{due.isoformat()} if still firing (ack_expires {describe(expires)})"
+        )
+    return Decision(
+        progress=Progress(
+            IncidentState.ACKNOWLEDGED, progress.step, progress.round, next_action, due
+        ),
+        notes=(Note("acknowledged", note),),
+    )
+
+
+def resolve(progress: Progress, who: str) -> Decision:
+    if progress.state is IncidentState.RESOLVED:
+        return Decision(progress, changed=False)
+    return Decision(
+        progress=Progress(IncidentState.RESOLVED, progress.step, progress.round),
+        notes=(Note("resolved", f"resolved by {who}"),),
+    )
+
+
+def raise_severity(progress: Progress, context: Context, previous: str, now: datetime) -> Decision:
+    """A more severe alert joined: page the current step again under the new severity's policy."""
+    step = min(progress.step, len(context.policy.steps) - 1)
+    reason = f"severity raised from {previous} to {context.severity}"
+    return _page(context, IncidentState.TRIGGERED, step, 0, now, "escalate", reason)

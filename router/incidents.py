@@ -1,0 +1,422 @@
+"""Incidents: open, update, escalate, acknowledge and resolve them, each in one transaction.
+
+This is where the pure decisions of `router.escalation` meet the store. Every method opens one
+transaction, reads what it needs under lock, asks `escalation` what to do, and writes the new
+progress, the timeline notes and the pages to the outbox together. Metrics are counted only after
+the transaction committed, so a rolled-back attempt counts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from router import escalation
+from router.escalation import Decision, IncidentState, PageOrder
+from router.links import AckLinks
+from router.metrics import Metrics
+from router.models import Alert, AlertStatus, Notification
+from router.routing import RoutedAlert, Routing
+from router.store import IngestResult, Store
+from router.store.base import IncidentRecord, NewPage, Transaction
+
+# A delivery that still fails this long after it was due is given up and recorded as failed.
+DELIVERY_DEADLINE = timedelta(minutes=30)
+
+
+class IncidentNotFound(LookupError):
+    pass
+
+
+@dataclass
+class _Effects:
+    """Metric updates to apply once the transaction committed."""
+
+    opened: list[tuple[str, str]] = field(default_factory=list)  # (severity, rule)
+    escalated: list[tuple[str, str]] = field(default_factory=list)  # (severity, tier)
+    breached: list[tuple[str, str]] = field(default_factory=list)  # (severity, tier)
+    acknowledged: list[tuple[str, float]] = field(default_factory=list)  # (severity, seconds)
+    lag: list[float] = field(default_factory=list)
+    pages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AckOutcome:
+    incident: IncidentRecord
+    changed: bool
+    message: str
+
+
+class IncidentService:
+    def __init__(
+        self,
+        store: Store,
+        routing: Callable[[], Routing],
+        metrics: Metrics,
+        links: AckLinks,
+        base_url: str,
+        on_new_work: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._routing = routing
+        self._metrics = metrics
+        self._links = links
+        self._base_url = base_url.rstrip("/")
+        self._on_new_work = on_new_work
+
+    # --- alerts in ------------------------------------------------------------------------
+
+    async def ingest(self, notification: Notification, now: datetime) -> IngestResult:
+        """Store the alerts of a webhook, and open, update or resolve their incidents."""
+        routing = self._routing()
+        routed = [routing.route(alert) for alert in notification.alerts]
+        counts = {"new": 0, "updated": 0, "duplicate": 0}
+        effects = _Effects()
+        async with self._store.transaction("store alerts and incidents") as tx:
+            for item in routed:
+                stored = await tx.store_alert(item.alert, now)
+                counts[stored.outcome] += 1
+                if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
+                    await self._alert_fired(tx, routing, item, stored.id, now, effects)
+                elif stored.outcome in ("new", "updated") and not item.alert.firing:
+                    await self._alert_resolved(tx, routing, item.alert, stored.id, now)
+        self._count(effects)
+        return IngestResult(**counts)
+
+    async def _alert_fired(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        item: RoutedAlert,
+        alert_id: int,
+        now: datetime,
+        effects: _Effects,
+    ) -> None:
+        c = item.classification
+        incident = await tx.open_incident_by_key(c.incident_key)
+        if incident is None:
+            context = routing.escalation_context(c.policy, c.severity)
+            decision = escalation.start(context, now)
+            incident = await tx.create_incident(
+                key=c.incident_key,
+                severity=c.severity,
+                rule=c.rule,
+                policy=c.policy,
+                title=_title(item.alert),
+                progress=decision.progress,
+                opened_at=now,
+                classification=_classification_json(item),
+                runbook=item.runbook,
+            )
+            await tx.link_alert(incident.id, alert_id, c.severity)
+            await tx.add_event(incident.id, now, "opened", f"opened by {_describe(item.alert)}")
+            await tx.add_event(incident.id, now, "classified", c.reason)
+            await tx.add_event(incident.id, now, "runbook", _runbook_note(item.runbook))
+            await self._apply(tx, routing, incident, decision, now, effects)
+            effects.opened.append((c.severity, c.rule or "none"))
+            return
+        await tx.link_alert(incident.id, alert_id, c.severity)
+        await tx.add_event(incident.id, now, "alert", f"{_describe(item.alert)} joined")
+        if routing.rules.rank(c.severity) < routing.rules.rank(incident.severity):
+            context = routing.escalation_context(c.policy, c.severity)
+            decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
+            await tx.add_event(incident.id, now, "classified", c.reason)
+            await self._apply(
+                tx, routing, incident, decision, now, effects, severity=c.severity, policy=c.policy
+            )
+
+    async def _alert_resolved(
+        self, tx: Transaction, routing: Routing, alert: Alert, alert_id: int, now: datetime
+    ) -> None:
+        for incident in await tx.open_incidents_of_alert(alert_id):
+            await tx.add_event(incident.id, now, "alert", f"{_describe(alert)} resolved")
+            if await tx.firing_alerts(incident.id):
+                continue
+            who = f"{alert.source.value} (all alerts resolved)"
+            await self._resolve(tx, routing, incident, who, now)
+
+    # --- escalation -----------------------------------------------------------------------
+
+    async def run_due(self, now: datetime, limit: int = 100) -> int:
+        """Act on every incident whose next action is due; how many were handled."""
+        routing = self._routing()
+        effects = _Effects()
+        async with self._store.transaction("escalate due incidents") as tx:
+            due = await tx.claim_due_incidents(now, limit)
+            for incident in due:
+                context = routing.escalation_context(incident.policy, incident.severity)
+                decision = escalation.when_due(incident.progress, context, now)
+                if incident.progress.next_action_at is not None:
+                    effects.lag.append((now - incident.progress.next_action_at).total_seconds())
+                await self._apply(tx, routing, incident, decision, now, effects)
+        self._count(effects)
+        return len(due)
+
+    # --- acknowledgement and resolution ---------------------------------------------------
+
+    async def acknowledge(self, incident_id: int, who: str, via: str, now: datetime) -> AckOutcome:
+        routing = self._routing()
+        effects = _Effects()
+        async with self._store.transaction("acknowledge incident") as tx:
+            incident = await tx.incident(incident_id)
+            if incident is None:
+                raise IncidentNotFound(incident_id)
+            context = routing.escalation_context(incident.policy, incident.severity)
+            decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
+            if decision.changed:
+                await self._apply(
+                    tx, routing, incident, decision, now, effects, acknowledged_at=now,
+                    acknowledged_by=who,
+                )
+                await self._notify_paged(tx, incident, "acknowledge", now, skip_channel=via)
+                effects.acknowledged.append(
+                    (incident.severity, (now - incident.opened_at).total_seconds())
+                )
+            else:
+                for note in decision.notes:
+                    await tx.add_event(incident.id, now, note.kind, note.detail)
+            updated = await tx.incident(incident_id, lock=False)
+        self._count(effects)
+        assert updated is not None
+        message = decision.notes[0].detail if decision.notes else f"already {incident.state.value}"
+        return AckOutcome(updated, decision.changed, message)
+
+    async def resolve(self, incident_id: int, who: str, via: str, now: datetime) -> AckOutcome:
+        routing = self._routing()
+        async with self._store.transaction("resolve incident") as tx:
+            incident = await tx.incident(incident_id)
+            if incident is None:
+                raise IncidentNotFound(incident_id)
+            changed = await self._resolve(tx, routing, incident, f"{who} via {via}", now, via)
+            updated = await tx.incident(incident_id, lock=False)
+        assert updated is not None
+        self._on_new_work()
+        message = f"resolved by {who} via {via}" if changed else "already resolved"
+        return AckOutcome(updated, changed, message)
+
+    async def _resolve(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        incident: IncidentRecord,
+        who: str,
+        now: datetime,
+        via: str = "",
+    ) -> bool:
+        decision = escalation.resolve(incident.progress, who)
+        if not decision.changed:
+            return False
+        await self._apply(
+            tx, routing, incident, decision, now, _Effects(), resolved_at=now, resolved_by=who
+        )
+        await self._notify_paged(tx, incident, "resolve", now, skip_channel=via)
+        return True
+
+    # --- applying decisions ---------------------------------------------------------------
+
+    async def _apply(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        incident: IncidentRecord,
+        decision: Decision,
+        now: datetime,
+        effects: _Effects,
+        **columns: Any,
+    ) -> None:
+        severity = columns.get("severity", incident.severity)
+        for note in decision.notes:
+            await tx.add_event(incident.id, now, note.kind, note.detail)
+        if decision.changed:
+            await tx.update_incident(incident.id, decision.progress, **columns)
+        policy = columns.get("policy", incident.policy)
+        pages = [
+            page
+            for order in decision.pages
+            for page in self._pages_for(routing, incident, order, decision, policy, severity, now)
+        ]
+        await tx.enqueue_pages(pages)
+        effects.pages += len(pages)
+        effects.breached += [(severity, tier) for tier in decision.sla_breached_tiers]
+        effects.escalated += [(severity, tier) for tier in decision.escalated_tiers]
+
+    def _pages_for(
+        self,
+        routing: Routing,
+        incident: IncidentRecord,
+        order: PageOrder,
+        decision: Decision,
+        policy: str,
+        severity: str,
+        now: datetime,
+    ) -> list[NewPage]:
+        context = self._page_context(incident, order, decision, routing, policy, severity, now)
+        return [
+            NewPage(
+                incident_id=incident.id,
+                event=order.kind,
+                step=order.step,
+                round=order.round,
+                tier=tier,
+                channel=channel.kind,
+                channel_index=index,
+                channel_label=channel.label,
+                context={**context, "tier": tier},
+                due_at=now,
+                deadline_at=now + DELIVERY_DEADLINE,
+            )
+            for tier in order.tiers
+            for index, channel in enumerate(routing.rules.tiers[tier].channels)
+        ]
+
+    async def _notify_paged(
+        self, tx: Transaction, incident: IncidentRecord, event: str, now: datetime, skip_channel: str
+    ) -> None:
+        """Tell every channel that was paged that the incident was acknowledged or resolved.
+
+        The channel the news came from (PagerDuty acknowledging through its webhook) is skipped.
+        """
+        context = {**self._incident_context(incident), "event": event}
+        pages = [
+            NewPage(
+                incident_id=incident.id,
+                event=event,
+                step=incident.progress.step,
+                round=incident.progress.round,
+                tier=paged.tier,
+                channel=paged.channel,
+                channel_index=paged.channel_index,
+                channel_label=paged.channel_label,
+                context={**context, "tier": paged.tier},
+                due_at=now,
+                deadline_at=now + DELIVERY_DEADLINE,
+            )
+            for paged in await tx.paged_channels(incident.id)
+            if paged.channel != skip_channel
+        ]
+        await tx.enqueue_pages(pages)
+
+    def _incident_context(self, incident: IncidentRecord) -> dict[str, Any]:
+        return {
+            "incident_id": incident.id,
+            "incident_key": incident.key,
+            "dedup_key": dedup_key(incident),
+            "title": incident.title,
+            "severity": incident.severity,
+            "opened_at": incident.opened_at.isoformat(),
+            "reason": incident.classification.get("reason"),
+            "matched_rules": incident.classification.get("matched_rules", []),
+            "alert": incident.classification.get("alert", {}),
+            "runbook": incident.runbook,
+            "incident_url": f"{self._base_url}/api/v1/incidents/{incident.id}",
+        }
+
+    def _page_context(
+        self,
+        incident: IncidentRecord,
+        order: PageOrder,
+        decision: Decision,
+        routing: Routing,
+        policy: str,
+        severity: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        progress = decision.progress
+        next_escalation = None
+        if progress.next_action is escalation.NextAction.ESCALATE and progress.next_action_at:
+            tiers = routing.next_tiers(policy, severity, progress.step, progress.round)
+            if tiers:
+                next_escalation = {"at": progress.next_action_at.isoformat(), "tiers": list(tiers)}
+        token = self._links.issue(incident.id, now)
+        return {
+            **self._incident_context(incident),
+            "severity": severity,
+            "event": order.kind,
+            "step": order.step + 1,
+            "round": order.round,
+            "ack_url": f"{self._base_url}/ack/{token}",
+            "next_escalation": next_escalation,
+        }
+
+    def _count(self, effects: _Effects) -> None:
+        m = self._metrics
+        for severity, rule in effects.opened:
+            m.incidents_opened.labels(severity=severity, rule=rule).inc()
+        for severity, tier in effects.escalated:
+            m.escalations.labels(severity=severity, tier=tier).inc()
+        for severity, tier in effects.breached:
+            m.ack_sla_breaches.labels(severity=severity, tier=tier).inc()
+        for severity, seconds in effects.acknowledged:
+            m.ack_seconds.labels(severity=severity).observe(max(seconds, 0.0))
+        for lag in effects.lag:
+            m.escalation_lag.observe(max(lag, 0.0))
+        if effects.pages:
+            self._on_new_work()
+
+
+def dedup_key(incident: IncidentRecord) -> str:
+    """PagerDuty's dedup_key for an incident: stable, unique per incident, at most 255 chars."""
+    return f"rr-{incident.id}:{incident.key}"[:255]
+
+
+def incident_id_from_dedup_key(key: str) -> int | None:
+    head, _, _ = key.partition(":")
+    if head.startswith("rr-") and head[3:].isdigit():
+        return int(head[3:])
+    return None
+
+
+def _title(alert: Alert) -> str:
+    summary = alert.annotations.get("summary") or alert.annotations.get("title") or ""
+    name = alert.name or "alert"
+    return f"{name}: {summary}"[:500] if summary else name
+
+
+def _describe(alert: Alert) -> str:
+    service = alert.labels.get("service") or alert.labels.get("job") or alert.labels.get("instance")
+    where = f" ({service})" if service else ""
+    return f"{alert.source.value} alert {alert.name or alert.fingerprint}{where}"
+
+
+def _classification_json(item: RoutedAlert) -> dict[str, Any]:
+    c = item.classification
+    alert = item.alert
+    return {
+        "reason": c.reason,
+        "matched_rules": list(c.matched_rules),
+        "group_values": dict(c.group_values),
+        "alert": {
+            "name": alert.name,
+            "source": alert.source.value,
+            "fingerprint": alert.fingerprint,
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "value": alert.value_string,
+            "generator_url": alert.generator_url,
+            "dashboard_url": alert.dashboard_url,
+            "panel_url": alert.panel_url,
+            "silence_url": alert.silence_url,
+            "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
+        },
+    }
+
+
+def _runbook_note(runbook: dict[str, Any] | None) -> str:
+    if not runbook:
+        return "no runbook section found"
+    return (
+        f"runbook section {runbook['file']}#{runbook['anchor']} "
+        f"({runbook.get('heading', '')}) found by {runbook['method']}"
+    )
+
+
+__all__ = [
+    "AckOutcome",
+    "IncidentNotFound",
+    "IncidentService",
+    "IncidentState",
+    "dedup_key",
+    "incident_id_from_dedup_key",
+]
