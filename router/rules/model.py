@@ -1,0 +1,357 @@
+"""Loaded rules as immutable objects, and the classification of an alert against them.
+
+`RuleSet.classify` is the decision of SPEC.md §3: every rule is evaluated; the alert takes the most
+severe severity among the rules that hold, the earlier rule between equals; with no rule, the
+alert's `severity` label through the severities' aliases; else `default_severity`.
+
+Rules are indexed by the `alertname` matcher they start with, so an alert is checked only against
+the rules that can hold for its name; which rules those are is remembered per alert name, so in an
+alert storm each name costs one dictionary look-up. The result is the same as evaluating every
+rule: a rule left out is one whose `alertname` matcher fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from router.models import Alert
+from router.rules.conditions import AlertValue, TextCondition, ValueCondition, alert_value
+from router.rules.matchers import Matcher, MatchType
+from router.schedule import BusinessHours, PlannedStep, plan_timeline
+
+DEFAULT_POLICY = "default"
+# Incident keys are stored and sent to PagerDuty as `dedup_key`, which takes at most 255 characters
+# (PagerDuty Events API v2, "dedup_key": maximum length 255).
+MAX_INCIDENT_KEY = 255
+# How many alert names the candidate cache remembers before it starts again.
+_CANDIDATE_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityLevel:
+    """A severity; `aliases` are values of an alert's `severity` label that mean it."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    hours: Literal["always", "business"] = "always"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTarget:
+    """Where a tier's page goes. `target` holds the secret (routing key, URL) and never prints;
+    `label` is safe to log and to use as a metric label: `pagerduty`, `apprise:mailto`, `log`."""
+
+    kind: Literal["pagerduty", "apprise", "log"]
+    target: str = field(repr=False)
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A group of people paged together. `falls_back_to_log` is true when none of its configured
+    channels was left after interpolation, so its pages are written to the log instead."""
+
+    name: str
+    channels: tuple[ChannelTarget, ...]
+    falls_back_to_log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One escalation step: tiers paged together; `ack_within` to acknowledge before the next."""
+
+    tiers: tuple[str, ...]
+    ack_within: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityPolicy:
+    """How one severity escalates: `steps`, then `repeat` more pages of the last step."""
+
+    steps: tuple[Step, ...]
+    repeat: int = 0
+    ack_expires: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    by_severity: Mapping[str, SeverityPolicy]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A classification rule: it holds when every condition it has holds.
+
+    `policy` is the policy's name (`default` when the rule names none); `group_by` is None when
+    the rule uses the rule set's; `source` is where the rule was written (`file:line`).
+    """
+
+    name: str
+    severity: str
+    policy: str
+    runbook: str | None
+    group_by: tuple[str, ...] | None
+    source: str
+    matchers: tuple[Matcher, ...] = ()
+    text: TextCondition | None = None
+    value: ValueCondition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The decision for one alert, with everything needed to explain it.
+
+    `rule` is the deciding rule (None when no rule held); `matched_rules` lists every rule that
+    held, in rule order; `group_values` are the `group_by` labels of the incident key (a missing
+    label is the empty string); `reason` is one sentence for a person.
+    """
+
+    severity: str
+    rule: str | None
+    matched_rules: tuple[str, ...]
+    policy: str
+    incident_key: str
+    group_values: Mapping[str, str]
+    reason: str
+    runbook: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    rule: Rule
+    position: int
+    rank: int
+    # The matchers left to check once the alert name index has chosen the rule.
+    residual: tuple[Matcher, ...]
+    matcher_words: str
+
+
+class RuleSet:
+    """Every rule, tier, policy and severity of a rules directory, checked and cross-referenced.
+
+    Built by `router.rules.load_rules`; immutable once built (the candidate cache aside, which
+    never changes a result).
+    """
+
+    def __init__(
+        self,
+        *,
+        severities: tuple[SeverityLevel, ...],
+        tiers: Mapping[str, Tier],
+        policies: Mapping[str, Policy],
+        rules: tuple[Rule, ...],
+        business_hours: BusinessHours,
+        timezone: str,
+        runbook_base_url: str,
+        group_by: tuple[str, ...],
+        default_severity: str,
+        warnings: tuple[str, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> None:
+        self.severities = severities
+        self.tiers = tiers
+        self.policies = policies
+        self.rules = rules
+        self.business_hours = business_hours
+        self.timezone = timezone
+        self.runbook_base_url = runbook_base_url
+        self.group_by = group_by
+        self.default_severity = default_severity
+        self.warnings = warnings
+        self.files = files
+        self._ranks = {level.name: index for index, level in enumerate(severities)}
+        self._levels = {level.name: level for level in severities}
+        self._aliases: dict[str, str] = {}
+        for level in severities:
+            self._aliases[level.name.casefold()] = level.name
+            for alias in level.aliases:
+                self._aliases[alias.casefold()] = level.name
+        self._build_index()
+
+    # --- severities and policies ------------------------------------------------------------
+
+    def rank(self, severity: str) -> int:
+        """0 for the most severe; KeyError for an unknown severity."""
+        return self._ranks[severity]
+
+    def severity_level(self, severity: str) -> SeverityLevel:
+        return self._levels[severity]
+
+    def severity_for_label(self, value: str) -> str | None:
+        """The severity an alert's `severity` label means (name or alias, any case), or None."""
+        return self._aliases.get(value.casefold())
+
+    def hours_for(self, severity: str) -> BusinessHours | None:
+        """The business hours pages of `severity` wait for; None when they page at any time."""
+        return self.business_hours if self._levels[severity].hours == "business" else None
+
+    def severity_policy(self, policy: str, severity: str) -> SeverityPolicy:
+        """The escalation of `severity` under `policy` (loading made sure that it exists)."""
+        return self.policies[policy].by_severity[severity]
+
+    def plan(self, classification: Classification, opened_at: datetime) -> list[PlannedStep]:
+        """The pages of an incident classified so, opened at `opened_at`, if nobody acknowledges."""
+        return plan_timeline(
+            self.severity_policy(classification.policy, classification.severity),
+            self.hours_for(classification.severity),
+            opened_at,
+        )
+
+    # --- classification ---------------------------------------------------------------------
+
+    def classify(self, alert: Alert) -> Classification:
+        """Classify one alert as SPEC.md §3 says; never raises for any alert."""
+        labels = alert.labels
+        value: AlertValue | None = None
+        value_found = False  # the value is looked for once, and only if a rule needs it
+        holding: list[tuple[_CompiledRule, str]] = []
+        not_holding: list[str] = []
+        for compiled in self._candidates(labels.get("alertname", "")):
+            if not all(matcher.matches(labels) for matcher in compiled.residual):
+                continue
+            rule = compiled.rule
+            words = [compiled.matcher_words] if compiled.matcher_words else []
+            if rule.text is not None:
+                found_in = rule.text.find(alert.annotations)
+                if found_in is None:
+                    continue
+                words.append(rule.text.describe(found_in))
+            if rule.value is not None:
+                if not value_found:
+                    value, value_found = alert_value(alert), True
+                holds, phrase = rule.value.evaluate(value)
+                if not holds:
+                    not_holding.append(f"{rule.name} ({phrase})")
+                    continue
+                words.append(phrase)
+            holding.append((compiled, " and ".join(words)))
+
+        if holding:
+            decider, why = min(holding, key=lambda item: (item[0].rank, item[0].position))
+            rule = decider.rule
+            others = [f"{c.rule.name} ({c.rule.severity})" for c, _ in holding if c is not decider]
+            reason = f"{rule.severity} by rule {rule.name} ({why})"
+            if others:
+                reason += f"; also matched: {', '.join(others)}"
+            if not_holding:
+                reason += f"; did not hold: {', '.join(not_holding)}"
+            group_by = rule.group_by if rule.group_by is not None else self.group_by
+            return self._classification(
+                alert,
+                severity=rule.severity,
+                rule=rule,
+                matched=tuple(c.rule.name for c, _ in holding),
+                key_base=rule.name,
+                group_by=group_by,
+                reason=reason,
+            )
+
+        label = labels.get("severity")
+        mapped = self.severity_for_label(label) if label else None
+        if mapped is not None:
+            how = "its name" if mapped.casefold() == (label or "").casefold() else "an alias"
+            reason = f'{mapped} from the label severity="{label}" ({how}); no rule matched'
+            key_base = "severity-label"
+        else:
+            mapped = self.default_severity
+            if label:
+                why = f'its severity label "{label}" is no known severity or alias'
+            else:
+                why = "it has no severity label"
+            reason = f"{mapped} by default_severity; no rule matched and {why}"
+            key_base = "default"
+        if not_holding:
+            reason += f"; did not hold: {', '.join(not_holding)}"
+        return self._classification(
+            alert,
+            severity=mapped,
+            rule=None,
+            matched=(),
+            key_base=key_base,
+            group_by=self.group_by,
+            reason=reason,
+        )
+
+    def _classification(
+        self,
+        alert: Alert,
+        *,
+        severity: str,
+        rule: Rule | None,
+        matched: tuple[str, ...],
+        key_base: str,
+        group_by: tuple[str, ...],
+        reason: str,
+    ) -> Classification:
+        group_values = {name: alert.labels.get(name, "") for name in group_by}
+        return Classification(
+            severity=severity,
+            rule=rule.name if rule else None,
+            matched_rules=matched,
+            policy=rule.policy if rule else DEFAULT_POLICY,
+            incident_key=incident_key(key_base, group_values),
+            group_values=group_values,
+            reason=reason,
+            runbook=rule.runbook if rule else None,
+        )
+
+    # --- the alert name index ---------------------------------------------------------------
+
+    def _build_index(self) -> None:
+        self._by_name: dict[str, list[_CompiledRule]] = {}
+        self._by_name_regex: list[tuple[Matcher, _CompiledRule]] = []
+        self._unindexed: list[_CompiledRule] = []
+        self._candidate_cache: dict[str, tuple[_CompiledRule, ...]] = {}
+        for position, rule in enumerate(self.rules):
+            index_matcher = _index_matcher(rule.matchers)
+            compiled = _CompiledRule(
+                rule=rule,
+                position=position,
+                rank=self._ranks[rule.severity],
+                residual=tuple(m for m in rule.matchers if m is not index_matcher),
+                matcher_words=" and ".join(str(m) for m in rule.matchers),
+            )
+            if index_matcher is None:
+                self._unindexed.append(compiled)
+            elif index_matcher.type is MatchType.EQUAL:
+                self._by_name.setdefault(index_matcher.value, []).append(compiled)
+            else:
+                self._by_name_regex.append((index_matcher, compiled))
+
+    def _candidates(self, name: str) -> tuple[_CompiledRule, ...]:
+        """The rules whose alert name matcher holds for `name`, and those without one."""
+        cached = self._candidate_cache.get(name)
+        if cached is not None:
+            return cached
+        found = list(self._by_name.get(name, ()))
+        found += [rule for matcher, rule in self._by_name_regex if matcher.matches_value(name)]
+        found += self._unindexed
+        found.sort(key=lambda compiled: compiled.position)
+        candidates = tuple(found)
+        if len(self._candidate_cache) >= _CANDIDATE_CACHE_SIZE:
+            self._candidate_cache.clear()
+        self._candidate_cache[name] = candidates
+        return candidates
+
+
+def _index_matcher(matchers: tuple[Matcher, ...]) -> Matcher | None:
+    """The rule's first `alertname=` matcher, else its first `alertname=~`, else None."""
+    for wanted in (MatchType.EQUAL, MatchType.REGEX):
+        for matcher in matchers:
+            if matcher.name == "alertname" and matcher.type is wanted:
+                return matcher
+    return None
+
+
+def incident_key(base: str, group_values: Mapping[str, str]) -> str:
+    """`base|label=value|...`; longer than MAX_INCIDENT_KEY, the tail is replaced by its hash."""
+    key = "|".join([base, *(f"{name}={value}" for name, value in group_values.items())])
+    if len(key) <= MAX_INCIDENT_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return f"{key[: MAX_INCIDENT_KEY - len(digest) - 1]}~{digest}"

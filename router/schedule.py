@@ -1,0 +1,202 @@
+"""Time arithmetic of escalation: durations, business hours, and the planned timeline of pages.
+
+Everything here is pure: `now` and every other instant is passed in as an aware datetime, never read
+from the clock. The escalation engine and the `route` dry run both plan with `plan_timeline`, so
+what `route` shows is what the daemon does.
+
+Durations use Prometheus' and Alertmanager's notation (`5m`, `1h30m`, `2d`), parsed by the same
+regular expression as `prometheus/common` `model.ParseDuration`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Protocol
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# prometheus/common model/time.go ParseDuration: units from the largest to the smallest, each once.
+_DURATION = re.compile(
+    r"^(?:(?P<y>[0-9]+)y)?(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?"
+    r"(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?(?:(?P<ms>[0-9]+)ms)?$"
+)
+_UNIT_SECONDS = {
+    "y": 365 * 86400,
+    "w": 7 * 86400,
+    "d": 86400,
+    "h": 3600,
+    "m": 60,
+    "s": 1,
+    "ms": 0.001,
+}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Prometheus-style duration (`30s`, `5m`, `1h30m`, `0`) as a timedelta; ValueError if bad."""
+    if text == "0":
+        return timedelta(0)
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"bad duration {text!r} (use units y w d h m s ms, e.g. 30s, 5m, 1h30m)")
+    seconds = sum(
+        _UNIT_SECONDS[unit] * int(count) for unit, count in match.groupdict().items() if count
+    )
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """A timedelta in the notation `parse_duration` reads: `1h30m`, `45s`, `0s`."""
+    total_ms = round(value.total_seconds() * 1000)
+    if total_ms == 0:
+        return "0s"
+    sign = "-" if total_ms < 0 else ""
+    total_ms = abs(total_ms)
+    parts = []
+    for unit, size_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        count, total_ms = divmod(total_ms, size_ms)
+        if count:
+            parts.append(f"{count}{unit}")
+    if total_ms:
+        parts.append(f"{total_ms}ms")
+    return sign + "".join(parts)
+
+
+def _require_aware(at: datetime) -> None:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware datetime, got {at.isoformat()}")
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessHours:
+    """Opening hours: on `days` (0 = Monday) from `start` (inclusive) to `end` (exclusive), in `tz`.
+
+    Local wall-clock times are what count: across a daylight-saving change the hours open at
+    09:00 local time on both sides of it.
+    """
+
+    days: frozenset[int]
+    start: time
+    end: time
+    tz: tzinfo
+
+    def __post_init__(self) -> None:
+        if not self.days:
+            raise ValueError("business hours need at least one day")
+        if not self.days <= set(range(7)):
+            raise ValueError(f"days must be 0 (Monday) to 6 (Sunday), got {sorted(self.days)}")
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end:%H:%M} must be after start {self.start:%H:%M}")
+
+    @classmethod
+    def from_names(cls, days: Iterable[str], start: time, end: time, tz: tzinfo) -> BusinessHours:
+        """Business hours from day names as written in rules files (`mon` .. `sun`)."""
+        return cls(frozenset(WEEKDAYS.index(day) for day in days), start, end, tz)
+
+    @property
+    def day_names(self) -> tuple[str, ...]:
+        return tuple(WEEKDAYS[day] for day in sorted(self.days))
+
+    def is_open(self, at: datetime) -> bool:
+        _require_aware(at)
+        local = at.astimezone(self.tz)
+        return local.weekday() in self.days and self.start <= local.time() < self.end
+
+    def next_open(self, at: datetime) -> datetime:
+        """`at` itself when open; otherwise the next opening, in `at`'s timezone."""
+        _require_aware(at)
+        if self.is_open(at):
+            return at
+        local = at.astimezone(self.tz)
+        # Eight days reach the same weekday a week on, so an opening is always found.
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            if day.weekday() not in self.days:
+                continue
+            opening = self._opening_on(day)
+            if opening > at:
+                return opening.astimezone(at.tzinfo)
+        raise AssertionError(
+            "unreachable: business hours have at least one day"
+        )  # pragma: no cover
+
+    def _opening_on(self, day: date) -> datetime:
+        # A start time that a daylight-saving change skips (02:30 on the spring-forward night) is
+        # resolved by zoneinfo with the offset before the change, so it opens an hour later (03:30).
+        return datetime.combine(day, self.start, tzinfo=self.tz)
+
+
+class StepLike(Protocol):
+    """One escalation step: the tiers paged together and the time they have to acknowledge."""
+
+    @property
+    def tiers(self) -> tuple[str, ...]: ...
+
+    @property
+    def ack_within(self) -> timedelta | None: ...
+
+
+class SeverityPolicyLike(Protocol):
+    """The escalation of one severity: its steps, then `repeat` more pages of the last step."""
+
+    @property
+    def steps(self) -> Sequence[StepLike]: ...
+
+    @property
+    def repeat(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """One page of the planned timeline.
+
+    `step` is 1-based; `round` is 1 for the first pass through the steps and counts the repeats of
+    the last step after it (2, 3, ...). `waited_for_business_hours` says that `at` was moved to the
+    next opening of business hours.
+    """
+
+    step: int
+    round: int
+    tiers: tuple[str, ...]
+    at: datetime
+    ack_within: timedelta | None
+    waited_for_business_hours: bool
+
+
+def plan_timeline(
+    severity_policy: SeverityPolicyLike, hours: BusinessHours | None, opened_at: datetime
+) -> list[PlannedStep]:
+    """Every page an unacknowledged incident opened at `opened_at` gets, in order.
+
+    Step 1 is paged at `opened_at`; each later page is due `ack_within` of the page before it. With
+    `hours` (the severity has `hours: business`), a page that falls outside business hours waits for
+    the next opening. A step without `ack_within` ends the timeline: nothing escalates from it.
+    """
+    _require_aware(opened_at)
+    steps = list(severity_policy.steps)
+    if not steps:
+        return []
+    pages = [(index + 1, 1, step) for index, step in enumerate(steps)]
+    last = len(steps)
+    pages += [(last, 2 + repeat, steps[-1]) for repeat in range(severity_policy.repeat)]
+
+    planned: list[PlannedStep] = []
+    due = opened_at
+    for number, round_, step in pages:
+        at = hours.next_open(due) if hours is not None else due
+        planned.append(
+            PlannedStep(
+                step=number,
+                round=round_,
+                tiers=tuple(step.tiers),
+                at=at,
+                ack_within=step.ack_within,
+                waited_for_business_hours=at != due,
+            )
+        )
+        if step.ack_within is None:
+            break
+        due = at + step.ack_within
+    return planned
