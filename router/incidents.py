@@ -167,7 +167,13 @@ class IncidentService:
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
             if decision.changed:
                 await self._apply(
-                    tx, routing, incident, decision, now, effects, acknowledged_at=now,
+                    tx,
+                    routing,
+                    incident,
+                    decision,
+                    now,
+                    effects,
+                    acknowledged_at=now,
                     acknowledged_by=who,
                 )
                 await self._notify_paged(tx, incident, "acknowledge", now, skip_channel=via)
@@ -272,7 +278,12 @@ class IncidentService:
         ]
 
     async def _notify_paged(
-        self, tx: Transaction, incident: IncidentRecord, event: str, now: datetime, skip_channel: str
+        self,
+        tx: Transaction,
+        incident: IncidentRecord,
+        event: str,
+        now: datetime,
+        skip_channel: str,
     ) -> None:
         """Tell every channel that was paged that the incident was acknowledged or resolved.
 

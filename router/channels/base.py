@@ -1,0 +1,52 @@
+"""What every channel implements: send one `Delivery`, or raise `DeliveryError`.
+
+A channel knows its own wire format and nothing of the outbox: retries, backoff, deadlines and
+recording are the dispatcher's (`router.notify`). A channel says whether a failure is worth
+retrying (`DeliveryError.retryable`) and gives a short `reason` for the metric label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from router.rules import ChannelTarget
+
+# (budget in characters, "markdown" or "text") -> the runbook excerpt with its link, or "" when
+# the incident has no runbook section.
+Excerpt = Callable[[int, str], str]
+
+
+def no_excerpt(_budget: int, _style: str) -> str:
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One page to one channel target.
+
+    `event` is `trigger` (first page), `escalate` (a later step, a repeat, a re-trigger or a
+    severity raise), `acknowledge` or `resolve`. `context` is what the incident service stored
+    with the page: incident_id, incident_key, dedup_key, title, severity, opened_at, reason,
+    matched_rules, alert (name, source, labels, annotations, value, urls, starts_at), runbook
+    (file, anchor, heading, method, score, link) or None, incident_url, step, round, tier,
+    ack_url and next_escalation ({"at", "tiers"} or None) for triggers and escalations.
+    """
+
+    page_id: int
+    event: str
+    tier: str
+    target: ChannelTarget
+    context: Mapping[str, Any]
+    excerpt: Excerpt = no_excerpt
+
+
+class Channel(Protocol):
+    kind: str
+
+    async def send(self, delivery: Delivery) -> None:
+        """Deliver, or raise DeliveryError(retryable=..., reason=...)."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""

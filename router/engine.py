@@ -1,0 +1,138 @@
+"""The periodic worker: escalate due incidents and deliver due pages, then sleep until more is due.
+
+Two loops run side by side so that a slow channel never delays an escalation: one claims
+incidents whose next action is due, the other claims pages whose delivery is due. Each sleeps until
+the earliest due time in the store, at most `max_sleep` (other replicas add work this one is not
+told about), or until it is woken by new work. Due times live in the database, so whatever fell due
+while the daemon was down is done on the first pass after start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from router.errors import StoreError
+from router.incidents import IncidentService
+from router.logs import fields
+from router.metrics import Metrics
+from router.notify import Dispatcher
+from router.store import Store
+
+log = logging.getLogger("router.engine")
+
+Clock = Callable[[], datetime]
+
+# A pass slower than this is logged: escalations are running late.
+SLOW_PASS_SECONDS = 1.0
+
+
+class Engine:
+    def __init__(
+        self,
+        incidents: IncidentService,
+        dispatcher: Dispatcher,
+        store: Store,
+        metrics: Metrics,
+        clock: Clock,
+        *,
+        max_sleep: float = 5.0,
+    ) -> None:
+        self._incidents = incidents
+        self._dispatcher = dispatcher
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._max_sleep = max_sleep
+        self._wake_escalations = asyncio.Event()
+        self._wake_deliveries = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._open_series: set[tuple[str, str]] = set()
+
+    def wake(self) -> None:
+        """New work was stored: look now instead of at the next due time."""
+        self._wake_escalations.set()
+        self._wake_deliveries.set()
+
+    async def run_once(self) -> None:
+        """One pass of both loops, for tests and for start-up catch-up."""
+        await self.escalate_due()
+        await self.deliver_due()
+
+    async def escalate_due(self) -> int:
+        handled = 0
+        while True:  # bounded: each pass claims a batch and moves its due times forward
+            count = await self._incidents.run_due(self._clock())
+            handled += count
+            if count < 100:
+                break
+        await self._refresh_open_incidents()
+        return handled
+
+    async def deliver_due(self) -> int:
+        sent = 0
+        while True:
+            count = await self._dispatcher.dispatch_due()
+            sent += count
+            if count == 0:
+                return sent
+
+    async def _refresh_open_incidents(self) -> None:
+        counts = await self._store.count_open_incidents()
+        # Series that had incidents before and have none now go back to zero.
+        for severity, state in self._open_series | counts.keys():
+            self._metrics.open_incidents.labels(severity=severity, state=state).set(
+                counts.get((severity, state), 0)
+            )
+        self._open_series |= counts.keys()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(
+                self._loop("escalations", self.escalate_due, self._wake_escalations)
+            ),
+            asyncio.create_task(self._loop("deliveries", self.deliver_due, self._wake_deliveries)),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the loops between passes' awaits; a transaction in flight rolls back whole."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _loop(
+        self, name: str, work: Callable[[], Awaitable[int]], wake: asyncio.Event
+    ) -> None:
+        failures = 0
+        while True:
+            wake.clear()
+            started = time.perf_counter()
+            try:
+                await work()
+                failures = 0
+            except StoreError as exc:
+                failures += 1
+                log.error("engine pass failed", extra=fields(loop=name, error=str(exc)))
+            elapsed = time.perf_counter() - started
+            if elapsed > SLOW_PASS_SECONDS:
+                log.warning("slow engine pass", extra=fields(loop=name, seconds=round(elapsed, 2)))
+            await self._sleep(wake, failures)
+
+    async def _sleep(self, wake: asyncio.Event, failures: int) -> None:
+        timeout = self._max_sleep
+        if failures:
+            timeout = min(self._max_sleep * 2**failures, 60.0)
+        else:
+            with contextlib.suppress(StoreError):
+                due = await self._store.next_due()
+                if due is not None:
+                    timeout = max(0.0, min(timeout, (due - self._clock()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)
