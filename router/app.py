@@ -1,50 +1,147 @@
-"""Composition root: builds every part from the settings, and owns start and shutdown.
+"""Composition root: builds every part from the settings, and owns start, reload and shutdown.
 
-`serve()` is the daemon: it opens the store, listens, and on SIGTERM or SIGINT stops taking webhooks
-(they get 503 so that senders retry elsewhere or later), lets the requests in flight finish their
-transactions, and closes the store.
+`serve()` is the daemon: it loads the rules (a bad file stops it with every problem listed), opens
+the store, starts the engine (which first does whatever fell due while the daemon was down) and
+listens. SIGHUP reloads the rules; a bad reload keeps the old rules and logs why. On SIGTERM or
+SIGINT it stops taking webhooks (503, so that senders retry), lets the requests in flight finish
+their transactions, stops the engine between transactions, and closes the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
+from router.api import IncidentApi
+from router.channels import ChannelSet, log_only_channels
+from router.engine import Engine
 from router.errors import ConfigError, StoreError
 from router.http import RuntimeState, WebhookReceiver, add_routes, error_middleware
+from router.incidents import IncidentService
+from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
+from router.notify import Dispatcher
+from router.routing import Routing
+from router.rules import RuleSet, load_rules
 from router.settings import Settings
 from router.store import Store, open_store
 
 log = logging.getLogger("router.app")
 
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_routing(settings: Settings) -> Routing:
+    """The rules in `ROUTER_RULES_DIR`; ConfigError lists every problem."""
+    rules: RuleSet = load_rules(settings.rules_dir, os.environ, strict_secrets=True)
+    return Routing(rules)
+
 
 class RouterService:
-    """The running router: store, metrics and the aiohttp application over them."""
+    """The running router: store, routing, incidents, outbox and the HTTP application over them."""
 
     def __init__(
-        self, settings: Settings, *, store: Store | None = None, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        *,
+        routing: Routing | None = None,
+        store: Store | None = None,
+        metrics: Metrics | None = None,
+        channels: ChannelSet | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
+        self.routing = routing if routing is not None else load_routing(settings)
         self.store = store if store is not None else open_store(settings.database_url)
         self.metrics = metrics if metrics is not None else Metrics()
+        self.channels = channels if channels is not None else log_only_channels()
+        self.clock = clock
         self.state = RuntimeState()
+        self._links: AckLinks | None = None
+        self.incidents = IncidentService(
+            self.store,
+            lambda: self.routing,
+            self.metrics,
+            self.links,
+            settings.base_url,
+            on_new_work=self.wake,
+        )
+        self.dispatcher = Dispatcher(
+            self.store, self.channels, lambda: self.routing, self.metrics, clock
+        )
+        self.engine = Engine(self.incidents, self.dispatcher, self.store, self.metrics, clock)
+        self._initialise_metrics()
+
+    def links(self) -> AckLinks:
+        if self._links is None:
+            raise RuntimeError("the service is not started")
+        return self._links
+
+    def wake(self) -> None:
+        self.engine.wake()
 
     async def start(self) -> None:
         await self.store.start()
+        configured = self.settings.secret_key
+        if configured is not None:
+            key = configured.get_secret_value()
+        else:
+            # Generated once and kept in the database, so links survive restarts and replicas
+            # share it.
+            key = await self.store.setting("ack_link_key", secrets.token_urlsafe(32))
+        self._links = AckLinks(key.encode())
 
     async def close(self) -> None:
+        await self.engine.stop()
+        await self.channels.close()
         await self.store.close()
+
+    def reload_rules(self) -> bool:
+        """Replace the routing with the rules on disk; keep the old ones if the new are bad."""
+        try:
+            routing = load_routing(self.settings)
+        except ConfigError as exc:
+            log.error(
+                "rules reload failed; keeping the rules in force",
+                extra=fields(problems=list(exc.problems)),
+            )
+            return False
+        self.routing = routing
+        self._initialise_metrics()
+        log.info("rules reloaded", extra=fields(rules=len(routing.rules.rules)))
+        return True
+
+    def _initialise_metrics(self) -> None:
+        rules = self.routing.rules
+        self.metrics.initialise_routing_labels(
+            severities=[level.name for level in rules.severities],
+            tiers=[
+                (tier.name, channel.kind)
+                for tier in rules.tiers.values()
+                for channel in tier.channels
+            ],
+            rules=[rule.name for rule in rules.rules] + ["none"],
+        )
 
     async def readiness_problems(self) -> list[str]:
         """Empty when ready to take webhooks; otherwise what stands in the way."""
         problems = []
         if self.state.shutting_down:
             problems.append("shutting down")
+        if self._links is None:
+            problems.append("not started")
         try:
             await self.store.ping()
         except StoreError as exc:
@@ -56,25 +153,36 @@ class RouterService:
         app = web.Application(
             middlewares=[error_middleware], client_max_size=self.settings.max_body_bytes
         )
-        receiver = WebhookReceiver(self.settings, self.store, self.metrics, self.state)
+        receiver = WebhookReceiver(
+            self.settings, self.incidents.ingest, self.metrics, self.state, self.clock
+        )
         add_routes(app, receiver, self.metrics, self.readiness_problems)
+        IncidentApi(
+            self.settings, self.store, lambda: self.incidents, self.links, self.clock
+        ).add_routes(app)
         return app
 
 
 def check_listen_address(settings: Settings, insecure: bool) -> None:
-    """Refuse to expose unauthenticated webhooks beyond this machine unless told to."""
-    if settings.webhook_token is None and not settings.listens_on_loopback and not insecure:
-        raise ConfigError(
-            f"refusing to listen on {settings.host} without ROUTER_WEBHOOK_TOKEN: anyone who can "
-            "reach it could page your on-call; set the token, or start with --insecure"
-        )
+    """Refuse to expose unauthenticated webhooks or API beyond this machine unless told to."""
+    if settings.listens_on_loopback or insecure:
+        return
+    for variable, value in (
+        ("ROUTER_WEBHOOK_TOKEN", settings.webhook_token),
+        ("ROUTER_API_TOKEN", settings.api_token),
+    ):
+        if value is None:
+            raise ConfigError(
+                f"refusing to listen on {settings.host} without {variable}: anyone who can "
+                "reach it could page or silence your on-call; set it, or start with --insecure"
+            )
 
 
 async def serve(settings: Settings, *, insecure: bool = False) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
     check_listen_address(settings, insecure)
-    if insecure and settings.webhook_token is None:
-        log.warning("webhooks are open to anyone who can reach the port (--insecure)")
+    if insecure and not settings.listens_on_loopback:
+        log.warning("listening beyond loopback without both tokens (--insecure)")
     service = RouterService(settings)
     await service.start()
     runner = web.AppRunner(
@@ -84,17 +192,27 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
         access_log=None,
     )
     await runner.setup()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, service.reload_rules)
     try:
+        # Catch up first: what fell due while the daemon was down fires now.
+        await service.engine.run_once()
+        service.engine.start()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         log.info(
             "listening",
-            extra=fields(url=settings.base_url, database=settings.database_url.split(":", 1)[0]),
+            extra=fields(
+                url=settings.base_url,
+                database=settings.database_url.split(":", 1)[0],
+                rules=len(service.routing.rules.rules),
+            ),
         )
         await _wait_for_stop_signal()
         log.info("stopping: refusing new webhooks, finishing requests in flight")
         service.state.shutting_down = True
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
         await service.close()
     log.info("stopped")

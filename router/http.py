@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
@@ -22,10 +22,10 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from router.errors import PayloadError, StoreError
 from router.logs import fields
 from router.metrics import Metrics
-from router.models import Source
+from router.models import Notification, Source
 from router.payloads import parse_body
 from router.settings import Settings
-from router.store import Store
+from router.store import IngestResult
 
 log = logging.getLogger("router.http")
 
@@ -80,12 +80,18 @@ class WebhookReceiver:
     """Receives webhooks: authenticate, check, parse, store, answer."""
 
     def __init__(
-        self, settings: Settings, store: Store, metrics: Metrics, state: RuntimeState
+        self,
+        settings: Settings,
+        ingest: Callable[[Notification, datetime], Awaitable[IngestResult]],
+        metrics: Metrics,
+        state: RuntimeState,
+        clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
-        self._store = store
+        self._ingest = ingest
         self._metrics = metrics
         self._state = state
+        self._clock = clock
         token = settings.webhook_token
         self._token = token.get_secret_value().encode() if token else None
 
@@ -106,7 +112,7 @@ class WebhookReceiver:
             body = await _read_body(request, self._settings.max_body_bytes)
             notification = parse_body(source, body)
             alerts = len(notification.alerts)
-            result = await self._store.ingest(notification, datetime.now(UTC))
+            result = await self._ingest(notification, self._clock())
         except Exception as exc:
             error = as_http_error(exc)
             if error.reason != "internal":

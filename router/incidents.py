@@ -55,7 +55,7 @@ class IncidentService:
         store: Store,
         routing: Callable[[], Routing],
         metrics: Metrics,
-        links: AckLinks,
+        links: Callable[[], AckLinks],
         base_url: str,
         on_new_work: Callable[[], None] = lambda: None,
     ) -> None:
@@ -156,13 +156,19 @@ class IncidentService:
 
     # --- acknowledgement and resolution ---------------------------------------------------
 
-    async def acknowledge(self, incident_id: int, who: str, via: str, now: datetime) -> AckOutcome:
+    async def acknowledge(
+        self, incident_id: int, who: str, via: str, now: datetime, *, once: str | None = None
+    ) -> AckOutcome:
+        """Acknowledge; `once` is a one-time token (a link's nonce, a webhook id) remembered in
+        the same transaction, so that a replay changes nothing."""
         routing = self._routing()
         effects = _Effects()
         async with self._store.transaction("acknowledge incident") as tx:
             incident = await tx.incident(incident_id)
             if incident is None:
                 raise IncidentNotFound(incident_id)
+            if once is not None and not await tx.remember_token(once, via, now):
+                return AckOutcome(incident, False, "already used")
             context = routing.escalation_context(incident.policy, incident.severity)
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
             if decision.changed:
@@ -189,12 +195,16 @@ class IncidentService:
         message = decision.notes[0].detail if decision.notes else f"already {incident.state.value}"
         return AckOutcome(updated, decision.changed, message)
 
-    async def resolve(self, incident_id: int, who: str, via: str, now: datetime) -> AckOutcome:
+    async def resolve(
+        self, incident_id: int, who: str, via: str, now: datetime, *, once: str | None = None
+    ) -> AckOutcome:
         routing = self._routing()
         async with self._store.transaction("resolve incident") as tx:
             incident = await tx.incident(incident_id)
             if incident is None:
                 raise IncidentNotFound(incident_id)
+            if once is not None and not await tx.remember_token(once, via, now):
+                return AckOutcome(incident, False, "already used")
             changed = await self._resolve(tx, routing, incident, f"{who} via {via}", now, via)
             updated = await tx.incident(incident_id, lock=False)
         assert updated is not None
@@ -340,7 +350,7 @@ class IncidentService:
             tiers = routing.next_tiers(policy, severity, progress.step, progress.round)
             if tiers:
                 next_escalation = {"at": progress.next_action_at.isoformat(), "tiers": list(tiers)}
-        token = self._links.issue(incident.id, now)
+        token = self._links().issue(incident.id, now)
         return {
             **self._incident_context(incident),
             "severity": severity,

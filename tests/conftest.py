@@ -12,7 +12,8 @@ from router.app import RouterService
 from router.metrics import Metrics
 from router.settings import Settings
 
-FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
 WEBHOOK_TOKEN = "test-webhook-token"
 
 
@@ -21,6 +22,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=f"sqlite:///{tmp_path / 'router.db'}",
+        rules_dir=ROOT / "rules",
         webhook_token=WEBHOOK_TOKEN,  # type: ignore[arg-type]
         max_body_bytes=64 * 1024,
     )

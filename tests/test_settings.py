@@ -84,24 +84,25 @@ def test_blank_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "token", "insecure", "refused"),
+    ("host", "webhook_token", "api_token", "insecure", "refused"),
     [
-        ("127.0.0.1", None, False, False),
-        ("::1", None, False, False),
-        ("localhost", None, False, False),
-        ("0.0.0.0", None, False, True),
-        ("10.1.2.3", None, False, True),
-        ("router.internal", None, False, True),
-        ("0.0.0.0", "secret", False, False),
-        ("0.0.0.0", None, True, False),
+        ("127.0.0.1", None, None, False, None),
+        ("::1", None, None, False, None),
+        ("localhost", None, None, False, None),
+        ("0.0.0.0", None, None, False, "ROUTER_WEBHOOK_TOKEN"),
+        ("10.1.2.3", None, "api", False, "ROUTER_WEBHOOK_TOKEN"),
+        ("router.internal", None, None, False, "ROUTER_WEBHOOK_TOKEN"),
+        ("0.0.0.0", "secret", None, False, "ROUTER_API_TOKEN"),
+        ("0.0.0.0", "secret", "api", False, None),
+        ("0.0.0.0", None, None, True, None),
     ],
 )
-def test_non_loopback_address_needs_a_token_or_insecure(
-    host: str, token: str | None, insecure: bool, refused: bool
+def test_non_loopback_address_needs_tokens_or_insecure(
+    host: str, webhook_token: str | None, api_token: str | None, insecure: bool, refused: str | None
 ) -> None:
-    settings = Settings(_env_file=None, host=host, webhook_token=token)  # type: ignore[call-arg, arg-type]
+    settings = Settings(_env_file=None, host=host, webhook_token=webhook_token, api_token=api_token)  # type: ignore[call-arg, arg-type]
     if refused:
-        with pytest.raises(ConfigError, match="without ROUTER_WEBHOOK_TOKEN"):
+        with pytest.raises(ConfigError, match=f"refusing to listen on {host} without {refused}"):
             check_listen_address(settings, insecure)
     else:
         check_listen_address(settings, insecure)

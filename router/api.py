@@ -1,0 +1,278 @@
+"""The incident API, the acknowledgement link pages, and PagerDuty's webhooks.
+
+- `/api/v1/incidents...` (bearer `ROUTER_API_TOKEN`): list, read with alerts and timeline,
+  acknowledge, resolve.
+- `/ack/{token}`: GET shows a small confirmation page and changes nothing (a chat client's link
+  preview must not acknowledge); POST acknowledges.
+- `/webhooks/pagerduty`: PagerDuty webhooks v3, signature checked against
+  `ROUTER_PAGERDUTY_WEBHOOK_SECRET`; `incident.acknowledged` and `incident.resolved` act on the
+  incident whose dedup_key PagerDuty carries back as `incident_key`; each `X-Webhook-Id` once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from router.escalation import IncidentState
+from router.http import HttpError
+from router.incidents import (
+    AckOutcome,
+    IncidentNotFound,
+    IncidentService,
+    incident_id_from_dedup_key,
+)
+from router.links import AckLinks, InvalidLink, pagerduty_signature_valid
+from router.logs import fields
+from router.settings import Settings
+from router.store import Store
+
+log = logging.getLogger("router.api")
+
+Clock = Callable[[], datetime]
+
+_STATE_FILTERS: dict[str, tuple[IncidentState, ...] | None] = {
+    "open": (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED),
+    "triggered": (IncidentState.TRIGGERED,),
+    "acknowledged": (IncidentState.ACKNOWLEDGED,),
+    "resolved": (IncidentState.RESOLVED,),
+    "all": None,
+}
+MAX_LIST = 500
+MAX_NAME = 100
+
+
+class IncidentApi:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        incidents: Callable[[], IncidentService],
+        links: Callable[[], AckLinks],
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._incidents = incidents
+        self._links = links
+        self._clock = clock
+        api_token = settings.api_token
+        self._api_token = api_token.get_secret_value().encode() if api_token else None
+        pd_secret = settings.pagerduty_webhook_secret
+        self._pd_secret = pd_secret.get_secret_value().encode() if pd_secret else None
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/v1/incidents", self.list_incidents)
+        app.router.add_get("/api/v1/incidents/{id}", self.get_incident)
+        app.router.add_post("/api/v1/incidents/{id}/ack", self.ack_incident)
+        app.router.add_post("/api/v1/incidents/{id}/resolve", self.resolve_incident)
+        app.router.add_get("/ack/{token}", self.ack_page)
+        app.router.add_post("/ack/{token}", self.ack_by_link)
+        app.router.add_post("/webhooks/pagerduty", self.pagerduty_webhook)
+
+    # --- /api/v1 ---------------------------------------------------------------------------
+
+    def _authorize(self, request: web.Request) -> None:
+        if self._api_token is None:
+            return
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        presented = value.strip().encode() if scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(presented, self._api_token):
+            raise HttpError(401, "unauthorized", "missing or wrong API token")
+
+    async def list_incidents(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        state = request.query.get("state", "open")
+        if state not in _STATE_FILTERS:
+            allowed = ", ".join(_STATE_FILTERS)
+            raise HttpError(400, "malformed", f"state: must be one of {allowed}, got {state!r}")
+        limit = _int_query(request, "limit", 100, 1, MAX_LIST)
+        records = await self._store.list_incidents(_STATE_FILTERS[state], limit)
+        return web.json_response({"incidents": [record.to_json() for record in records]})
+
+    async def get_incident(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        detail = await self._store.incident_detail(_incident_id(request))
+        if detail is None:
+            raise HttpError(404, "not_found", "no such incident")
+        return web.json_response(detail)
+
+    async def ack_incident(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        who = await _who(request)
+        outcome = await self._act(self._incidents().acknowledge, _incident_id(request), who, "api")
+        return _outcome_json(outcome)
+
+    async def resolve_incident(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        who = await _who(request)
+        outcome = await self._act(self._incidents().resolve, _incident_id(request), who, "api")
+        return _outcome_json(outcome)
+
+    async def _act(
+        self, action: Callable[..., Any], incident_id: int, who: str, via: str, **kw: Any
+    ) -> AckOutcome:
+        try:
+            outcome: AckOutcome = await action(incident_id, who, via, self._clock(), **kw)
+        except IncidentNotFound:
+            raise HttpError(404, "not_found", "no such incident") from None
+        log.info(
+            f"{action.__name__} request",
+            extra=fields(incident=incident_id, by=who, via=via, changed=outcome.changed),
+        )
+        return outcome
+
+    # --- acknowledgement links -------------------------------------------------------------
+
+    async def ack_page(self, request: web.Request) -> web.Response:
+        """The confirmation page: shows the incident, acknowledges nothing."""
+        token = request.match_info["token"]
+        try:
+            claim = self._links().verify(token, self._clock())
+        except InvalidLink as exc:
+            return _html_page("Link not valid", f"<p>{html.escape(str(exc))}.</p>", status=403)
+        detail = await self._store.incident_detail(claim.incident_id)
+        if detail is None:
+            return _html_page("Unknown incident", "<p>This incident does not exist.</p>", 404)
+        runbook = detail.get("runbook") or {}
+        heading = runbook.get("heading") or "no runbook section"
+        body = (
+            f"<p><strong>{html.escape(detail['severity'])}</strong> · "
+            f"{html.escape(detail['title'])}</p>"
+            f"<p>State: {html.escape(detail['state'])} · "
+            f"opened {html.escape(detail['opened_at'])}</p>"
+            f"<p>Runbook: {html.escape(heading)}</p>"
+        )
+        if detail["state"] == IncidentState.TRIGGERED.value:
+            body += (
+                f'<form method="post" action="/ack/{html.escape(token)}">'
+                '<label>Your name <input name="by" maxlength="100" autocomplete="name"></label> '
+                '<button type="submit">Acknowledge</button></form>'
+            )
+        return _html_page(f"Incident {detail['id']}", body)
+
+    async def ack_by_link(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        try:
+            claim = self._links().verify(token, self._clock())
+        except InvalidLink as exc:
+            return _html_page("Link not valid", f"<p>{html.escape(str(exc))}.</p>", status=403)
+        form = await request.post()
+        name = str(form.get("by", "")).strip()[:MAX_NAME] or "the page's link"
+        outcome = await self._act(
+            self._incidents().acknowledge, claim.incident_id, name, "link", once=claim.nonce
+        )
+        if outcome.message == "already used":
+            return _html_page("Link already used", "<p>This link was used before.</p>", 409)
+        title = "Acknowledged" if outcome.changed else "Nothing to do"
+        return _html_page(title, f"<p>{html.escape(outcome.message)}.</p>")
+
+    # --- PagerDuty webhooks v3 -------------------------------------------------------------
+
+    async def pagerduty_webhook(self, request: web.Request) -> web.Response:
+        if self._pd_secret is None:
+            raise HttpError(
+                403,
+                "unauthorized",
+                "PagerDuty webhooks are disabled: set ROUTER_PAGERDUTY_WEBHOOK_SECRET",
+            )
+        body = await request.read()
+        signature = request.headers.get("X-PagerDuty-Signature", "")
+        if not pagerduty_signature_valid(self._pd_secret, body, signature):
+            raise HttpError(401, "unauthorized", "X-PagerDuty-Signature does not match the body")
+        event = _pagerduty_event(body)
+        event_type = event.get("event_type")
+        data = _object(event.get("data"))
+        incident_id = incident_id_from_dedup_key(str(data.get("incident_key") or ""))
+        if event_type not in ("incident.acknowledged", "incident.resolved") or incident_id is None:
+            return web.json_response({"status": "ignored"})
+        agent = _object(event.get("agent"))
+        who = str(agent.get("summary") or "PagerDuty")[:MAX_NAME]
+        webhook_id = request.headers.get("X-Webhook-Id") or str(event.get("id") or "") or None
+        incidents = self._incidents()
+        action = (
+            incidents.acknowledge if event_type == "incident.acknowledged" else incidents.resolve
+        )
+        try:
+            outcome = await self._act(action, incident_id, who, "pagerduty", once=webhook_id)
+        except HttpError:
+            return web.json_response({"status": "ignored"})  # not an incident of ours (any more)
+        status = "duplicate" if outcome.message == "already used" else "accepted"
+        return web.json_response({"status": status, "changed": outcome.changed})
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _pagerduty_event(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise HttpError(400, "malformed", "body: not valid JSON") from exc
+    event = document.get("event") if isinstance(document, dict) else None
+    if not isinstance(event, dict):
+        raise HttpError(400, "malformed", "event: expected an object")
+    return event
+
+
+def _incident_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise HttpError(404, "not_found", "no such incident")
+    return int(raw)
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise HttpError(400, "malformed", f"{name}: must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+async def _who(request: web.Request) -> str:
+    """The `by` of a JSON body `{"by": "name"}`; an empty body means "api"."""
+    raw = await request.read()
+    if not raw.strip():
+        return "api"
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise HttpError(400, "malformed", "body: not valid JSON") from exc
+    by = document.get("by") if isinstance(document, dict) else None
+    if by is None:
+        return "api"
+    if not isinstance(by, str) or not by.strip() or len(by) > MAX_NAME:
+        raise HttpError(400, "malformed", f"by: must be a name of 1 to {MAX_NAME} characters")
+    return by.strip()
+
+
+def _outcome_json(outcome: AckOutcome) -> web.Response:
+    return web.json_response(
+        {
+            "incident": outcome.incident.to_json(),
+            "changed": outcome.changed,
+            "message": outcome.message,
+        }
+    )
+
+
+def _html_page(title: str, body: str, status: int = 200) -> web.Response:
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<meta name='robots' content='noindex'><title>{html.escape(title)}</title>"
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;"
+        "padding:0 1em}"
+        "button{font-size:1.1em;padding:.5em 1.5em}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(text=page, content_type="text/html", status=status)

@@ -1,0 +1,290 @@
+"""Escalation scenarios end to end inside one process: webhooks in, a moved clock, pages out.
+
+Every test drives the real HTTP handlers, the real incident service and the real SQLite store; the
+clock is the only thing the test controls. Pages go to the log channel and are read back from the
+outbox and the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.app import RouterService
+from router.metrics import Metrics
+from router.settings import Settings
+
+from .conftest import WEBHOOK_TOKEN
+from .scenario import (
+    SCENARIO_RULES,
+    FakeClock,
+    alert,
+    incidents,
+    pages,
+    send,
+    timeline,
+)
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def router(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RouterService]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'router.db'}",
+        rules_dir=SCENARIO_RULES,
+        webhook_token=WEBHOOK_TOKEN,  # type: ignore[arg-type]
+        public_url="http://router.test",
+    )
+    service = RouterService(settings, metrics=Metrics(), clock=clock)
+    await service.start()
+    yield service
+    await service.close()
+
+
+@pytest.fixture
+async def client(router: RouterService) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(router.web_app())) as test_client:
+        yield test_client
+
+
+def metric(router: RouterService, name: str, **labels: str) -> float:
+    return router.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
+    clock.advance(**delta)
+    await router.engine.run_once()
+
+
+async def test_first_tier_is_paged_at_once(router: RouterService, client: Client) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    assert pages(router) == [("trigger", "oncall", 1, "delivered", "09:00")]
+    (incident,) = incidents(router)
+    assert (incident["state"], incident["severity"], incident["rule"]) == (
+        "triggered",
+        "P0",
+        "corruption",
+    )
+    kinds = [kind for kind, _ in await timeline(router, incident["id"])]
+    assert kinds == ["opened", "classified", "runbook", "page", "page_delivered"]
+    assert metric(router, "router_incidents_opened_total", severity="P0", rule="corruption") == 1
+
+
+async def test_unacknowledged_step_escalates_to_the_next_tier(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    await tick(router, clock, minutes=4, seconds=59)
+    assert len(pages(router)) == 1
+    await tick(router, clock, seconds=1)
+    assert [p[:3] for p in pages(router)] == [("trigger", "oncall", 1), ("escalate", "lead", 2)]
+    assert pages(router)[1][4] == "09:05"
+    assert metric(router, "router_ack_sla_breaches_total", severity="P0", tier="oncall") == 1
+    assert metric(router, "router_escalations_total", severity="P0", tier="lead") == 1
+    details = [detail for kind, detail in await timeline(router, 1) if kind == "page"]
+    assert (
+        details[-1]
+        == "ack SLA 5m lapsed with no acknowledgement: paging step 2: lead; acknowledge within 10m"
+    )
+
+
+async def test_acknowledgement_stops_escalation(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("SlowThing"))
+    await router.engine.run_once()
+    clock.advance(minutes=3)
+    response = await client.post("/api/v1/incidents/1/ack", json={"by": "alice"})
+    assert response.status == 200
+    answer = await response.json()
+    assert answer["changed"] is True
+    assert answer["incident"]["state"] == "acknowledged"
+    assert answer["incident"]["acknowledged_by"] == "alice"
+    for _ in range(6):
+        await tick(router, clock, hours=1)
+    assert [p[:2] for p in pages(router)] == [("trigger", "oncall"), ("acknowledge", "oncall")]
+    assert metric(router, "router_ack_seconds_count", severity="P1") == 1
+    assert metric(router, "router_ack_seconds_sum", severity="P1") == 180
+    assert ("acknowledged", "acknowledged by alice via api: escalation stopped") in await timeline(
+        router, 1
+    )
+
+
+async def test_last_step_repeats_then_escalation_is_exhausted(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    for minutes in (5, 10, 10, 10, 10, 60):
+        await tick(router, clock, minutes=minutes)
+    assert [(p[1], p[2], p[4]) for p in pages(router)] == [
+        ("oncall", 1, "09:00"),
+        ("lead", 2, "09:05"),
+        ("manager", 3, "09:15"),
+        ("manager", 3, "09:25"),  # repeat 1
+    ]
+    notes = dict(await timeline(router, 1))
+    assert notes["exhausted"] == (
+        "ack SLA 10m of step 3 (repeat 1) lapsed; escalation exhausted after 4 pages: nobody acknowledged"
+    )
+    (incident,) = incidents(router)
+    assert incident["state"] == "triggered" and incident["next_action_at"] is None
+
+
+async def test_acknowledgement_expires_while_still_firing(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    await tick(router, clock, minutes=7)  # escalated to lead
+    await client.post("/api/v1/incidents/1/ack", json={"by": "bob"})
+    await tick(router, clock, minutes=59)
+    assert incidents(router)[0]["state"] == "acknowledged"
+    await tick(router, clock, minutes=1)
+    (incident,) = incidents(router)
+    assert incident["state"] == "triggered"
+    assert pages(router)[-1][:3] == ("escalate", "lead", 2)
+    assert pages(router)[-1][4] == "10:07"
+    assert any(
+        detail.startswith(
+            "acknowledgement expired after 1h while still firing: paging step 2: lead"
+        )
+        for kind, detail in await timeline(router, 1)
+    )
+
+
+async def test_business_hours_severity_waits_for_the_window(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    clock.now = clock.now.replace(day=28, hour=20)  # Saturday 21:00 in Berlin
+    await send(client, alert("DiskAlmostFull", severity="warning"))
+    await router.engine.run_once()
+    assert pages(router) == []
+    waiting = [detail for kind, detail in await timeline(router, 1) if kind == "waiting"]
+    assert waiting == [
+        "incident opened; P2 pages wait for business hours: step 1 (oncall) at 2026-11-30T08:00:00+00:00"
+    ]
+    await tick(router, clock, hours=35, minutes=59)  # Monday 08:59 Berlin
+    assert pages(router) == []
+    await tick(router, clock, minutes=1)
+    assert pages(router) == [("trigger", "oncall", 1, "delivered", "08:00")]
+
+
+async def test_a_more_severe_alert_raises_the_incident_and_pages_again(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("Replication", severity="high", instance="db-1"))
+    await router.engine.run_once()
+    clock.advance(minutes=2)
+    await send(client, alert("Replication", severity="critical", instance="db-2"))
+    await router.engine.run_once()
+    (incident,) = incidents(router)
+    assert incident["severity"] == "P0"
+    assert [(p[0], p[1], p[4]) for p in pages(router)] == [
+        ("trigger", "oncall", "09:00"),
+        ("escalate", "oncall", "09:02"),
+    ]
+    # The P0 policy's times now apply: 5 minutes to the next step, not P1's 15.
+    await tick(router, clock, minutes=5)
+    assert pages(router)[-1][:2] == ("escalate", "lead")
+
+
+async def test_resolution_during_escalation_stops_it_and_tells_who_was_paged(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    await tick(router, clock, minutes=6)  # lead paged
+    clock.advance(minutes=1)
+    await send(client, alert("DataCorruption", status="resolved"))
+    await router.engine.run_once()
+    for _ in range(4):
+        await tick(router, clock, minutes=30)
+    assert [p[:2] for p in pages(router)] == [
+        ("trigger", "oncall"),
+        ("escalate", "lead"),
+        ("resolve", "oncall"),
+        ("resolve", "lead"),
+    ]
+    (incident,) = incidents(router)
+    assert incident["state"] == "resolved"
+    assert incident["resolved_by"] == "alertmanager (all alerts resolved)"
+
+
+async def test_resolve_wins_over_a_racing_acknowledgement(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    resolve, ack = await asyncio.gather(
+        client.post("/api/v1/incidents/1/resolve", json={"by": "carol"}),
+        client.post("/api/v1/incidents/1/ack", json={"by": "dave"}),
+    )
+    assert (resolve.status, ack.status) == (200, 200)
+    assert incidents(router)[0]["state"] == "resolved"
+    late = await (await client.post("/api/v1/incidents/1/ack", json={"by": "erin"})).json()
+    assert late["changed"] is False
+    assert late["incident"]["state"] == "resolved"
+    assert (
+        "ignored",
+        "acknowledgement by erin via api ignored: already resolved",
+    ) in await timeline(router, 1)
+
+
+async def test_the_same_webhook_twice_or_from_two_peers_pages_once(
+    router: RouterService, client: Client
+) -> None:
+    firing = alert("DataCorruption")
+    results = await asyncio.gather(*(send(client, firing) for _ in range(3)))
+    assert sorted(result["new"] for result in results) == [0, 0, 1]
+    await router.engine.run_once()
+    await router.engine.run_once()
+    assert len(incidents(router)) == 1
+    assert len(pages(router)) == 1
+
+
+async def test_a_refire_after_resolution_opens_a_new_incident(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("SlowThing"))
+    await send(client, alert("SlowThing", status="resolved"))
+    clock.advance(minutes=30)
+    await send(client, alert("SlowThing", starts="2026-11-24T09:29:00Z"))
+    await router.engine.run_once()
+    states = [(incident["id"], incident["state"]) for incident in incidents(router)]
+    assert states == [(1, "resolved"), (2, "triggered")]
+
+
+async def test_escalations_survive_a_restart(
+    router: RouterService, client: Client, clock: FakeClock, tmp_path: Path
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    await router.close()
+    # Down for 20 minutes: the 5-minute deadline fell due while nothing ran.
+    clock.advance(minutes=20)
+    again = RouterService(router.settings, metrics=Metrics(), clock=clock)
+    await again.start()
+    try:
+        await again.engine.run_once()
+        assert [p[:2] for p in pages(again)] == [("trigger", "oncall"), ("escalate", "lead")]
+        assert (
+            again.metrics.registry.get_sample_value("router_escalation_lag_seconds_sum") == 15 * 60
+        )
+    finally:
+        await again.close()
+        await router.start()  # the fixture closes it again
