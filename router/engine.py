@@ -52,6 +52,7 @@ class Engine:
         self._wake_deliveries = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._open_series: set[tuple[str, str]] = set()
+        self._stopping = False
 
     def wake(self) -> None:
         """New work was stored: look now instead of at the next due time."""
@@ -91,6 +92,7 @@ class Engine:
         self._open_series |= counts.keys()
 
     def start(self) -> None:
+        self._stopping = False
         self._tasks = [
             asyncio.create_task(
                 self._loop("escalations", self.escalate_due, self._wake_escalations)
@@ -98,20 +100,28 @@ class Engine:
             asyncio.create_task(self._loop("deliveries", self.deliver_due, self._wake_deliveries)),
         ]
 
-    async def stop(self) -> None:
-        """Cancel the loops between passes' awaits; a transaction in flight rolls back whole."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let each loop finish the pass in flight (its transactions commit), then end it.
+
+        A pass still running after `timeout` is cancelled; its open transaction rolls back whole
+        and the work stays due for the next start.
+        """
+        self._stopping = True
+        self.wake()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
 
     async def _loop(
         self, name: str, work: Callable[[], Awaitable[int]], wake: asyncio.Event
     ) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             wake.clear()
             started = time.perf_counter()
             try:
@@ -123,7 +133,8 @@ class Engine:
             elapsed = time.perf_counter() - started
             if elapsed > SLOW_PASS_SECONDS:
                 log.warning("slow engine pass", extra=fields(loop=name, seconds=round(elapsed, 2)))
-            await self._sleep(wake, failures)
+            if not self._stopping:
+                await self._sleep(wake, failures)
 
     async def _sleep(self, wake: asyncio.Event, failures: int) -> None:
         timeout = self._max_sleep

@@ -17,6 +17,13 @@ FIXTURES = ROOT / "tests" / "fixtures"
 WEBHOOK_TOKEN = "test-webhook-token"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    """The kind of database a test runs on; tests that take it run on both."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
+from router.metrics import Metrics
 from router.payloads import label_fingerprint
+from router.settings import Settings
 
-from .conftest import auth_headers
+from .conftest import WEBHOOK_TOKEN, auth_headers
+from .databases import database_url
 
 SCENARIO_RULES = Path(__file__).parent / "fixtures" / "rules" / "scenario"
 # A Tuesday, 10:00 in Berlin: inside business hours.
@@ -32,6 +36,31 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+
+@asynccontextmanager
+async def running_router(
+    tmp_path: Path, clock: FakeClock, database: str, **settings: Any
+) -> AsyncIterator[RouterService]:
+    """A started service on the scenario rules and a fresh database of the given kind."""
+    async with database_url(database, tmp_path) as url:
+        service = RouterService(
+            Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                database_url=url,
+                rules_dir=SCENARIO_RULES,
+                webhook_token=WEBHOOK_TOKEN,
+                public_url="http://router.test",
+                **settings,
+            ),
+            metrics=Metrics(),
+            clock=clock,
+        )
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.close()
 
 
 def alertmanager_body(*alerts: dict[str, Any], status: str | None = None) -> dict[str, Any]:
@@ -72,29 +101,24 @@ async def send(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> dict[st
     return result
 
 
-def database(service: RouterService) -> sqlite3.Connection:
-    return sqlite3.connect(service.settings.database_url.removeprefix("sqlite:///"))
-
-
-def pages(
+async def pages(
     service: RouterService, incident_id: int | None = None
 ) -> list[tuple[str, str, int, str, str]]:
-    """(event, tier, step, state, created_at) of every page, in order."""
-    query = "SELECT event, tier, step + 1, state, created_at, incident_id FROM pages ORDER BY id"
-    with database(service) as connection:
-        rows = connection.execute(query).fetchall()
+    """(event, tier, step, state, created at HH:MM) of every page, oldest first."""
     return [
-        (event, tier, step, state, datetime.fromtimestamp(created / 1e6, UTC).strftime("%H:%M"))
-        for event, tier, step, state, created, incident in rows
-        if incident_id is None or incident == incident_id
+        (page.event, page.tier, page.step + 1, page.state, page.created_at.strftime("%H:%M"))
+        for page in await service.store.list_pages(incident_id)
     ]
 
 
-def incidents(service: RouterService) -> list[dict[str, Any]]:
-    with database(service) as connection:
-        connection.row_factory = sqlite3.Row
-        rows = connection.execute("SELECT * FROM incidents ORDER BY id").fetchall()
-    return [dict(row) for row in rows]
+async def page_contexts(service: RouterService, event: str) -> list[dict[str, Any]]:
+    return [page.context for page in await service.store.list_pages() if page.event == event]
+
+
+async def incidents(service: RouterService) -> list[dict[str, Any]]:
+    """Every incident as the API shows it, oldest first."""
+    records = await service.store.list_incidents(None, 1000)
+    return [record.to_json() for record in reversed(records)]
 
 
 async def timeline(service: RouterService, incident_id: int) -> list[tuple[str, str]]:

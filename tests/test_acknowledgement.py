@@ -15,11 +15,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
 from router.links import AckLinks, InvalidLink, pagerduty_signature_valid
-from router.metrics import Metrics
-from router.settings import Settings
 
-from .conftest import WEBHOOK_TOKEN
-from .scenario import SCENARIO_RULES, FakeClock, alert, database, incidents, pages, send, timeline
+from .scenario import (
+    FakeClock,
+    alert,
+    incidents,
+    page_contexts,
+    pages,
+    running_router,
+    send,
+    timeline,
+)
 
 Client = TestClient[Any, Any]
 PD_SECRET = "pd-webhook-secret"
@@ -33,20 +39,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RouterService]:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite:///{tmp_path / 'router.db'}",
-        rules_dir=SCENARIO_RULES,
-        webhook_token=WEBHOOK_TOKEN,  # type: ignore[arg-type]
-        api_token=API_TOKEN,  # type: ignore[arg-type]
-        pagerduty_webhook_secret=PD_SECRET,  # type: ignore[arg-type]
-        public_url="http://router.test",
-    )
-    service = RouterService(settings, metrics=Metrics(), clock=clock)
-    await service.start()
-    yield service
-    await service.close()
+async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
+    async with running_router(
+        tmp_path, clock, database, api_token=API_TOKEN, pagerduty_webhook_secret=PD_SECRET
+    ) as service:
+        yield service
 
 
 @pytest.fixture
@@ -60,9 +57,7 @@ async def open_incidents(router: RouterService, client: Client, *names: str) -> 
     for name in names:
         await send(client, alert(name, instance=name))
     await router.engine.run_once()
-    with database(router) as connection:
-        rows = connection.execute("SELECT context FROM pages WHERE event = 'trigger' ORDER BY id")
-        urls = [json.loads(row[0])["ack_url"] for row in rows]
+    urls = [context["ack_url"] for context in await page_contexts(router, "trigger")]
     assert all(url.startswith("http://router.test/ack/") for url in urls)
     return [url.removeprefix("http://router.test") for url in urls]
 
@@ -75,7 +70,7 @@ async def test_link_preview_does_not_acknowledge(router: RouterService, client: 
     assert "DataCorruption: DataCorruption on ledger" in page
     assert "<strong>P0</strong>" in page
     assert '<form method="post"' in page
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 async def test_posting_the_link_acknowledges_once(
@@ -86,10 +81,10 @@ async def test_posting_the_link_acknowledges_once(
     response = await client.post(link, data={"by": "alice"})
     assert response.status == 200
     assert "acknowledged by alice via link" in await response.text()
-    assert incidents(router)[0]["state"] == "acknowledged"
+    assert (await incidents(router))[0]["state"] == "acknowledged"
     replay = await client.post(link, data={"by": "mallory"})
     assert replay.status == 409
-    assert incidents(router)[0]["acknowledged_by"] == "alice"
+    assert (await incidents(router))[0]["acknowledged_by"] == "alice"
 
 
 async def test_a_tampered_link_is_refused(router: RouterService, client: Client) -> None:
@@ -99,7 +94,7 @@ async def test_a_tampered_link_is_refused(router: RouterService, client: Client)
         response = await method(tampered)
         assert response.status == 403
         assert "signature is not valid" in await response.text()
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 async def test_a_link_cannot_be_moved_to_another_incident(
@@ -110,7 +105,10 @@ async def test_a_link_cannot_be_moved_to_another_incident(
     assert incident_id == "1"
     response = await client.post(f"/ack/2.{rest}")
     assert response.status == 403
-    assert [incident["state"] for incident in incidents(router)] == ["triggered", "triggered"]
+    assert [incident["state"] for incident in (await incidents(router))] == [
+        "triggered",
+        "triggered",
+    ]
 
 
 async def test_an_expired_link_is_refused(
@@ -121,7 +119,7 @@ async def test_an_expired_link_is_refused(
     response = await client.post(link)
     assert response.status == 403
     assert "this link expired at" in await response.text()
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 @pytest.mark.parametrize("link", ["/ack/garbage", "/ack/1.2.3", "/ack/" + "9" * 40])
@@ -166,12 +164,9 @@ def pagerduty_event(event_type: str, dedup_key: str, event_id: str = "01EVENT") 
     }
 
 
-def dedup_key_of(router: RouterService) -> str:
-    with database(router) as connection:
-        (context,) = connection.execute(
-            "SELECT context FROM pages WHERE event = 'trigger'"
-        ).fetchone()
-    key: str = json.loads(context)["dedup_key"]
+async def dedup_key_of(router: RouterService) -> str:
+    (context,) = await page_contexts(router, "trigger")
+    key: str = context["dedup_key"]
     return key
 
 
@@ -179,25 +174,28 @@ async def test_pagerduty_acknowledgement_acknowledges_and_is_not_sent_back(
     router: RouterService, client: Client
 ) -> None:
     await open_incidents(router, client, "DataCorruption")
-    body, headers = signed(pagerduty_event("incident.acknowledged", dedup_key_of(router)))
+    body, headers = signed(pagerduty_event("incident.acknowledged", await dedup_key_of(router)))
     headers["X-Webhook-Id"] = "webhook-1"
     response = await client.post("/webhooks/pagerduty", data=body, headers=headers)
     assert await response.json() == {"status": "accepted", "changed": True}
-    (incident,) = incidents(router)
+    (incident,) = await incidents(router)
     assert (incident["state"], incident["acknowledged_by"]) == ("acknowledged", "Alice Oncall")
     again = await client.post("/webhooks/pagerduty", data=body, headers=headers)
     assert await again.json() == {"status": "duplicate", "changed": False}
     await router.engine.run_once()
     # The acknowledgement came from PagerDuty: nothing goes back to it; the log tier is told.
-    assert [p[:2] for p in pages(router)] == [("trigger", "oncall"), ("acknowledge", "oncall")]
+    assert [p[:2] for p in (await pages(router))] == [
+        ("trigger", "oncall"),
+        ("acknowledge", "oncall"),
+    ]
 
 
 async def test_pagerduty_resolution_resolves(router: RouterService, client: Client) -> None:
     await open_incidents(router, client, "DataCorruption")
-    body, headers = signed(pagerduty_event("incident.resolved", dedup_key_of(router)))
+    body, headers = signed(pagerduty_event("incident.resolved", await dedup_key_of(router)))
     response = await client.post("/webhooks/pagerduty", data=body, headers=headers)
     assert response.status == 200
-    assert incidents(router)[0]["state"] == "resolved"
+    assert (await incidents(router))[0]["state"] == "resolved"
     assert ("resolved", "resolved by Alice Oncall via pagerduty") in await timeline(router, 1)
 
 
@@ -209,20 +207,22 @@ async def test_a_bad_pagerduty_signature_is_refused_and_changes_nothing(
     router: RouterService, client: Client, signature: str
 ) -> None:
     await open_incidents(router, client, "DataCorruption")
-    body, headers = signed(pagerduty_event("incident.resolved", dedup_key_of(router)))
+    body, headers = signed(pagerduty_event("incident.resolved", await dedup_key_of(router)))
     headers["X-PagerDuty-Signature"] = signature
     response = await client.post("/webhooks/pagerduty", data=body, headers=headers)
     assert response.status == 401
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 async def test_a_body_signed_with_another_secret_is_refused(
     router: RouterService, client: Client
 ) -> None:
     await open_incidents(router, client, "DataCorruption")
-    body, headers = signed(pagerduty_event("incident.resolved", dedup_key_of(router)), "other")
+    body, headers = signed(
+        pagerduty_event("incident.resolved", await dedup_key_of(router)), "other"
+    )
     assert (await client.post("/webhooks/pagerduty", data=body, headers=headers)).status == 401
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 async def test_pagerduty_events_for_other_incidents_are_ignored(
@@ -232,12 +232,12 @@ async def test_pagerduty_events_for_other_incidents_are_ignored(
     for document in (
         pagerduty_event("incident.acknowledged", "somebody-elses-key"),
         pagerduty_event("incident.acknowledged", "rr-999:nope"),
-        pagerduty_event("incident.priority_updated", dedup_key_of(router)),
+        pagerduty_event("incident.priority_updated", await dedup_key_of(router)),
     ):
         body, headers = signed(document)
         response = await client.post("/webhooks/pagerduty", data=body, headers=headers)
         assert await response.json() == {"status": "ignored"}
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 def test_signature_header_with_several_signatures() -> None:
@@ -253,7 +253,7 @@ async def test_api_needs_its_token(router: RouterService, client: Client) -> Non
     assert no_token.status == 401
     wrong = await client.get("/api/v1/incidents", headers={"Authorization": "Bearer nope"})
     assert wrong.status == 401
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"
 
 
 async def test_incident_api_lists_and_shows_the_timeline(
@@ -292,4 +292,4 @@ async def test_api_refuses_a_bad_name(router: RouterService, client: Client) -> 
     for body in (b"{", b'{"by": 5}', b'{"by": ""}', json.dumps({"by": "x" * 101}).encode()):
         response = await client.post("/api/v1/incidents/1/ack", data=body, headers=API)
         assert response.status == 400
-    assert incidents(router)[0]["state"] == "triggered"
+    assert (await incidents(router))[0]["state"] == "triggered"

@@ -17,15 +17,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
 from router.metrics import Metrics
-from router.settings import Settings
 
-from .conftest import WEBHOOK_TOKEN
 from .scenario import (
-    SCENARIO_RULES,
     FakeClock,
     alert,
     incidents,
     pages,
+    running_router,
     send,
     timeline,
 )
@@ -39,18 +37,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RouterService]:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite:///{tmp_path / 'router.db'}",
-        rules_dir=SCENARIO_RULES,
-        webhook_token=WEBHOOK_TOKEN,  # type: ignore[arg-type]
-        public_url="http://router.test",
-    )
-    service = RouterService(settings, metrics=Metrics(), clock=clock)
-    await service.start()
-    yield service
-    await service.close()
+async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
+    async with running_router(tmp_path, clock, database) as service:
+        yield service
 
 
 @pytest.fixture
@@ -71,8 +60,8 @@ async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
 async def test_first_tier_is_paged_at_once(router: RouterService, client: Client) -> None:
     await send(client, alert("DataCorruption"))
     await router.engine.run_once()
-    assert pages(router) == [("trigger", "oncall", 1, "delivered", "09:00")]
-    (incident,) = incidents(router)
+    assert (await pages(router)) == [("trigger", "oncall", 1, "delivered", "09:00")]
+    (incident,) = await incidents(router)
     assert (incident["state"], incident["severity"], incident["rule"]) == (
         "triggered",
         "P0",
@@ -89,10 +78,13 @@ async def test_unacknowledged_step_escalates_to_the_next_tier(
     await send(client, alert("DataCorruption"))
     await router.engine.run_once()
     await tick(router, clock, minutes=4, seconds=59)
-    assert len(pages(router)) == 1
+    assert len(await pages(router)) == 1
     await tick(router, clock, seconds=1)
-    assert [p[:3] for p in pages(router)] == [("trigger", "oncall", 1), ("escalate", "lead", 2)]
-    assert pages(router)[1][4] == "09:05"
+    assert [p[:3] for p in (await pages(router))] == [
+        ("trigger", "oncall", 1),
+        ("escalate", "lead", 2),
+    ]
+    assert (await pages(router))[1][4] == "09:05"
     assert metric(router, "router_ack_sla_breaches_total", severity="P0", tier="oncall") == 1
     assert metric(router, "router_escalations_total", severity="P0", tier="lead") == 1
     details = [detail for kind, detail in await timeline(router, 1) if kind == "page"]
@@ -116,7 +108,10 @@ async def test_acknowledgement_stops_escalation(
     assert answer["incident"]["acknowledged_by"] == "alice"
     for _ in range(6):
         await tick(router, clock, hours=1)
-    assert [p[:2] for p in pages(router)] == [("trigger", "oncall"), ("acknowledge", "oncall")]
+    assert [p[:2] for p in (await pages(router))] == [
+        ("trigger", "oncall"),
+        ("acknowledge", "oncall"),
+    ]
     assert metric(router, "router_ack_seconds_count", severity="P1") == 1
     assert metric(router, "router_ack_seconds_sum", severity="P1") == 180
     assert ("acknowledged", "acknowledged by alice via api: escalation stopped") in await timeline(
@@ -131,7 +126,7 @@ async def test_last_step_repeats_then_escalation_is_exhausted(
     await router.engine.run_once()
     for minutes in (5, 10, 10, 10, 10, 60):
         await tick(router, clock, minutes=minutes)
-    assert [(p[1], p[2], p[4]) for p in pages(router)] == [
+    assert [(p[1], p[2], p[4]) for p in (await pages(router))] == [
         ("oncall", 1, "09:00"),
         ("lead", 2, "09:05"),
         ("manager", 3, "09:15"),
@@ -141,7 +136,7 @@ async def test_last_step_repeats_then_escalation_is_exhausted(
     assert notes["exhausted"] == (
         "ack SLA 10m of step 3 (repeat 1) lapsed; escalation exhausted after 4 pages: nobody acknowledged"
     )
-    (incident,) = incidents(router)
+    (incident,) = await incidents(router)
     assert incident["state"] == "triggered" and incident["next_action_at"] is None
 
 
@@ -153,12 +148,12 @@ async def test_acknowledgement_expires_while_still_firing(
     await tick(router, clock, minutes=7)  # escalated to lead
     await client.post("/api/v1/incidents/1/ack", json={"by": "bob"})
     await tick(router, clock, minutes=59)
-    assert incidents(router)[0]["state"] == "acknowledged"
+    assert (await incidents(router))[0]["state"] == "acknowledged"
     await tick(router, clock, minutes=1)
-    (incident,) = incidents(router)
+    (incident,) = await incidents(router)
     assert incident["state"] == "triggered"
-    assert pages(router)[-1][:3] == ("escalate", "lead", 2)
-    assert pages(router)[-1][4] == "10:07"
+    assert (await pages(router))[-1][:3] == ("escalate", "lead", 2)
+    assert (await pages(router))[-1][4] == "10:07"
     assert any(
         detail.startswith(
             "acknowledgement expired after 1h while still firing: paging step 2: lead"
@@ -173,15 +168,15 @@ async def test_business_hours_severity_waits_for_the_window(
     clock.now = clock.now.replace(day=28, hour=20)  # Saturday 21:00 in Berlin
     await send(client, alert("DiskAlmostFull", severity="warning"))
     await router.engine.run_once()
-    assert pages(router) == []
+    assert (await pages(router)) == []
     waiting = [detail for kind, detail in await timeline(router, 1) if kind == "waiting"]
     assert waiting == [
         "incident opened; P2 pages wait for business hours: step 1 (oncall) at 2026-11-30T08:00:00+00:00"
     ]
     await tick(router, clock, hours=35, minutes=59)  # Monday 08:59 Berlin
-    assert pages(router) == []
+    assert (await pages(router)) == []
     await tick(router, clock, minutes=1)
-    assert pages(router) == [("trigger", "oncall", 1, "delivered", "08:00")]
+    assert (await pages(router)) == [("trigger", "oncall", 1, "delivered", "08:00")]
 
 
 async def test_a_more_severe_alert_raises_the_incident_and_pages_again(
@@ -192,15 +187,15 @@ async def test_a_more_severe_alert_raises_the_incident_and_pages_again(
     clock.advance(minutes=2)
     await send(client, alert("Replication", severity="critical", instance="db-2"))
     await router.engine.run_once()
-    (incident,) = incidents(router)
+    (incident,) = await incidents(router)
     assert incident["severity"] == "P0"
-    assert [(p[0], p[1], p[4]) for p in pages(router)] == [
+    assert [(p[0], p[1], p[4]) for p in (await pages(router))] == [
         ("trigger", "oncall", "09:00"),
         ("escalate", "oncall", "09:02"),
     ]
     # The P0 policy's times now apply: 5 minutes to the next step, not P1's 15.
     await tick(router, clock, minutes=5)
-    assert pages(router)[-1][:2] == ("escalate", "lead")
+    assert (await pages(router))[-1][:2] == ("escalate", "lead")
 
 
 async def test_resolution_during_escalation_stops_it_and_tells_who_was_paged(
@@ -214,13 +209,13 @@ async def test_resolution_during_escalation_stops_it_and_tells_who_was_paged(
     await router.engine.run_once()
     for _ in range(4):
         await tick(router, clock, minutes=30)
-    assert [p[:2] for p in pages(router)] == [
+    assert [p[:2] for p in (await pages(router))] == [
         ("trigger", "oncall"),
         ("escalate", "lead"),
         ("resolve", "oncall"),
         ("resolve", "lead"),
     ]
-    (incident,) = incidents(router)
+    (incident,) = await incidents(router)
     assert incident["state"] == "resolved"
     assert incident["resolved_by"] == "alertmanager (all alerts resolved)"
 
@@ -235,7 +230,7 @@ async def test_resolve_wins_over_a_racing_acknowledgement(
         client.post("/api/v1/incidents/1/ack", json={"by": "dave"}),
     )
     assert (resolve.status, ack.status) == (200, 200)
-    assert incidents(router)[0]["state"] == "resolved"
+    assert (await incidents(router))[0]["state"] == "resolved"
     late = await (await client.post("/api/v1/incidents/1/ack", json={"by": "erin"})).json()
     assert late["changed"] is False
     assert late["incident"]["state"] == "resolved"
@@ -253,8 +248,8 @@ async def test_the_same_webhook_twice_or_from_two_peers_pages_once(
     assert sorted(result["new"] for result in results) == [0, 0, 1]
     await router.engine.run_once()
     await router.engine.run_once()
-    assert len(incidents(router)) == 1
-    assert len(pages(router)) == 1
+    assert len(await incidents(router)) == 1
+    assert len(await pages(router)) == 1
 
 
 async def test_a_refire_after_resolution_opens_a_new_incident(
@@ -265,7 +260,7 @@ async def test_a_refire_after_resolution_opens_a_new_incident(
     clock.advance(minutes=30)
     await send(client, alert("SlowThing", starts="2026-11-24T09:29:00Z"))
     await router.engine.run_once()
-    states = [(incident["id"], incident["state"]) for incident in incidents(router)]
+    states = [(incident["id"], incident["state"]) for incident in (await incidents(router))]
     assert states == [(1, "resolved"), (2, "triggered")]
 
 
@@ -281,7 +276,10 @@ async def test_escalations_survive_a_restart(
     await again.start()
     try:
         await again.engine.run_once()
-        assert [p[:2] for p in pages(again)] == [("trigger", "oncall"), ("escalate", "lead")]
+        assert [p[:2] for p in (await pages(again))] == [
+            ("trigger", "oncall"),
+            ("escalate", "lead"),
+        ]
         assert (
             again.metrics.registry.get_sample_value("router_escalation_lag_seconds_sum") == 15 * 60
         )

@@ -242,6 +242,10 @@ class Store(abc.ABC):
         """The incident with its alerts and timeline, ready for JSON."""
 
     @abc.abstractmethod
+    async def list_pages(self, incident_id: int | None = None) -> list[PageRecord]:
+        """Every delivery in the outbox (of one incident), oldest first."""
+
+    @abc.abstractmethod
     async def next_due(self) -> datetime | None:
         """When the earliest incident action or page falls due."""
 

@@ -186,6 +186,13 @@ class SqlStore(Store):
             ]
         return {**_incident(row).to_json(), "alerts": alerts, "timeline": timeline}
 
+    async def list_pages(self, incident_id: int | None = None) -> list[PageRecord]:
+        query = sa.select(schema.pages).order_by(schema.pages.c.id)
+        if incident_id is not None:
+            query = query.where(schema.pages.c.incident_id == incident_id)
+        async with self._transaction("list pages") as conn:
+            return [_page(row) for row in (await conn.execute(query)).mappings()]
+
     async def next_due(self) -> datetime | None:
         incidents, pages = schema.incidents, schema.pages
         async with self._transaction("find next due time") as conn:
