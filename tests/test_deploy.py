@@ -958,3 +958,67 @@ def test_deploy_docs_name_real_routes_and_metrics() -> None:
         assert (method, path) in ROUTES, f"docs/deploy.md names {method} {path}"
     for name in set(re.findall(r"\brouter_[a-z_]+", text)):
         assert name in EXPORTS.labels or name in EXPORTS.family.values(), name
+
+
+# --- the checks catch mistakes -----------------------------------------------------------------
+
+
+def test_compose_schema_check_catches_a_misspelt_key(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("    entrypoint:", "    entrypiont:", 1))
+    schema = ["--builtin-schema", "vendor.compose-spec"]
+    result = run([sys.executable, "-m", "check_jsonschema", *schema, str(broken)])
+    assert result.returncode != 0
+    assert "entrypiont" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("expr", "problems"),
+    [
+        (
+            'rate(router_pages_total{outcome="failure"}[5m])',
+            [
+                'router_pages_total label outcome has no value "failure" '
+                "(values: delivered, failed, retried)"
+            ],
+        ),
+        (
+            "router_ack_seconds",
+            [
+                "router_ack_seconds is not a series the router exports; router_ack_seconds has "
+                "router_ack_seconds_bucket, router_ack_seconds_count, router_ack_seconds_sum"
+            ],
+        ),
+        (
+            "sum by (tiers) (rate(router_pages_total[5m]))",
+            ["groups by tiers, which none of its metrics has"],
+        ),
+        (
+            'router_open_incidents{severity="P0", status="open"}',
+            ["router_open_incidents has no label status (labels: severity, state)"],
+        ),
+        (
+            "histogram_quantile(0.99, sum by (severity) (rate(router_ack_seconds_bucket[5m])))",
+            ["histogram_quantile without `le` in its aggregation"],
+        ),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(router_ack_seconds_sum[5m])))",
+            [
+                "groups by le, which none of its metrics has",
+                "histogram_quantile over no _bucket series",
+            ],
+        ),
+        (
+            'sum(rate(router_webhook_rejected_total{reason=~"unauthorized|forbidden"}[5m]))',
+            [
+                'router_webhook_rejected_total label reason has no value "forbidden" (values: '
+                "malformed, shutting_down, store_unavailable, too_large, unauthorized, "
+                "unsupported_media_type)"
+            ],
+        ),
+        ("router_pages_sent_total", ["router_pages_sent_total is not a metric the router exports"]),
+        ('absent(up{job="runbook-router"}) or vector(0)', []),
+    ],
+)
+def test_query_check_names_each_mistake(expr: str, problems: list[str]) -> None:
+    assert query_problems(expr, EXPORTS) == problems
