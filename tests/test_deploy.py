@@ -9,10 +9,16 @@ value, probes and webhook URLs name real routes, and every metric a query reads 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -1022,3 +1028,105 @@ def test_compose_schema_check_catches_a_misspelt_key(tmp_path: Path) -> None:
 )
 def test_query_check_names_each_mistake(expr: str, problems: list[str]) -> None:
     assert query_problems(expr, EXPORTS) == problems
+
+
+# --- the deployed settings, running ------------------------------------------------------------
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def http_status(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture
+def deployed_router(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`runbook-router serve` with the image's settings, on loopback, with the Kubernetes rules."""
+    rules_dir = install_rules(tmp_path)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+    environment |= {k: v for k, v in image_env().items() if k.startswith("ROUTER_")}
+    environment |= {
+        "ROUTER_HOST": "127.0.0.1",  # the image's 0.0.0.0 would reach beyond this machine
+        "ROUTER_PORT": str(free_loopback_port()),
+        "ROUTER_RULES_DIR": str(rules_dir),
+        "ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'router.db'}",
+        "ROUTER_WEBHOOK_TOKEN": "deploy-test-token",
+        "PD_ONCALL_KEY": "deploy-test-routing-key",
+    }
+    command = [str(Path(sys.executable).parent / COMMAND), "serve"]
+    process = subprocess.Popen(
+        command, env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{environment['ROUTER_PORT']}"
+    try:
+        deadline = time.monotonic() + 20
+        while http_status_or_none(f"{base}/healthz") != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = process.communicate()[0].decode(errors="replace")
+                pytest.fail(f"runbook-router did not start:\n{output}")
+            time.sleep(0.05)
+        yield environment | {"base": base}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def http_status_or_none(url: str) -> int | None:
+    try:
+        return http_status(url)
+    except OSError:
+        return None
+
+
+@pytest.mark.process
+def test_image_healthcheck_command_passes_against_the_running_router(
+    deployed_router: dict[str, str],
+) -> None:
+    stage = final_stage(dockerfile_instructions(DOCKERFILE))
+    healthcheck = next(ins.arguments for ins in stage if ins.keyword == "HEALTHCHECK")
+    argv = exec_form(healthcheck.split(" CMD ", 1)[1])
+    argv[0] = sys.executable  # `python` in the image is its virtual environment's
+    environment = {"ROUTER_PORT": deployed_router["ROUTER_PORT"], "PATH": os.environ["PATH"]}
+    result = subprocess.run(argv, env=environment, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    # Against a port where nothing listens, the same command fails: the check can fail.
+    environment["ROUTER_PORT"] = str(free_loopback_port())
+    result = subprocess.run(argv, env=environment, capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+
+
+@pytest.mark.process
+def test_alertmanager_webhook_as_configured_is_accepted(deployed_router: dict[str, str]) -> None:
+    config = load_yaml(DEPLOY / "alertmanager" / "alertmanager.yml")
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    (webhook,) = receivers["runbook-router"]["webhook_configs"]
+    url = deployed_router["base"] + url_path(webhook["url"])
+    body = (REPO / "tests" / "fixtures" / "deploy" / "alertmanager-webhook.json").read_bytes()
+    scheme = webhook["http_config"]["authorization"]["type"]
+    json_type = {"Content-Type": "application/json"}
+    token = deployed_router["ROUTER_WEBHOOK_TOKEN"]
+    # What Alertmanager sends: the credentials file's content after the configured scheme.
+    authorized = json_type | {"Authorization": f"{scheme} {token}"}
+    assert http_status(url, body, authorized) == 200
+    assert http_status(url, body, json_type) == 401
+    assert http_status(url, body, json_type | {"Authorization": f"{scheme} wrong"}) == 401
+    assert http_status(deployed_router["base"] + "/readyz") == 200
