@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # The stamp is newer than pyproject.toml when the environment matches it; otherwise it is rebuilt.
 STAMP  := $(VENV)/.installed
+# The Python trees to format and lint; a tree not created yet is left out rather than failing.
+PY_TREES := $(wildcard router tests bench)
 
 .PHONY: run test check format bench clean
 
@@ -17,16 +19,16 @@ run: $(STAMP)
 	$(BIN)/runbook-router serve
 
 check: $(STAMP)
-	$(BIN)/ruff format --check router tests bench
-	$(BIN)/ruff check router tests bench
+	$(BIN)/ruff format --check $(PY_TREES)
+	$(BIN)/ruff check $(PY_TREES)
 	$(BIN)/mypy
 
 test: check
 	$(BIN)/pytest
 
 format: $(STAMP)
-	$(BIN)/ruff format router tests bench
-	$(BIN)/ruff check --fix router tests bench
+	$(BIN)/ruff format $(PY_TREES)
+	$(BIN)/ruff check --fix $(PY_TREES)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

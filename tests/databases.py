@@ -14,20 +14,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-import pytest
+
+from .support import require
 
 POSTGRES_URL = os.environ.get(
     "ROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-
-
-def require(condition: bool, reason: str) -> None:
-    """Fail in CI, skip elsewhere, when something a test needs is missing."""
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
 
 
 @asynccontextmanager
