@@ -244,7 +244,7 @@ def test_dockerfile_settings_are_real_and_valid() -> None:
     settings = settings_from({name: env[name] for name in names})
     assert settings.host == "0.0.0.0"
     assert str(settings.rules_dir) == "/etc/runbook-router/rules"
-    # Listening on every address, the image refuses to start until it is given a webhook token.
+    # Listening on every address, the image refuses to start until it is given the tokens.
     with pytest.raises(ConfigError, match="ROUTER_WEBHOOK_TOKEN"):
         check_listen_address(settings, insecure=False)
 
@@ -310,8 +310,9 @@ def test_compose_router_runs_serve_with_real_settings_and_a_token() -> None:
     assert_runs_serve(router["entrypoint"] + router["command"])
     environment: dict[str, str] = router["environment"]
     assert_known_settings(router_variables_in(COMPOSE.read_text()), "docker-compose.yml")
-    # The token is required: compose refuses to start without it.
-    assert re.fullmatch(r"\$\{ROUTER_WEBHOOK_TOKEN:\?.+\}", environment["ROUTER_WEBHOOK_TOKEN"])
+    # The tokens are required: compose refuses to start without them.
+    for token in ("ROUTER_WEBHOOK_TOKEN", "ROUTER_API_TOKEN"):
+        assert re.fullmatch(rf"\$\{{{token}:\?.+\}}", environment[token])
     merged = {k: v for k, v in image_env().items() if k.startswith("ROUTER_")}
     merged |= {name: compose_value(value) for name, value in environment.items()}
     settings = settings_from(merged)
@@ -659,7 +660,8 @@ def test_systemd_unit_runs_serve_with_real_settings() -> None:
     assert_known_settings(router_variables_in(UNIT.read_text()), UNIT.name)
     assert_known_settings(router_variables_in(example.read_text()), example.name)
     from_file = {name: value for name, value in env_file_variables(example).items() if value} | {
-        "ROUTER_WEBHOOK_TOKEN": PLACEHOLDER_SECRET
+        "ROUTER_WEBHOOK_TOKEN": PLACEHOLDER_SECRET,
+        "ROUTER_API_TOKEN": PLACEHOLDER_SECRET,
     }
     settings = settings_from(unit_environment() | from_file)
     check_listen_address(settings, insecure=False)
@@ -1062,6 +1064,7 @@ def deployed_router(tmp_path: Path) -> Iterator[dict[str, str]]:
         "ROUTER_RULES_DIR": str(rules_dir),
         "ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'router.db'}",
         "ROUTER_WEBHOOK_TOKEN": "deploy-test-token",
+        "ROUTER_API_TOKEN": "deploy-test-api-token",
         "PD_ONCALL_KEY": "deploy-test-routing-key",
     }
     command = [str(Path(sys.executable).parent / COMMAND), "serve"]
