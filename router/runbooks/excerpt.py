@@ -1,8 +1,9 @@
 """The runbook excerpt a page carries, cut to what each channel can hold.
 
-Order of what goes in (SPEC.md §4): the heading path; the Symptoms; the Immediate Actions or, when
-a section has none, the nearest equivalent (Mitigation, Resolution, Diagnosis, Investigation Steps,
-or the section's unlabelled text); then the rest of the section in document order while it fits.
+Order of what goes in (SPEC.md §4): the heading path; the Symptoms (or, when a section has no such
+label, its text before the first labelled part); the Immediate Actions or, when a section has none,
+the nearest equivalent (Mitigation, Resolution, Diagnosis, Investigation Steps); then the rest of
+the section in document order while it fits.
 Blocks go in whole: a code block, or a list item holding one, is never cut; a paragraph or a plain
 list item may be shortened at a word when it is the one that does not fit. The link to the whole
 section always closes the excerpt, and `len(excerpt) <= budget` always holds.
@@ -10,6 +11,7 @@ section always closes the excerpt, and `len(excerpt) <= budget` always holds.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Literal
 
@@ -57,30 +59,29 @@ def render_excerpt(
     footer = f"Runbook: {link}"
     title = _PATH_SEPARATOR.join(section.path) or section.heading
     header = f"**{title}**" if style == "markdown" else title
-    # The smallest forms, for tiny budgets (an SMS): heading path or heading, then the link alone.
-    for top, tail in ((header, footer), (section.heading, footer), (section.heading, link)):
-        if len(top) + 1 + len(tail) <= budget:
-            break
-    else:
+    if len(header) + 2 + len(footer) > budget:
+        # The smallest forms, for tiny budgets: the heading and the link, the link alone, or
+        # as much of the heading as fits.
+        for tail in (footer, link):
+            if len(section.heading) + 1 + len(tail) <= budget:
+                return f"{section.heading}\n{tail}"
         if len(link) <= budget:
             return link
         return _shorten(section.heading, budget) if budget > 0 else ""
-    if top != header:
-        return f"{top}\n{tail}"
 
     writer = _Writer(budget - len("\n\n") - len(footer), header, style)
-    symptoms = [b for b in _own(section) if b.part == SYMPTOMS]
-    action_part = next(
-        (part for part in ACTION_PARTS if any(b.part == part for b in _own(section))), None
-    )
-    actions = [b for b in _own(section) if b.part == action_part]
-    if action_part is None:
-        actions = [b for b in _own(section) if b.part is None]
+    own = _own(section)
+    symptoms = [b for b in own if b.part == SYMPTOMS]
+    if not symptoms:
+        # No Symptoms label: the text before the first labelled part describes the problem.
+        symptoms = list(itertools.takewhile(lambda b: b.part is None, own))
+    action_part = next((part for part in ACTION_PARTS if any(b.part == part for b in own)), None)
+    actions = [b for b in own if action_part is not None and b.part == action_part]
     shown_first = {id(b) for b in [*symptoms, *actions]}
     rest = [b for b in section.blocks if id(b) not in shown_first and b.kind not in _SKIPPED_KINDS]
     for group in (symptoms, actions, rest):
         writer.add_group([b for b in group if b.kind not in _SKIPPED_KINDS])
-    if writer.omitted:
+    if writer.omitted and writer.wrote_content:
         writer.add_marker(_ELLIPSIS)
     return f"{writer.text()}\n\n{footer}"
 
@@ -99,11 +100,15 @@ class _Writer:
         self.length = len(header)
         self.label: str | None = None
         self.omitted = False
+        self.wrote_content = False
+        self.last: Block | None = None
 
     def text(self) -> str:
         return "\n\n".join(self.chunks)
 
     def add_marker(self, marker: str) -> None:
+        if self.chunks[-1].endswith(marker):
+            return  # a shortened block already says that more follows
         if self.length + 2 + len(marker) <= self.room:
             self._append(marker)
 
@@ -120,26 +125,41 @@ class _Writer:
         label_line = ""
         if block.label is not None and block.label != self.label and not block.foreign:
             label_line = f"**{block.label}**" if self.style == "markdown" else f"{block.label}:"
-        cost = 2 + len(body) + (2 + len(label_line) if label_line else 0)
+        # Items of one list stay one list: joined by a line end, not a blank line.
+        tight = (
+            not label_line
+            and block.kind == "list_item"
+            and self.last is not None
+            and self.last.kind == "list_item"
+            and self.last.part == block.part
+            and self.last.foreign == block.foreign
+        )
+        cost = (1 if tight else 2) + len(body) + (2 + len(label_line) if label_line else 0)
         if self.length + cost <= self.room:
-            self._emit(label_line, body, block)
+            self._emit(label_line, body, block, tight)
             return True
         if block.has_code or block.kind in ("table", "heading", "code"):
             return False
-        left = self.room - self.length - 2 - (2 + len(label_line) if label_line else 0)
+        left = self.room - self.length - (cost - len(body))
         if left < _MIN_SHORTENED:
             return False
-        self._emit(label_line, _shorten(body, left), block)
+        self._emit(label_line, _shorten(body, left), block, tight)
         return False
 
-    def _emit(self, label_line: str, body: str, block: Block) -> None:
+    def _emit(self, label_line: str, body: str, block: Block, tight: bool) -> None:
         if label_line:
             self._append(label_line)
         if block.foreign or block.label is None:
             self.label = None
         else:
             self.label = block.label
-        self._append(body)
+        if tight:
+            self.chunks[-1] += "\n" + body
+            self.length += 1 + len(body)
+        else:
+            self._append(body)
+        self.last = block
+        self.wrote_content = True
 
     def _append(self, chunk: str) -> None:
         self.chunks.append(chunk)
@@ -173,10 +193,13 @@ def _plain(markdown: str) -> str:
         if in_fence:
             lines.append(line)
             continue
-        line = _IMAGE.sub(r"\1", line)
-        line = _LINK.sub(r"\1 (\2)", line)
-        line = _EMPHASIS.sub(lambda m: m.group(2) or m.group(3), line)
-        lines.append(_CODE_SPAN.sub(r"\1", line))
+        # Code spans keep their text verbatim; markup is only undone between them.
+        pieces = _CODE_SPAN.split(line)
+        for index in range(0, len(pieces), 2):
+            piece = _IMAGE.sub(r"\1", pieces[index])
+            piece = _LINK.sub(r"\1 (\2)", piece)
+            pieces[index] = _EMPHASIS.sub(lambda m: m.group(2) or m.group(3), piece)
+        lines.append("".join(pieces))
     return "\n".join(lines)
 
 

@@ -148,7 +148,10 @@ class RunbookLibrary:
         anchors = [s.anchor for s in self.sections if s.file == file]
         if not anchors:
             return f"runbook {file} has no headings"
-        near = difflib.get_close_matches(_clean_anchor(anchor), anchors, n=1, cutoff=0.5)
+        wanted = _clean_anchor(anchor)
+        # A shortened anchor (`#slow-proof`) most likely means the heading it starts.
+        near = [a for a in anchors if wanted and a.startswith(wanted)]
+        near = near or difflib.get_close_matches(wanted, anchors, n=1, cutoff=0.5)
         hint = f" (did you mean #{near[0]}?)" if near else ""
         return f"runbook {file} has no heading with anchor #{anchor}{hint}"
 
