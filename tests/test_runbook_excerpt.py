@@ -1,4 +1,4 @@
-"""Excerpts: within every channel budget, code blocks whole, most actionable part first, link last."""
+"""Excerpts: within each channel budget, code blocks whole, actionable parts first, link last."""
 
 from __future__ import annotations
 
@@ -24,7 +24,21 @@ BASE_URL = "https://git.example.com/ops/runbooks/blob/main/"
 LIBRARY = RunbookLibrary.load(ROOT / "rules" / "runbooks")
 SECTIONS = [s for s in LIBRARY.sections if not s.is_part]
 STYLES = ("markdown", "text")
-SIZES = (0, 1, 20, 60, 100, 130, SMS_BUDGET, 300, 700, 1500, SLACK_BUDGET, PAGERDUTY_BUDGET, EMAIL_BUDGET)
+SIZES = (
+    0,
+    1,
+    20,
+    60,
+    100,
+    130,
+    SMS_BUDGET,
+    300,
+    700,
+    1500,
+    SLACK_BUDGET,
+    PAGERDUTY_BUDGET,
+    EMAIL_BUDGET,
+)
 
 
 def _section(reference: str) -> Section:
@@ -62,7 +76,9 @@ def test_every_budget_is_respected_and_code_stays_whole(section: Section, style:
 
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.reference)
 def test_symptoms_then_actions_then_the_rest(section: Section) -> None:
-    excerpt = render_excerpt(section, budget=EMAIL_BUDGET, link=section.link(BASE_URL), style="text")
+    excerpt = render_excerpt(
+        section, budget=EMAIL_BUDGET, link=section.link(BASE_URL), style="text"
+    )
     written = {b.part: b.label for b in reversed(section.blocks) if b.part and not b.foreign}
     position = {part: excerpt.find(f"\n{label}:\n") for part, label in written.items()}
     assert all(p > 0 for p in position.values()), position

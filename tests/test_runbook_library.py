@@ -31,7 +31,8 @@ CATALOGUE = [
      "ProofGenerationSlow", {"value": "12.4s"}, {}),
     ("high-error-rate", "incident-response.md#incident-2-high-error-rate",
      "Incident 2: High Error Rate", "HighErrorRate", {"value": "35%"}, {}),
-    ("storage-errors", "database.md#1-storage-errors", "1. Storage Errors", "StorageErrors", {}, {}),
+    ("storage-errors", "database.md#1-storage-errors", "1. Storage Errors", "StorageErrors",
+     {}, {}),
     ("database-performance", "database.md#scenario-2-database-performance",
      "Scenario 2: Database Performance", "DatabaseSlowQueries", {}, {}),
     ("high-memory", "platform.md#high-memory-usage", "High Memory Usage", "HighMemoryUsage",
@@ -179,7 +180,8 @@ def test_get_by_reference(shipped: RunbookLibrary) -> None:
         ("zkp-ledger.md#zzzz", "runbook zkp-ledger.md has no heading with anchor #zzzz"),
         ("zkp_ledger.md#invalid-proofs", f"runbook zkp_ledger.md not found under {SHIPPED} "
          "(did you mean zkp-ledger.md?)"),
-        ("#invalid-proofs", "runbook reference '#invalid-proofs' names no file (write file.md#anchor)"),
+        ("#invalid-proofs",
+         "runbook reference '#invalid-proofs' names no file (write file.md#anchor)"),
     ],
 )  # fmt: skip
 def test_missing_reference_messages(
@@ -232,7 +234,10 @@ def test_broken_rule_reference_falls_back(shipped: RunbookLibrary) -> None:
         rule_runbook="database.md#gone",
         rule_names=[],
     )
-    assert (match.method, match.section) == ("annotation", shipped.get("zkp-ledger.md#invalid-proofs"))
+    assert (match.method, match.section) == (
+        "annotation",
+        shipped.get("zkp-ledger.md#invalid-proofs"),
+    )
 
 
 def test_an_alert_without_a_section_gets_none_with_the_best_candidate(

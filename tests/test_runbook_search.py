@@ -61,7 +61,11 @@ def test_top1_accuracy(library: RunbookLibrary) -> None:
 
     # What a page gets: the section above the threshold, and never a wrong one.
     matches = [library.find(_alert(row), rule_names=[]) for row in rows]
-    right = [m for m, row in zip(matches, rows, strict=True) if m.section and m.section.reference == row["expect"]]
+    right = [
+        m
+        for m, row in zip(matches, rows, strict=True)
+        if m.section and m.section.reference == row["expect"]
+    ]
     wrong = [
         (row["alert"], m.section.reference)
         for m, row in zip(matches, rows, strict=True)

@@ -28,8 +28,8 @@ from router.runbooks.sections import (
 
 ExcerptStyle = Literal["markdown", "text"]
 
-# PagerDuty's Events API v2 refuses an event larger than 512 KB (Events API v2 overview); the excerpt
-# sits in `custom_details` far below that, so that a page stays readable in the PagerDuty app.
+# PagerDuty's Events API v2 refuses an event larger than 512 KB (Events API v2 overview); the
+# excerpt sits in `custom_details` far below that, so a page stays readable in the PagerDuty app.
 PAGERDUTY_BUDGET = 8_000
 # Slack's chat.postMessage documentation asks for message text under 4,000 characters.
 SLACK_BUDGET = 3_500

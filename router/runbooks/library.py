@@ -86,8 +86,10 @@ class RunbookLibrary:
     def load(cls, runbooks_dir: Path) -> RunbookLibrary:
         """Read every `*.md` under `runbooks_dir` (recursively, in path order)."""
         if not runbooks_dir.is_dir():
-            problems = [f"{runbooks_dir}:1: not a directory"] if runbooks_dir.exists() else []
-            return cls(problems=problems, directory=runbooks_dir)
+            not_a_directory = (
+                [f"{runbooks_dir}:1: not a directory"] if runbooks_dir.exists() else []
+            )
+            return cls(problems=not_a_directory, directory=runbooks_dir)
         sections: list[Section] = []
         problems: list[str] = []
         notes: list[str] = []
@@ -234,6 +236,6 @@ class RunbookLibrary:
 
 
 def _clean_anchor(anchor: str) -> str:
-    """An anchor as GitHub serves it: without `#`, the `user-content-` prefix, or percent-escapes."""
+    """An anchor as GitHub serves it: no `#`, no `user-content-` prefix, no percent-escapes."""
     anchor = unquote(anchor.strip().lstrip("#")).lower()
     return anchor.removeprefix("user-content-")

@@ -31,14 +31,17 @@ _STEMMER = snowballstemmer.stemmer("english")
 # Words that say nothing about which runbook section applies. `high` and `low` say which way a
 # threshold was crossed (`HighCPUUsage`), not what the problem is: kept, they let "High Memory
 # Usage" answer a CPU alert.
-_STOPWORDS = frozenset(
-    """a an and are as at be been by for from has have in is it its of on or that the this to
-    was were will with when which than then there these those into over under after before not
-    no yes if so do does did can could should would may might must our we you your they their
-    alert alerts alerting firing fired text rule rules value values instance job pod host
-    high low
-    """.split()
-)
+# fmt: off
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "been", "by", "for", "from", "has", "have", "in",
+    "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "will",
+    "with", "when", "which", "than", "then", "there", "these", "those", "into", "over", "under",
+    "after", "before", "not", "no", "yes", "if", "so", "do", "does", "did", "can", "could",
+    "should", "would", "may", "might", "must", "our", "we", "you", "your", "they", "their",
+    "alert", "alerts", "alerting", "firing", "fired", "text", "rule", "rules", "value", "values",
+    "instance", "job", "pod", "host", "high", "low",
+))
+# fmt: on
 
 # Synonyms that matter in operations, folded to the first word of each group (after stemming).
 _SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -126,9 +129,7 @@ class Query:
     scope: frozenset[str]  # terms of the alert's service/job/app labels, to prefer their runbook
 
     @classmethod
-    def build(
-        cls, sources: Iterable[tuple[str, float]], scope_labels: Iterable[str] = ()
-    ) -> Query:
+    def build(cls, sources: Iterable[tuple[str, float]], scope_labels: Iterable[str] = ()) -> Query:
         weights: dict[str, float] = {}
         for text, weight in sources:
             for term in terms(text):
@@ -159,14 +160,14 @@ class SearchIndex:
         # term -> [(section index, weighted normalised term frequency)]
         postings: dict[str, list[tuple[int, float]]] = {}
         for index, section_fields in enumerate(fields):
-            combined: Counter[str] = Counter()
+            combined: dict[str, float] = {}
             for name, (weight, b) in _FIELDS.items():
                 tokens = section_fields[name]
                 if not tokens:
                     continue
                 norm = 1.0 - b + b * (len(tokens) / averages[name] if averages[name] else 1.0)
                 for term, count in Counter(tokens).items():
-                    combined[term] += weight * count / norm
+                    combined[term] = combined.get(term, 0.0) + weight * count / norm
             for term, frequency in combined.items():
                 postings.setdefault(term, []).append((index, frequency))
         self._postings = postings
@@ -197,5 +198,7 @@ class SearchIndex:
             if query.scope and own and (own <= query.scope or query.scope <= own):
                 score *= 1.0 + SERVICE_BOOST
             ranked.append((index, score))
-        ranked.sort(key=lambda hit: (-hit[1], self.sections[hit[0]].file, self.sections[hit[0]].line_start))
+        ranked.sort(
+            key=lambda hit: (-hit[1], self.sections[hit[0]].file, self.sections[hit[0]].line_start)
+        )
         return [(self.sections[index], score) for index, score in ranked]

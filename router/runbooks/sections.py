@@ -76,20 +76,21 @@ _LABELS: Mapping[str, str] = {
         ["resolution", "resolution steps", "recovery", "recovery steps", "remediation", "fix"],
         RESOLUTION,
     ),
-    **dict.fromkeys(
-        ["escalation", "escalation path", "when to escalate", "escalate"], ESCALATION
-    ),
+    **dict.fromkeys(["escalation", "escalation path", "when to escalate", "escalate"], ESCALATION),
     **dict.fromkeys(
         ["prevention", "preventive measures", "follow-up", "follow up", "long-term fixes"],
         PREVENTION,
     ),
 }
 
-BlockKind = Literal["heading", "paragraph", "list_item", "code", "diagram", "table", "quote", "html", "rule"]
+BlockKind = Literal[
+    "heading", "paragraph", "list_item", "code", "diagram", "table", "quote", "html", "rule"
+]
 
 # `**Symptoms:** text`, `**Symptoms**: text`, `__Symptoms__`, `*Symptoms:*`, or a bare `Symptoms:`.
 _BOLD_LABEL = re.compile(
-    r"^\s{0,3}(?:\*\*|__|\*|_)(?P<label>[^*_\n]{2,40}?)\s*:?\s*(?:\*\*|__|\*|_)\s*:?[ \t]*(?P<rest>.*)$"
+    r"^\s{0,3}(?:\*\*|__|\*|_)(?P<label>[^*_\n]{2,40}?)\s*:?\s*(?:\*\*|__|\*|_)"
+    r"\s*:?[ \t]*(?P<rest>.*)$"
 )
 _BARE_LABEL = re.compile(r"^\s{0,3}(?P<label>[A-Za-z][A-Za-z /&-]{1,40}):[ \t]*(?P<rest>.*)$")
 _LEADING_NUMBERING = re.compile(r"^(?:step\s+)?\d+(?:\.\d+)*[.):]?\s+", re.IGNORECASE)
@@ -98,9 +99,7 @@ _LEADING_NUMBERING = re.compile(r"^(?:step\s+)?\d+(?:\.\d+)*[.):]?\s+", re.IGNOR
 def part_label(text: str) -> str | None:
     """The canonical part a label or heading names (`"🔍 Diagnostic Commands"` → Diagnosis)."""
     kept = "".join(
-        char
-        for char in text.lower()
-        if char in " -/&" or unicodedata.category(char)[0] in "LN"
+        char for char in text.lower() if char in " -/&" or unicodedata.category(char)[0] in "LN"
     )
     kept = _LEADING_NUMBERING.sub("", " ".join(kept.split()))
     return _LABELS.get(kept.strip(" -/&"))
@@ -315,7 +314,8 @@ def _raw_blocks(tokens: Sequence[Token], headings: list[_Heading]) -> list[_RawB
                     has_code = any(
                         t.type in ("fence", "code_block") for t in tokens[inner:item_close]
                     )
-                    blocks.append(_RawBlock("list_item", *item.map, owner, has_code=has_code))
+                    start, end = item.map
+                    blocks.append(_RawBlock("list_item", start, end, owner, has_code=has_code))
         else:
             blocks.append(_RawBlock(_block_kind(token, tokens[position:close]), start, end, owner))
             if blocks[-1].kind in ("code", "diagram"):
@@ -354,7 +354,9 @@ def _closing(tokens: Sequence[Token], position: int) -> int:
 
 def _code_blocks(tokens: Sequence[Token]) -> list[CodeBlock]:
     return [
-        CodeBlock(language=token.info.strip().split(" ")[0], code=token.content, line=token.map[0] + 1)
+        CodeBlock(
+            language=token.info.strip().split(" ")[0], code=token.content, line=token.map[0] + 1
+        )
         for token in tokens
         if token.type in ("fence", "code_block") and token.map is not None
     ]
@@ -465,9 +467,7 @@ def _direct_child(owner: int | None, section: int, headings: list[_Heading]) -> 
     return child
 
 
-def _split_labels(
-    lines: list[str], first: int
-) -> list[tuple[int, str, tuple[str, str] | None]]:
+def _split_labels(lines: list[str], first: int) -> list[tuple[int, str, tuple[str, str] | None]]:
     """Split a paragraph at lines that open a labelled part (`**Symptoms:** ...`).
 
     Returns (0-based line, Markdown after the label, (canonical, label) or None) pieces; a label

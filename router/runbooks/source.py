@@ -6,8 +6,8 @@ keeps line numbers stable, so that every later `file:line` points at the line a 
 - UTF-8 with or without a byte-order mark; bytes that are not UTF-8 are read as cp1252 (the
   Windows default that such files usually come from), and the library notes it;
 - CRLF and lone CR line ends become LF;
-- a YAML (`---`) or TOML (`+++`) front-matter block is blanked, not removed, so that Markdown does not
-  take its closing `---` for a setext heading underline;
+- a YAML (`---`) or TOML (`+++`) front-matter block is blanked, not removed, so that Markdown
+  does not take its closing `---` for a setext heading underline;
 - text that was UTF-8 decoded once as Latin-1 / cp1252 (`â†’` for `→`, `ðŸš¨` for `🚨`) is repaired
   line by line with ftfy's `fix_encoding`, which only changes a sequence when the repair is
   unambiguous; it leaves correctly encoded text (`naïve café`) alone.
