@@ -59,7 +59,7 @@ def decode_runbook(data: bytes) -> RunbookText:
         fixed = ftfy.fix_encoding(line)
         for damaged, intended in _RETYPED_MOJIBAKE.items():
             fixed = fixed.replace(damaged, intended)
-        if fixed != line:
+        if fixed != line and "\n" not in fixed:  # a repair must never move later lines
             lines[index] = fixed
             repaired.append(index + 1)
     return RunbookText(
