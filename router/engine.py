@@ -100,16 +100,16 @@ class Engine:
             asyncio.create_task(self._loop("deliveries", self.deliver_due, self._wake_deliveries)),
         ]
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
         """Let each loop finish the pass in flight (its transactions commit), then end it.
 
-        A pass still running after `timeout` is cancelled; its open transaction rolls back whole
-        and the work stays due for the next start.
+        A pass still running after `grace_seconds` is cancelled; its open transaction rolls back
+        whole and the work stays due for the next start.
         """
         self._stopping = True
         self.wake()
         if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
             for task in pending:
                 task.cancel()
             for task in self._tasks:

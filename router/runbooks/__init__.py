@@ -1,0 +1,40 @@
+"""Runbooks: the Markdown library, finding the section for an alert, and the excerpt a page carries.
+
+    source.py    bytes → text: encodings, CRLF, front matter, mojibake repair
+    slugs.py     GitHub heading anchors
+    sections.py  Markdown → sections with heading paths, anchors, line ranges and labelled parts
+    search.py    BM25F ranking of sections against an alert's words
+    library.py   RunbookLibrary: load a directory, resolve references and links, choose a section
+    excerpt.py   the excerpt per channel budget
+
+All of it is pure: it reads files only in `RunbookLibrary.load` and never touches the network.
+"""
+
+from router.runbooks.excerpt import (
+    BUDGETS,
+    EMAIL_BUDGET,
+    PAGERDUTY_BUDGET,
+    SLACK_BUDGET,
+    SMS_BUDGET,
+    render_excerpt,
+)
+from router.runbooks.library import SEARCH_THRESHOLD, RunbookLibrary, RunbookMatch
+from router.runbooks.sections import CodeBlock, Section, part_label
+from router.runbooks.slugs import Slugger, slugify
+
+__all__ = [
+    "BUDGETS",
+    "EMAIL_BUDGET",
+    "PAGERDUTY_BUDGET",
+    "SEARCH_THRESHOLD",
+    "SLACK_BUDGET",
+    "SMS_BUDGET",
+    "CodeBlock",
+    "RunbookLibrary",
+    "RunbookMatch",
+    "Section",
+    "Slugger",
+    "part_label",
+    "render_excerpt",
+    "slugify",
+]
