@@ -10,6 +10,7 @@ their transactions, stops the engine between transactions, and closes the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -29,8 +30,7 @@ from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
 from router.notify import Dispatcher
-from router.routing import Routing
-from router.rules import RuleSet, load_rules
+from router.routing import Routing, load_routing
 from router.settings import Settings
 from router.store import Store, open_store
 
@@ -43,10 +43,9 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def load_routing(settings: Settings) -> Routing:
-    """The rules in `ROUTER_RULES_DIR`; ConfigError lists every problem."""
-    rules: RuleSet = load_rules(settings.rules_dir, os.environ, strict_secrets=True)
-    return Routing(rules)
+def routing_from(settings: Settings) -> Routing:
+    """The rules and runbooks of `ROUTER_RULES_DIR`; ConfigError lists every problem."""
+    return load_routing(settings.rules_dir, os.environ, strict_secrets=True)
 
 
 class RouterService:
@@ -63,7 +62,7 @@ class RouterService:
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
-        self.routing = routing if routing is not None else load_routing(settings)
+        self.routing = routing if routing is not None else routing_from(settings)
         self.store = store if store is not None else open_store(settings.database_url)
         self.metrics = metrics if metrics is not None else Metrics()
         self.channels = channels if channels is not None else log_only_channels()
@@ -79,7 +78,12 @@ class RouterService:
             on_new_work=self.wake,
         )
         self.dispatcher = Dispatcher(
-            self.store, self.channels, lambda: self.routing, self.metrics, clock
+            self.store,
+            self.channels,
+            lambda: self.routing,
+            self.metrics,
+            clock,
+            excerpts=lambda runbook: functools.partial(self.routing.excerpt, runbook),
         )
         self.engine = Engine(self.incidents, self.dispatcher, self.store, self.metrics, clock)
         self._initialise_metrics()
@@ -111,7 +115,7 @@ class RouterService:
     def reload_rules(self) -> bool:
         """Replace the routing with the rules on disk; keep the old ones if the new are bad."""
         try:
-            routing = load_routing(self.settings)
+            routing = routing_from(self.settings)
         except ConfigError as exc:
             log.error(
                 "rules reload failed; keeping the rules in force",
@@ -120,7 +124,10 @@ class RouterService:
             return False
         self.routing = routing
         self._initialise_metrics()
-        log.info("rules reloaded", extra=fields(rules=len(routing.rules.rules)))
+        log.info(
+            "rules reloaded",
+            extra=fields(rules=len(routing.rules.rules), sections=len(routing.runbooks.sections)),
+        )
         return True
 
     def _initialise_metrics(self) -> None:

@@ -34,7 +34,7 @@ class IncidentNotFound(LookupError):
 class _Effects:
     """Metric updates to apply once the transaction committed."""
 
-    opened: list[tuple[str, str]] = field(default_factory=list)  # (severity, rule)
+    opened: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, rule, method)
     escalated: list[tuple[str, str]] = field(default_factory=list)  # (severity, tier)
     breached: list[tuple[str, str]] = field(default_factory=list)  # (severity, tier)
     acknowledged: list[tuple[str, float]] = field(default_factory=list)  # (severity, seconds)
@@ -115,7 +115,8 @@ class IncidentService:
             await tx.add_event(incident.id, now, "classified", c.reason)
             await tx.add_event(incident.id, now, "runbook", _runbook_note(item.runbook))
             await self._apply(tx, routing, incident, decision, now, effects)
-            effects.opened.append((c.severity, c.rule or "none"))
+            method = item.runbook["method"] if item.runbook else "none"
+            effects.opened.append((c.severity, c.rule or "none", method))
             return
         await tx.link_alert(incident.id, alert_id, c.severity)
         await tx.add_event(incident.id, now, "alert", f"{_describe(item.alert)} joined")
@@ -363,8 +364,9 @@ class IncidentService:
 
     def _count(self, effects: _Effects) -> None:
         m = self._metrics
-        for severity, rule in effects.opened:
+        for severity, rule, method in effects.opened:
             m.incidents_opened.labels(severity=severity, rule=rule).inc()
+            m.runbook_matches.labels(method=method).inc()
         for severity, tier in effects.escalated:
             m.escalations.labels(severity=severity, tier=tier).inc()
         for severity, tier in effects.breached:

@@ -1,32 +1,97 @@
 """The routing in force: rules and runbooks, and what they say about one alert.
 
 `Routing` is replaced whole when the rules are reloaded, so a decision never mixes two versions of
-the rules. It is pure: `route(alert)` classifies the alert and finds its runbook section.
+the rules or of the runbooks. It is pure: `route(alert)` classifies the alert and finds its runbook
+section; `excerpt(runbook)` gives the text a page carries for that section.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from router.errors import ConfigError
 from router.escalation import Context
 from router.models import Alert
-from router.rules import Classification, RuleSet
+from router.rules import Classification, RuleSet, load_rules
+from router.runbooks import RunbookLibrary, RunbookMatch, Section, render_excerpt
+from router.runbooks.excerpt import ExcerptStyle
 
 
 @dataclass(frozen=True, slots=True)
 class RoutedAlert:
     alert: Alert
     classification: Classification
-    runbook: dict[str, Any] | None  # {"file", "anchor", "heading", "method", "score"}
+    # {"file", "anchor", "heading", "path", "link", "method", "score"}, or None when no section
+    # was found.
+    runbook: dict[str, Any] | None
+    match: RunbookMatch | None = None
+
+
+def load_routing(rules_dir: Path, env: Mapping[str, str], *, strict_secrets: bool) -> Routing:
+    """Rules and runbooks of a rules directory; ConfigError lists every problem of both."""
+    rules = load_rules(rules_dir, env, strict_secrets=strict_secrets)
+    runbooks = RunbookLibrary.load(rules_dir / "runbooks")
+    problems = list(runbooks.problems) + reference_problems(rules, runbooks)
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in {rules_dir}", tuple(problems))
+    return Routing(rules, runbooks)
+
+
+def reference_problems(rules: RuleSet, runbooks: RunbookLibrary) -> list[str]:
+    """`file:line: message` for every rule whose `runbook:` names no section the library holds."""
+    problems = []
+    for rule in rules.rules:
+        if rule.runbook is None:
+            continue
+        missing = runbooks.missing_reference(rule.runbook)
+        if missing is not None:
+            problems.append(f"{rule.source}: rule {rule.name}: {missing}")
+    return problems
 
 
 class Routing:
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, runbooks: RunbookLibrary) -> None:
         self.rules = rules
+        self.runbooks = runbooks
 
     def route(self, alert: Alert) -> RoutedAlert:
-        return RoutedAlert(alert, self.rules.classify(alert), None)
+        classification = self.rules.classify(alert)
+        match = self.runbooks.find(
+            alert, rule_runbook=classification.runbook, rule_names=classification.matched_rules
+        )
+        return RoutedAlert(alert, classification, self._runbook_json(match), match)
+
+    def _runbook_json(self, match: RunbookMatch) -> dict[str, Any] | None:
+        section = match.section
+        if section is None:
+            return None
+        return {
+            "file": section.file,
+            "anchor": section.anchor,
+            "heading": section.heading,
+            "path": list(section.path),
+            "link": section.link(self.rules.runbook_base_url),
+            "method": match.method,
+            "score": round(match.score, 3),
+        }
+
+    def section(self, runbook: Mapping[str, Any] | None) -> Section | None:
+        if not runbook:
+            return None
+        return self.runbooks.get(f"{runbook['file']}#{runbook['anchor']}")
+
+    def excerpt(self, runbook: Mapping[str, Any] | None, budget: int, style: ExcerptStyle) -> str:
+        """The runbook text for a page of `budget` characters: the section as it is now on disk,
+        or, if it is gone since the page was queued, the link alone."""
+        section = self.section(runbook)
+        if section is None:
+            link = str(runbook.get("link", "")) if runbook else ""
+            return link if len(link) <= budget else ""
+        link = section.link(self.rules.runbook_base_url)
+        return render_excerpt(section, budget=budget, link=link, style=style)
 
     def escalation_context(self, policy: str, severity: str) -> Context:
         return Context(

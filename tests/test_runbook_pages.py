@@ -1,0 +1,61 @@
+"""The runbook section travels with the incident: chosen at opening, carried in every page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from router.app import RouterService
+
+from .scenario import alert, incidents, page_contexts, send
+
+Client = TestClient[Any, Any]
+
+
+async def test_shipped_rule_attaches_its_section_and_the_page_carries_it(
+    service: RouterService, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="router.page")
+    await send(client, alert("LedgerDataCorruption", severity="critical"))
+    await service.engine.run_once()
+    (incident,) = await incidents(service)
+    runbook = incident["runbook"]
+    assert (runbook["file"], runbook["anchor"], runbook["method"]) == (
+        "zkp-ledger.md",
+        "data-corruption-detected",
+        "rule",
+    )
+    assert runbook["link"].endswith("zkp-ledger.md#data-corruption-detected")
+    (context,) = await page_contexts(service, "trigger")
+    assert context["runbook"] == runbook
+    (line,) = [record for record in caplog.records if record.getMessage().startswith("PAGE")]
+    excerpt = line.fields["runbook"]  # type: ignore[attr-defined]
+    assert "Data Corruption Detected" in excerpt
+    assert excerpt.rstrip().endswith("zkp-ledger.md#data-corruption-detected")
+    assert (
+        service.metrics.registry.get_sample_value(
+            "router_runbook_matches_total", {"method": "rule"}
+        )
+        == 1
+    )
+
+
+async def test_an_alert_with_no_section_says_so(service: RouterService, client: Client) -> None:
+    await send(client, alert("TotallyUnrelatedWidgetAlarm", severity="critical"))
+    await service.engine.run_once()
+    (incident,) = await incidents(service)
+    assert incident["runbook"] is None
+    detail = await service.store.incident_detail(incident["id"])
+    assert detail is not None
+    assert ("runbook", "no runbook section found") in [
+        (e["kind"], e["detail"]) for e in detail["timeline"]
+    ]
+    assert (
+        service.metrics.registry.get_sample_value(
+            "router_runbook_matches_total", {"method": "none"}
+        )
+        == 1
+    )
