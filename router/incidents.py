@@ -75,6 +75,9 @@ class IncidentService:
         counts = {"new": 0, "updated": 0, "duplicate": 0}
         effects = _Effects()
         async with self._store.transaction("store alerts and incidents") as tx:
+            await tx.lock_incident_keys(
+                [item.classification.incident_key for item in routed if item.alert.firing]
+            )
             for item in routed:
                 stored = await tx.store_alert(item.alert, now)
                 counts[stored.outcome] += 1

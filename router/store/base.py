@@ -133,6 +133,10 @@ class Transaction(abc.ABC):
     async def store_alert(self, alert: Alert, now: datetime) -> StoredAlert: ...
 
     @abc.abstractmethod
+    async def lock_incident_keys(self, keys: Sequence[str]) -> None:
+        """Serialise transactions that may open incidents for the same keys (until commit)."""
+
+    @abc.abstractmethod
     async def open_incident_by_key(self, key: str) -> IncidentRecord | None:
         """The open incident of `key`, locked for this transaction."""
 

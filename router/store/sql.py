@@ -335,6 +335,18 @@ class SqlTransaction(Transaction):
         found: datetime | None = current.scalar()
         return found or now
 
+    async def lock_incident_keys(self, keys: Sequence[str]) -> None:
+        # Two replicas receiving alerts of one new incident at once would both find no open
+        # incident and both insert one. A transaction-scoped advisory lock per key makes the
+        # second wait for the first to commit. Taken in sorted order, so that two transactions
+        # never wait for each other. SQLite serialises every writer already.
+        if self._dialect != "postgresql":
+            return
+        for key in sorted(set(keys)):
+            await self._conn.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
+            )
+
     async def open_incident_by_key(self, key: str) -> IncidentRecord | None:
         table = schema.incidents
         query = sa.select(table).where(
