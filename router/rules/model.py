@@ -251,10 +251,10 @@ class RuleSet:
                 reason=reason,
             )
 
-        label = labels.get("severity")
+        label = labels.get("severity", "")
         mapped = self.severity_for_label(label) if label else None
         if mapped is not None:
-            how = "its name" if mapped.casefold() == (label or "").casefold() else "an alias"
+            how = "its name" if mapped.casefold() == label.casefold() else f"an alias of {mapped}"
             reason = f'{mapped} from the label severity="{label}" ({how}); no rule matched'
             key_base = "severity-label"
         else:
