@@ -191,14 +191,15 @@ _QUANTIFIER_ENDS = "*+?}"
 
 
 def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """`pattern` compiled to match a whole value, as Alertmanager's `^(?:pattern)$`."""
+    """`pattern` compiled for `fullmatch`, which is Alertmanager's `^(?:pattern)$`."""
     translated = _translate_re2(pattern)
     try:
         with warnings.catch_warnings():
             # Python warns about constructs it may read differently one day; RE2 has no such
             # constructs, and the translation escapes the characters concerned.
             warnings.simplefilter("ignore")
-            return re.compile(f"(?:{translated})")
+            # Matched with fullmatch, which anchors the whole pattern as ^(?:...)$ does.
+            return re.compile(translated)
     except re.error as exc:
         raise MatcherError(f'bad regex "{pattern}": {exc}') from exc
 
