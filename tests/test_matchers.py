@@ -1,4 +1,4 @@
-"""Matchers against Alertmanager's documented behaviour (pkg/labels parse_test.go and matcher.go)."""
+"""Matchers against Alertmanager's documented behaviour (pkg/labels: parse_test.go, matcher.go)."""
 
 from __future__ import annotations
 

@@ -62,6 +62,7 @@ DEFAULT_BUSINESS_END = time(18, 0)
 DEFAULT_GROUP_BY = ("alertname",)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RULE = "must start with a letter or digit and hold only letters, digits and _ . -"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 _RUNBOOK_REFERENCE = re.compile(r"^(?P<file>[^#\s]+\.md)(?:#(?P<anchor>[^#\s]+))?$")
@@ -180,7 +181,8 @@ class _Merged:
     sections: dict[str, dict[str, tuple[Node, Where]]] = field(
         default_factory=lambda: {key: {} for key in SECTION_KEYS}
     )
-    rules: list[Node] = field(default_factory=list)
+    # Each rule with its index in its own file, for messages about rules without a usable name.
+    rules: list[tuple[Node, int]] = field(default_factory=list)
 
 
 def _describe(node: Node) -> str:
@@ -247,15 +249,10 @@ class _Builder:
             return None
         return node.value
 
-    def name(self, node: Node, path: str, what: str) -> str | None:
+    def name(self, node: Node, path: str) -> str | None:
         text = self.string(node, path)
         if text is not None and not _NAME.match(text):
-            self.error(
-                node.where,
-                path,
-                f'{what} "{text}" must start with a letter or digit and contain only '
-                "letters, digits, _ . -",
-            )
+            self.error(node.where, path, f'"{text}" {NAME_RULE}')
             return None
         return text
 
@@ -352,7 +349,9 @@ class _Builder:
                 elif key in SECTION_KEYS:
                     self.merge_section(key, node, merged.sections[key])
                 elif key == "rules":
-                    merged.rules.extend(self.items(node, "rules") or [])
+                    merged.rules.extend(
+                        (rule, index) for index, rule in enumerate(self.items(node, "rules") or [])
+                    )
         return merged
 
     def merge_section(self, key: str, node: Node, into: dict[str, tuple[Node, Where]]) -> None:
@@ -360,7 +359,9 @@ class _Builder:
         entries = self.mapping(node, key, f"a mapping of {word} names to their settings")
         for name, entry in (entries or {}).items():
             where = node.key_where(name)
-            if name in into:
+            if not _NAME.match(name):
+                self.error(where, f'{word} "{name}"', f"the name {NAME_RULE}")
+            elif name in into:
                 self.error(where, "", f'{word} "{name}" is already defined at {into[name][1]}')
             else:
                 into[name] = (entry, where)
@@ -375,9 +376,6 @@ class _Builder:
         alias_places: dict[str, tuple[str, Where]] = {}
         for name, (node, where) in entries.items():
             path = f"severity {name}"
-            if not _NAME.match(name):
-                self.error(where, path, "a severity name must be letters, digits, _ . -")
-                continue
             aliases: list[str] = []
             hours: Literal["always", "business"] = "always"
             settings = {} if node.value is None else self.mapping(node, path)
@@ -510,12 +508,10 @@ class _Builder:
         tiers = {}
         for name, (node, where) in entries.items():
             path = f"tier {name}"
-            if not _NAME.match(name):
-                self.error(where, path, "a tier name must be letters, digits, _ . -")
-                continue
             settings = self.mapping(node, path)
             if settings is None:
                 continue
+            errors_before = len(self.problems.errors)
             self.known_keys(node, TIER_KEYS, path)
             channels: list[ChannelTarget] = []
             configured = 0
@@ -540,6 +536,8 @@ class _Builder:
             fallback = not channels
             if fallback:
                 channels.append(ChannelTarget("log", "", "log"))
+            if fallback and len(self.problems.errors) == errors_before:
+                # A tier with a mistake of its own is reported for that mistake alone.
                 reason = (
                     "its routing keys and URLs are empty or unset"
                     if configured
@@ -588,15 +586,12 @@ class _Builder:
         tiers: Mapping[str, Tier],
     ) -> dict[str, Policy]:
         policies = {}
-        for name, (node, where) in entries.items():
+        for name, (node, _where) in entries.items():
             path = f"policy {name}"
             if isinstance(node.value, dict):
                 # Rules are checked against what the policy names, even where its steps are bad,
                 # so that one mistake is reported once.
                 self.declared[name] = set(node.value)
-            if not _NAME.match(name):
-                self.error(where, path, "a policy name must be letters, digits, _ . -")
-                continue
             settings = self.mapping(node, path, "a mapping of severities to their escalation")
             if settings is None:
                 continue
@@ -663,7 +658,7 @@ class _Builder:
                     self.error(
                         repeat_node.where,
                         f"{path}: repeat",
-                        f"repeat {repeat} needs ack_within on the last step",
+                        "the last step needs ack_within to be repeated",
                     )
         ack_expires = None
         if "ack_expires" in settings:
@@ -731,11 +726,11 @@ class _Builder:
     # --- rules ---------------------------------------------------------------------------------
 
     def rules(
-        self, nodes: list[Node], severities: set[str], policies: Mapping[str, Policy]
+        self, nodes: list[tuple[Node, int]], severities: set[str], policies: Mapping[str, Policy]
     ) -> list[Rule]:
         rules = []
         seen: dict[str, Where] = {}
-        for index, node in enumerate(nodes):
+        for node, index in nodes:
             settings = self.mapping(node, f"rules[{index}]")
             if settings is None:
                 continue
@@ -744,7 +739,7 @@ class _Builder:
             if name_node is None:
                 self.error(node.where, f"rules[{index}]", "name: is missing")
             else:
-                name = self.name(name_node, f"rules[{index}]: name", "a rule name")
+                name = self.name(name_node, f"rules[{index}]: name")
             path = f"rule {name}" if name else f"rules[{index}]"
             if name is not None:
                 if name in seen:

@@ -131,9 +131,10 @@ def read_yaml(
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         message = exc.problem or exc.context or "unreadable"
+        lines = text.splitlines()
         hint = ""
-        if exc.problem and "block" in exc.problem and ">" in text:
-            hint = ' (quote value conditions: value: "> 10s")'
+        if line <= len(lines) and _UNQUOTED_CONDITION.match(lines[line - 1]):
+            hint = ' (quote the condition: value: "> 10s"; an unquoted ">" starts a YAML block)'
         problems.error(Where(file, line), f"YAML error: {message}{hint}")
         return None, []
     except yaml.YAMLError as exc:
@@ -199,14 +200,14 @@ class _Converter:
         body = match.group(1)
         if body is None:
             self.problems.error(where, 'unterminated variable reference "${" (write ${NAME})')
-            return ""
+            return match.group(0)
         reference = _BODY.match(body)
         if reference is None:
             self.problems.error(
                 where,
                 f'bad variable reference "${{{body}}}" (write ${{NAME}} or ${{NAME:-default}})',
             )
-            return ""
+            return match.group(0)  # left as written: the file is invalid anyway
         name, default = reference.group(1), reference.group(2)
         value = self.env.get(name)
         if default is not None:
@@ -217,5 +218,6 @@ class _Converter:
         return value
 
 
+_UNQUOTED_CONDITION = re.compile(r"^\s*(-\s+)?value:\s*>")
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _BODY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
