@@ -170,16 +170,25 @@ class _Converter:
         return Node(value, where, raw=node.value)
 
     def mapping(self, node: MappingNode, where: Where) -> Node:
-        # `<<: *anchor` merges are resolved as PyYAML's own constructor resolves them.
+        # `<<: *anchor` merges are resolved as PyYAML's own constructor resolves them: the merged
+        # pairs come first, and the mapping's own keys may override them.
+        own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.loader.flatten_mapping(node)
+        merged = len(node.value) - own
         values: dict[str, Node] = {}
         places: dict[str, Where] = {}
-        for key_node, value_node in node.value:
+        overridable: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key_where = self.where(key_node)
             if not isinstance(key_node, ScalarNode):
                 self.problems.error(key_where, "a key must be a plain word, not a list or mapping")
                 continue
             key = str(key_node.value)
+            if index < merged:
+                overridable.add(key)
+            elif key in overridable:
+                overridable.discard(key)
+                del values[key]
             if key in values:
                 self.problems.error(
                     key_where, f'duplicate key "{key}" (first at line {places[key].line})'
@@ -218,6 +227,7 @@ class _Converter:
         return value
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 _UNQUOTED_CONDITION = re.compile(r"^\s*(-\s+)?value:\s*>")
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _BODY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
