@@ -222,7 +222,8 @@ def test_a_missing_default_policy(tmp_path: Path) -> None:
         tmp_path / "r",
         {
             "a.yaml": SEVERITIES
-            + "tiers: {oncall: {log: true}}\npolicies: {other: {P0: {steps: [{notify: [oncall]}]}}}\n"
+            + "tiers: {oncall: {log: true}}\n"
+            + "policies: {other: {P0: {steps: [{notify: [oncall]}]}}}\n"
         },
     )
     assert problems_of(directory) == [
