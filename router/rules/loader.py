@@ -53,7 +53,6 @@ PAGERDUTY_KEYS = ("routing_key",)
 SEVERITY_POLICY_KEYS = ("steps", "repeat", "ack_expires")
 STEP_KEYS = ("notify", "ack_within")
 RULE_KEYS = ("name", "matchers", "text", "value", "severity", "policy", "runbook", "group_by")
-HOURS = ("always", "business")
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BUSINESS_DAYS = WEEKDAYS[:5]
@@ -311,7 +310,7 @@ class _Builder:
             group_by = self.label_names(scalars["group_by"][0], "group_by") or ()
         tiers = self.tiers(merged.sections["tiers"])
         policies = self.policies(merged.sections["policies"], known_severities, tiers)
-        self.default_policy(merged, policies, severities, Where(first_file, 0))
+        self.default_policy(merged, severities, Where(first_file, 0))
         rules = self.rules(merged.rules, known_severities, policies)
         if not severities:
             return None
@@ -695,11 +694,7 @@ class _Builder:
         return Step(tuple(tier for tier, _ in names), ack_within)
 
     def default_policy(
-        self,
-        merged: _Merged,
-        policies: Mapping[str, Policy],
-        severities: list[SeverityLevel],
-        nowhere: Where,
+        self, merged: _Merged, severities: list[SeverityLevel], nowhere: Where
     ) -> None:
         entry = merged.sections["policies"].get(DEFAULT_POLICY)
         if entry is None:
@@ -710,14 +705,13 @@ class _Builder:
                 "name no policy, use it",
             )
             return
-        policy = policies.get(DEFAULT_POLICY)
-        node, where = entry
-        if policy is None or not node.is_mapping:
-            return
+        declared = self.declared.get(DEFAULT_POLICY)
+        if declared is None:
+            return  # not a mapping: reported already
         for level in severities:
-            if level.name not in node.value:  # type: ignore[operator]
+            if level.name not in declared:
                 self.error(
-                    where,
+                    entry[1],
                     f"policy {DEFAULT_POLICY}",
                     f"has no {level.name}; it must cover every severity, since alerts that no "
                     "rule classifies may get any",
@@ -743,11 +737,8 @@ class _Builder:
             path = f"rule {name}" if name else f"rules[{index}]"
             if name is not None:
                 if name in seen:
-                    self.error(
-                        name_node.where if name_node else node.where,
-                        path,
-                        f"the name is already used at {seen[name]}",
-                    )
+                    assert name_node is not None
+                    self.error(name_node.where, path, f"the name is already used at {seen[name]}")
                 else:
                     seen[name] = node.where
             rule = self.rule(node, settings, path, name, severities, policies)

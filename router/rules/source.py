@@ -90,14 +90,6 @@ class Node:
     key_places: Mapping[str, Where] = field(default_factory=dict)
     raw: str | None = None
 
-    @property
-    def is_mapping(self) -> bool:
-        return isinstance(self.value, dict)
-
-    def items(self) -> list[tuple[str, Node]]:
-        assert isinstance(self.value, dict)
-        return list(self.value.items())
-
     def key_where(self, key: str) -> Where:
         return self.key_places.get(key, self.where)
 
