@@ -224,7 +224,7 @@ class RuleSet:
             for name, test in compiled.residual:
                 if not test(labels.get(name, "")):
                     break
-            else:
+            else:  # every matcher held: now the text and value conditions
                 rule = compiled.rule
                 words = [compiled.matcher_words] if compiled.matcher_words else []
                 if rule.text is not None:
