@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from router import __version__
-from router.errors import ConfigError, StoreError
+from router.errors import ConfigError, PayloadError, StoreError
 from router.logs import configure
 from router.settings import load_settings
 
@@ -42,7 +45,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="runbooks directory, or a rules directory holding runbooks/ "
         "(default: $ROUTER_RULES_DIR/runbooks)",
     )
+
+    check = commands.add_parser(
+        "check",
+        help="validate the rules; print every problem as file:line: message",
+        description="Validate rules, tiers, policies and runbook references. Exit 0 when valid, "
+        "1 when not. Unset ${NAME} variables are warnings here (errors in serve).",
+    )
+    check.add_argument(
+        "rules_dir",
+        nargs="?",
+        type=Path,
+        metavar="RULES_DIR",
+        help="rules directory or file (default: ROUTER_RULES_DIR, else rules)",
+    )
+
+    route = commands.add_parser(
+        "route",
+        help="dry run: explain how the alerts of a payload would be routed",
+        description="Classify each alert of an Alertmanager or Grafana webhook payload and show "
+        "the matched rules, severity and reason, incident key, policy and escalation timeline. "
+        "Sends nothing, stores nothing.",
+    )
+    route.add_argument("payload", type=Path, metavar="PAYLOAD.json", help="webhook body to route")
+    route.add_argument(
+        "--rules",
+        type=Path,
+        metavar="DIR",
+        help="rules directory (default: ROUTER_RULES_DIR, else rules)",
+    )
+    route.add_argument(
+        "--at",
+        type=_iso_time,
+        metavar="ISO-TIME",
+        help="when the incident opens, e.g. 2024-05-06T10:00:00Z (default: now; no offset: UTC)",
+    )
+    route.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2024-05-06T10:00:00Z)"
+        ) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "runbooks":
         return _runbooks(args.directory)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "route":
+        return _route(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -110,3 +163,59 @@ def _runbooks(directory: Path | None) -> int:
     for problem in library.problems:
         print(problem, file=sys.stderr)
     return 1 if library.problems else 0
+
+
+def _rules_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    # Only the rules directory is needed here: a bad unrelated setting must not stop a check.
+    return Path(os.environ.get("ROUTER_RULES_DIR") or "rules")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from router.rules import check_rules
+
+    report = check_rules(_rules_dir(args.rules_dir), os.environ)
+    for line in report.lines:
+        print(line)
+    if report.ruleset is None:
+        count = len(report.errors)
+        print(f"rules invalid: {count} error{'s' if count != 1 else ''}")
+        return 1
+    ruleset = report.ruleset
+    print(
+        f"rules OK: {len(ruleset.rules)} rules, {len(ruleset.tiers)} tiers, "
+        f"{len(ruleset.policies)} policies, {len(ruleset.severities)} severities"
+    )
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from router.dryrun import format_routes, parse_payload, route_notification, routes_to_json
+    from router.rules import load_rules
+
+    rules_dir = _rules_dir(args.rules)
+    try:
+        ruleset = load_rules(rules_dir, os.environ, strict_secrets=False)
+    except ConfigError as exc:
+        print(f"runbook-router: {exc}; run: runbook-router check {rules_dir}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    try:
+        body = args.payload.read_bytes()
+    except OSError as exc:
+        print(f"runbook-router: {args.payload}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        notification = parse_payload(body)
+    except PayloadError as exc:
+        print(f"runbook-router: {args.payload}: {exc}", file=sys.stderr)
+        return 1
+    at = args.at or datetime.now(UTC)
+    routes = route_notification(ruleset, notification, at)
+    if args.json:
+        print(json.dumps(routes_to_json(routes, at), indent=2, ensure_ascii=False))
+    else:
+        print(format_routes(routes, ruleset, at), end="")
+    return 0

@@ -40,7 +40,7 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(0)
     match = _DURATION.match(text)
     if not text or match is None:
-        raise ValueError(f"bad duration {text!r} (use units y w d h m s ms, e.g. 30s, 5m, 1h30m)")
+        raise ValueError(f'bad duration "{text}" (use units y w d h m s ms, e.g. 30s, 5m, 1h30m)')
     seconds = sum(
         _UNIT_SECONDS[unit] * int(count) for unit, count in match.groupdict().items() if count
     )

@@ -219,14 +219,20 @@ class TextCondition:
             raise ValueError("empty text; give the words to look for")
         return cls(text, text.casefold(), None)
 
-    def find(self, annotations: Mapping[str, str]) -> str | None:
-        """The first field of TEXT_FIELDS that contains the text, or None."""
+    def find(
+        self, annotations: Mapping[str, str], folded: Mapping[str, str] | None = None
+    ) -> str | None:
+        """The first field of TEXT_FIELDS that contains the text, or None.
+
+        `folded` may hold the fields already case-folded, when many conditions read one alert.
+        """
         for name in TEXT_FIELDS:
             haystack = annotations.get(name)
             if not haystack:
                 continue
             if self.needle is not None:
-                if self.needle in haystack.casefold():
+                folded_haystack = folded[name] if folded is not None else haystack.casefold()
+                if self.needle in folded_haystack:
                     return name
             elif self.regex is not None and self.regex.search(haystack):
                 return name

@@ -53,7 +53,6 @@ PAGERDUTY_KEYS = ("routing_key",)
 SEVERITY_POLICY_KEYS = ("steps", "repeat", "ack_expires")
 STEP_KEYS = ("notify", "ack_within")
 RULE_KEYS = ("name", "matchers", "text", "value", "severity", "policy", "runbook", "group_by")
-HOURS = ("always", "business")
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BUSINESS_DAYS = WEEKDAYS[:5]
@@ -62,6 +61,7 @@ DEFAULT_BUSINESS_END = time(18, 0)
 DEFAULT_GROUP_BY = ("alertname",)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RULE = "must start with a letter or digit and hold only letters, digits and _ . -"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 _RUNBOOK_REFERENCE = re.compile(r"^(?P<file>[^#\s]+\.md)(?:#(?P<anchor>[^#\s]+))?$")
@@ -180,7 +180,8 @@ class _Merged:
     sections: dict[str, dict[str, tuple[Node, Where]]] = field(
         default_factory=lambda: {key: {} for key in SECTION_KEYS}
     )
-    rules: list[Node] = field(default_factory=list)
+    # Each rule with its index in its own file, for messages about rules without a usable name.
+    rules: list[tuple[Node, int]] = field(default_factory=list)
 
 
 def _describe(node: Node) -> str:
@@ -247,15 +248,10 @@ class _Builder:
             return None
         return node.value
 
-    def name(self, node: Node, path: str, what: str) -> str | None:
+    def name(self, node: Node, path: str) -> str | None:
         text = self.string(node, path)
         if text is not None and not _NAME.match(text):
-            self.error(
-                node.where,
-                path,
-                f'{what} "{text}" must start with a letter or digit and contain only '
-                "letters, digits, _ . -",
-            )
+            self.error(node.where, path, f'"{text}" {NAME_RULE}')
             return None
         return text
 
@@ -314,7 +310,7 @@ class _Builder:
             group_by = self.label_names(scalars["group_by"][0], "group_by") or ()
         tiers = self.tiers(merged.sections["tiers"])
         policies = self.policies(merged.sections["policies"], known_severities, tiers)
-        self.default_policy(merged, policies, severities, Where(first_file, 0))
+        self.default_policy(merged, severities, Where(first_file, 0))
         rules = self.rules(merged.rules, known_severities, policies)
         if not severities:
             return None
@@ -352,7 +348,9 @@ class _Builder:
                 elif key in SECTION_KEYS:
                     self.merge_section(key, node, merged.sections[key])
                 elif key == "rules":
-                    merged.rules.extend(self.items(node, "rules") or [])
+                    merged.rules.extend(
+                        (rule, index) for index, rule in enumerate(self.items(node, "rules") or [])
+                    )
         return merged
 
     def merge_section(self, key: str, node: Node, into: dict[str, tuple[Node, Where]]) -> None:
@@ -360,7 +358,9 @@ class _Builder:
         entries = self.mapping(node, key, f"a mapping of {word} names to their settings")
         for name, entry in (entries or {}).items():
             where = node.key_where(name)
-            if name in into:
+            if not _NAME.match(name):
+                self.error(where, f'{word} "{name}"', f"the name {NAME_RULE}")
+            elif name in into:
                 self.error(where, "", f'{word} "{name}" is already defined at {into[name][1]}')
             else:
                 into[name] = (entry, where)
@@ -375,9 +375,6 @@ class _Builder:
         alias_places: dict[str, tuple[str, Where]] = {}
         for name, (node, where) in entries.items():
             path = f"severity {name}"
-            if not _NAME.match(name):
-                self.error(where, path, "a severity name must be letters, digits, _ . -")
-                continue
             aliases: list[str] = []
             hours: Literal["always", "business"] = "always"
             settings = {} if node.value is None else self.mapping(node, path)
@@ -510,12 +507,10 @@ class _Builder:
         tiers = {}
         for name, (node, where) in entries.items():
             path = f"tier {name}"
-            if not _NAME.match(name):
-                self.error(where, path, "a tier name must be letters, digits, _ . -")
-                continue
             settings = self.mapping(node, path)
             if settings is None:
                 continue
+            errors_before = len(self.problems.errors)
             self.known_keys(node, TIER_KEYS, path)
             channels: list[ChannelTarget] = []
             configured = 0
@@ -540,6 +535,8 @@ class _Builder:
             fallback = not channels
             if fallback:
                 channels.append(ChannelTarget("log", "", "log"))
+            if fallback and len(self.problems.errors) == errors_before:
+                # A tier with a mistake of its own is reported for that mistake alone.
                 reason = (
                     "its routing keys and URLs are empty or unset"
                     if configured
@@ -588,15 +585,12 @@ class _Builder:
         tiers: Mapping[str, Tier],
     ) -> dict[str, Policy]:
         policies = {}
-        for name, (node, where) in entries.items():
+        for name, (node, _where) in entries.items():
             path = f"policy {name}"
             if isinstance(node.value, dict):
                 # Rules are checked against what the policy names, even where its steps are bad,
                 # so that one mistake is reported once.
                 self.declared[name] = set(node.value)
-            if not _NAME.match(name):
-                self.error(where, path, "a policy name must be letters, digits, _ . -")
-                continue
             settings = self.mapping(node, path, "a mapping of severities to their escalation")
             if settings is None:
                 continue
@@ -663,7 +657,7 @@ class _Builder:
                     self.error(
                         repeat_node.where,
                         f"{path}: repeat",
-                        f"repeat {repeat} needs ack_within on the last step",
+                        "the last step needs ack_within to be repeated",
                     )
         ack_expires = None
         if "ack_expires" in settings:
@@ -700,11 +694,7 @@ class _Builder:
         return Step(tuple(tier for tier, _ in names), ack_within)
 
     def default_policy(
-        self,
-        merged: _Merged,
-        policies: Mapping[str, Policy],
-        severities: list[SeverityLevel],
-        nowhere: Where,
+        self, merged: _Merged, severities: list[SeverityLevel], nowhere: Where
     ) -> None:
         entry = merged.sections["policies"].get(DEFAULT_POLICY)
         if entry is None:
@@ -715,14 +705,13 @@ class _Builder:
                 "name no policy, use it",
             )
             return
-        policy = policies.get(DEFAULT_POLICY)
-        node, where = entry
-        if policy is None or not node.is_mapping:
-            return
+        declared = self.declared.get(DEFAULT_POLICY)
+        if declared is None:
+            return  # not a mapping: reported already
         for level in severities:
-            if level.name not in node.value:  # type: ignore[operator]
+            if level.name not in declared:
                 self.error(
-                    where,
+                    entry[1],
                     f"policy {DEFAULT_POLICY}",
                     f"has no {level.name}; it must cover every severity, since alerts that no "
                     "rule classifies may get any",
@@ -731,11 +720,11 @@ class _Builder:
     # --- rules ---------------------------------------------------------------------------------
 
     def rules(
-        self, nodes: list[Node], severities: set[str], policies: Mapping[str, Policy]
+        self, nodes: list[tuple[Node, int]], severities: set[str], policies: Mapping[str, Policy]
     ) -> list[Rule]:
         rules = []
         seen: dict[str, Where] = {}
-        for index, node in enumerate(nodes):
+        for node, index in nodes:
             settings = self.mapping(node, f"rules[{index}]")
             if settings is None:
                 continue
@@ -744,15 +733,12 @@ class _Builder:
             if name_node is None:
                 self.error(node.where, f"rules[{index}]", "name: is missing")
             else:
-                name = self.name(name_node, f"rules[{index}]: name", "a rule name")
+                name = self.name(name_node, f"rules[{index}]: name")
             path = f"rule {name}" if name else f"rules[{index}]"
             if name is not None:
                 if name in seen:
-                    self.error(
-                        name_node.where if name_node else node.where,
-                        path,
-                        f"the name is already used at {seen[name]}",
-                    )
+                    assert name_node is not None
+                    self.error(name_node.where, path, f"the name is already used at {seen[name]}")
                 else:
                     seen[name] = node.where
             rule = self.rule(node, settings, path, name, severities, policies)

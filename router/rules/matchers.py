@@ -22,9 +22,11 @@ too, so that a rule accepted here means the same in an Alertmanager route.
 from __future__ import annotations
 
 import enum
+import functools
+import operator
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -49,33 +51,39 @@ _MATCHER = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """One label matcher. `value` is unescaped; regexes are compiled once, at construction."""
+    """One label matcher. `value` is unescaped; regexes are compiled once, at construction.
+
+    `test` is the compiled check of a label value, kept as one callable so that classifying an
+    alert against many rules does no dispatch on the match type.
+    """
 
     name: str
     type: MatchType
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    test: Callable[[str], bool] = field(compare=False, repr=False)
 
     @classmethod
     def create(cls, name: str, type_: MatchType, value: str) -> Matcher:
         """A matcher, its regex compiled; MatcherError for a regex that cannot be used."""
-        regex = None
-        if type_ in (MatchType.REGEX, MatchType.NOT_REGEX):
-            regex = compile_anchored(value)
-        return cls(name, type_, value, regex)
+        test: Callable[[str], bool]
+        if type_ is MatchType.EQUAL:
+            test = functools.partial(operator.eq, value)
+        elif type_ is MatchType.NOT_EQUAL:
+            test = functools.partial(operator.ne, value)
+        else:
+            fullmatch = compile_anchored(value).fullmatch
+            if type_ is MatchType.REGEX:
+                test = lambda candidate: fullmatch(candidate) is not None  # noqa: E731
+            else:
+                test = lambda candidate: fullmatch(candidate) is None  # noqa: E731
+        return cls(name, type_, value, test)
 
     def matches_value(self, value: str) -> bool:
-        if self.type is MatchType.EQUAL:
-            return value == self.value
-        if self.type is MatchType.NOT_EQUAL:
-            return value != self.value
-        assert self._regex is not None
-        found = self._regex.fullmatch(value) is not None
-        return found if self.type is MatchType.REGEX else not found
+        return self.test(value)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether the label set satisfies this matcher; a missing label is the empty string."""
-        return self.matches_value(labels.get(self.name, ""))
+        return self.test(labels.get(self.name, ""))
 
     def __str__(self) -> str:
         return f'{self.name}{self.type.value}"{_escape(self.value)}"'
@@ -191,14 +199,15 @@ _QUANTIFIER_ENDS = "*+?}"
 
 
 def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """`pattern` compiled to match a whole value, as Alertmanager's `^(?:pattern)$`."""
+    """`pattern` compiled for `fullmatch`, which is Alertmanager's `^(?:pattern)$`."""
     translated = _translate_re2(pattern)
     try:
         with warnings.catch_warnings():
             # Python warns about constructs it may read differently one day; RE2 has no such
             # constructs, and the translation escapes the characters concerned.
             warnings.simplefilter("ignore")
-            return re.compile(f"(?:{translated})")
+            # Matched with fullmatch, which anchors the whole pattern as ^(?:...)$ does.
+            return re.compile(translated)
     except re.error as exc:
         raise MatcherError(f'bad regex "{pattern}": {exc}') from exc
 

@@ -4,22 +4,29 @@
 severe severity among the rules that hold, the earlier rule between equals; with no rule, the
 alert's `severity` label through the severities' aliases; else `default_severity`.
 
-Rules are indexed by the `alertname` matcher they start with, so an alert is checked only against
-the rules that can hold for its name; which rules those are is remembered per alert name, so in an
-alert storm each name costs one dictionary look-up. The result is the same as evaluating every
-rule: a rule left out is one whose `alertname` matcher fails.
+Rules are indexed by one of their matchers, so that an alert is checked only against the rules
+that can hold for it: by an equality matcher (`alertname="X"`, `team="db"`: one dictionary look-up
+per indexed label), else by an `alertname=~` regex (which of them hold is remembered per alert
+name, so in an alert storm each name is matched once). The result is the same as evaluating every
+rule: a rule left out is one whose index matcher fails.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from router.models import Alert
-from router.rules.conditions import AlertValue, TextCondition, ValueCondition, alert_value
+from router.rules.conditions import (
+    TEXT_FIELDS,
+    AlertValue,
+    TextCondition,
+    ValueCondition,
+    alert_value,
+)
 from router.rules.matchers import Matcher, MatchType
 from router.schedule import BusinessHours, PlannedStep, plan_timeline
 
@@ -27,8 +34,8 @@ DEFAULT_POLICY = "default"
 # Incident keys are stored and sent to PagerDuty as `dedup_key`, which takes at most 255 characters
 # (PagerDuty Events API v2, "dedup_key": maximum length 255).
 MAX_INCIDENT_KEY = 255
-# How many alert names the candidate cache remembers before it starts again.
-_CANDIDATE_CACHE_SIZE = 4096
+# How many alert names the regex cache remembers before it starts again.
+_REGEX_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +133,15 @@ class _CompiledRule:
     rule: Rule
     position: int
     rank: int
-    # The matchers left to check once the alert name index has chosen the rule.
-    residual: tuple[Matcher, ...]
+    # The matchers left to check once the index has chosen the rule: (label name, test).
+    residual: tuple[tuple[str, Callable[[str], bool]], ...]
     matcher_words: str
 
 
 class RuleSet:
     """Every rule, tier, policy and severity of a rules directory, checked and cross-referenced.
 
-    Built by `router.rules.load_rules`; immutable once built (the candidate cache aside, which
+    Built by `router.rules.load_rules`; immutable once built (the regex cache aside, which
     never changes a result).
     """
 
@@ -207,29 +214,37 @@ class RuleSet:
     def classify(self, alert: Alert) -> Classification:
         """Classify one alert as SPEC.md §3 says; never raises for any alert."""
         labels = alert.labels
+        # The value and the case-folded text are found once, and only if a rule needs them.
         value: AlertValue | None = None
-        value_found = False  # the value is looked for once, and only if a rule needs it
+        value_found = False
+        folded: dict[str, str] | None = None
         holding: list[tuple[_CompiledRule, str]] = []
-        not_holding: list[str] = []
-        for compiled in self._candidates(labels.get("alertname", "")):
-            if not all(matcher.matches(labels) for matcher in compiled.residual):
-                continue
-            rule = compiled.rule
-            words = [compiled.matcher_words] if compiled.matcher_words else []
-            if rule.text is not None:
-                found_in = rule.text.find(alert.annotations)
-                if found_in is None:
-                    continue
-                words.append(rule.text.describe(found_in))
-            if rule.value is not None:
-                if not value_found:
-                    value, value_found = alert_value(alert), True
-                holds, phrase = rule.value.evaluate(value)
-                if not holds:
-                    not_holding.append(f"{rule.name} ({phrase})")
-                    continue
-                words.append(phrase)
-            holding.append((compiled, " and ".join(words)))
+        not_holding: list[tuple[int, str]] = []
+        for compiled in self._candidates(labels):
+            for name, test in compiled.residual:
+                if not test(labels.get(name, "")):
+                    break
+            else:  # every matcher held: now the text and value conditions
+                rule = compiled.rule
+                words = [compiled.matcher_words] if compiled.matcher_words else []
+                if rule.text is not None:
+                    if folded is None:
+                        folded = _folded_text(alert.annotations)
+                    found_in = rule.text.find(alert.annotations, folded)
+                    if found_in is None:
+                        continue
+                    words.append(rule.text.describe(found_in))
+                if rule.value is not None:
+                    if not value_found:
+                        value, value_found = alert_value(alert), True
+                    holds, phrase = rule.value.evaluate(value)
+                    if not holds:
+                        not_holding.append((compiled.position, f"{rule.name} ({phrase})"))
+                        continue
+                    words.append(phrase)
+                holding.append((compiled, " and ".join(words)))
+        holding.sort(key=lambda item: item[0].position)
+        missed = [phrase for _, phrase in sorted(not_holding)]
 
         if holding:
             decider, why = min(holding, key=lambda item: (item[0].rank, item[0].position))
@@ -238,8 +253,8 @@ class RuleSet:
             reason = f"{rule.severity} by rule {rule.name} ({why})"
             if others:
                 reason += f"; also matched: {', '.join(others)}"
-            if not_holding:
-                reason += f"; did not hold: {', '.join(not_holding)}"
+            if missed:
+                reason += f"; did not hold: {', '.join(missed)}"
             group_by = rule.group_by if rule.group_by is not None else self.group_by
             return self._classification(
                 alert,
@@ -251,10 +266,10 @@ class RuleSet:
                 reason=reason,
             )
 
-        label = labels.get("severity")
+        label = labels.get("severity", "")
         mapped = self.severity_for_label(label) if label else None
         if mapped is not None:
-            how = "its name" if mapped.casefold() == (label or "").casefold() else "an alias"
+            how = "its name" if mapped.casefold() == label.casefold() else f"an alias of {mapped}"
             reason = f'{mapped} from the label severity="{label}" ({how}); no rule matched'
             key_base = "severity-label"
         else:
@@ -265,8 +280,8 @@ class RuleSet:
                 why = "it has no severity label"
             reason = f"{mapped} by default_severity; no rule matched and {why}"
             key_base = "default"
-        if not_holding:
-            reason += f"; did not hold: {', '.join(not_holding)}"
+        if missed:
+            reason += f"; did not hold: {', '.join(missed)}"
         return self._classification(
             alert,
             severity=mapped,
@@ -300,51 +315,69 @@ class RuleSet:
             runbook=rule.runbook if rule else None,
         )
 
-    # --- the alert name index ---------------------------------------------------------------
+    # --- the rule index ------------------------------------------------------------------------
 
     def _build_index(self) -> None:
-        self._by_name: dict[str, list[_CompiledRule]] = {}
+        # label name -> label value -> rules whose index matcher is that equality.
+        self._by_label: dict[str, dict[str, list[_CompiledRule]]] = {}
         self._by_name_regex: list[tuple[Matcher, _CompiledRule]] = []
         self._unindexed: list[_CompiledRule] = []
-        self._candidate_cache: dict[str, tuple[_CompiledRule, ...]] = {}
+        self._regex_cache: dict[str, list[_CompiledRule]] = {}
         for position, rule in enumerate(self.rules):
             index_matcher = _index_matcher(rule.matchers)
             compiled = _CompiledRule(
                 rule=rule,
                 position=position,
                 rank=self._ranks[rule.severity],
-                residual=tuple(m for m in rule.matchers if m is not index_matcher),
+                residual=tuple((m.name, m.test) for m in rule.matchers if m is not index_matcher),
                 matcher_words=" and ".join(str(m) for m in rule.matchers),
             )
             if index_matcher is None:
                 self._unindexed.append(compiled)
             elif index_matcher.type is MatchType.EQUAL:
-                self._by_name.setdefault(index_matcher.value, []).append(compiled)
+                by_value = self._by_label.setdefault(index_matcher.name, {})
+                by_value.setdefault(index_matcher.value, []).append(compiled)
             else:
                 self._by_name_regex.append((index_matcher, compiled))
 
-    def _candidates(self, name: str) -> tuple[_CompiledRule, ...]:
-        """The rules whose alert name matcher holds for `name`, and those without one."""
-        cached = self._candidate_cache.get(name)
-        if cached is not None:
-            return cached
-        found = list(self._by_name.get(name, ()))
-        found += [rule for matcher, rule in self._by_name_regex if matcher.matches_value(name)]
+    def _candidates(self, labels: Mapping[str, str]) -> list[_CompiledRule]:
+        """The rules whose index matcher holds for `labels`, and those without one."""
+        found: list[_CompiledRule] = []
+        for label, by_value in self._by_label.items():
+            rules = by_value.get(labels.get(label, ""))
+            if rules:
+                found += rules
+        if self._by_name_regex:
+            found += self._name_regex_candidates(labels.get("alertname", ""))
         found += self._unindexed
-        found.sort(key=lambda compiled: compiled.position)
-        candidates = tuple(found)
-        if len(self._candidate_cache) >= _CANDIDATE_CACHE_SIZE:
-            self._candidate_cache.clear()
-        self._candidate_cache[name] = candidates
-        return candidates
+        return found
+
+    def _name_regex_candidates(self, name: str) -> list[_CompiledRule]:
+        cached = self._regex_cache.get(name)
+        if cached is None:
+            cached = [rule for matcher, rule in self._by_name_regex if matcher.test(name)]
+            if len(self._regex_cache) >= _REGEX_CACHE_SIZE:
+                self._regex_cache.clear()
+            self._regex_cache[name] = cached
+        return cached
+
+
+def _folded_text(annotations: Mapping[str, str]) -> dict[str, str]:
+    return {name: annotations[name].casefold() for name in TEXT_FIELDS if annotations.get(name)}
 
 
 def _index_matcher(matchers: tuple[Matcher, ...]) -> Matcher | None:
-    """The rule's first `alertname=` matcher, else its first `alertname=~`, else None."""
-    for wanted in (MatchType.EQUAL, MatchType.REGEX):
-        for matcher in matchers:
-            if matcher.name == "alertname" and matcher.type is wanted:
-                return matcher
+    """The matcher a rule is indexed by: an `alertname=` equality, else any other equality (a dict
+    look-up each), else an `alertname=~` regex (matched once per alert name); else None."""
+    equalities = [m for m in matchers if m.type is MatchType.EQUAL]
+    for matcher in equalities:
+        if matcher.name == "alertname":
+            return matcher
+    if equalities:
+        return equalities[0]
+    for matcher in matchers:
+        if matcher.name == "alertname" and matcher.type is MatchType.REGEX:
+            return matcher
     return None
 
 

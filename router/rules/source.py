@@ -90,14 +90,6 @@ class Node:
     key_places: Mapping[str, Where] = field(default_factory=dict)
     raw: str | None = None
 
-    @property
-    def is_mapping(self) -> bool:
-        return isinstance(self.value, dict)
-
-    def items(self) -> list[tuple[str, Node]]:
-        assert isinstance(self.value, dict)
-        return list(self.value.items())
-
     def key_where(self, key: str) -> Where:
         return self.key_places.get(key, self.where)
 
@@ -131,9 +123,10 @@ def read_yaml(
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         message = exc.problem or exc.context or "unreadable"
+        lines = text.splitlines()
         hint = ""
-        if exc.problem and "block" in exc.problem and ">" in text:
-            hint = ' (quote value conditions: value: "> 10s")'
+        if line <= len(lines) and _UNQUOTED_CONDITION.match(lines[line - 1]):
+            hint = ' (quote the condition: value: "> 10s"; an unquoted ">" starts a YAML block)'
         problems.error(Where(file, line), f"YAML error: {message}{hint}")
         return None, []
     except yaml.YAMLError as exc:
@@ -169,16 +162,25 @@ class _Converter:
         return Node(value, where, raw=node.value)
 
     def mapping(self, node: MappingNode, where: Where) -> Node:
-        # `<<: *anchor` merges are resolved as PyYAML's own constructor resolves them.
+        # `<<: *anchor` merges are resolved as PyYAML's own constructor resolves them: the merged
+        # pairs come first, and the mapping's own keys may override them.
+        own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.loader.flatten_mapping(node)
+        merged = len(node.value) - own
         values: dict[str, Node] = {}
         places: dict[str, Where] = {}
-        for key_node, value_node in node.value:
+        overridable: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key_where = self.where(key_node)
             if not isinstance(key_node, ScalarNode):
                 self.problems.error(key_where, "a key must be a plain word, not a list or mapping")
                 continue
             key = str(key_node.value)
+            if index < merged:
+                overridable.add(key)
+            elif key in overridable:
+                overridable.discard(key)
+                del values[key]
             if key in values:
                 self.problems.error(
                     key_where, f'duplicate key "{key}" (first at line {places[key].line})'
@@ -199,14 +201,14 @@ class _Converter:
         body = match.group(1)
         if body is None:
             self.problems.error(where, 'unterminated variable reference "${" (write ${NAME})')
-            return ""
+            return match.group(0)
         reference = _BODY.match(body)
         if reference is None:
             self.problems.error(
                 where,
                 f'bad variable reference "${{{body}}}" (write ${{NAME}} or ${{NAME:-default}})',
             )
-            return ""
+            return match.group(0)  # left as written: the file is invalid anyway
         name, default = reference.group(1), reference.group(2)
         value = self.env.get(name)
         if default is not None:
@@ -217,5 +219,7 @@ class _Converter:
         return value
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_UNQUOTED_CONDITION = re.compile(r"^\s*(-\s+)?value:\s*>")
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _BODY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)

@@ -1,0 +1,130 @@
+"""The `route` dry run: what the router would decide for each alert of a webhook payload.
+
+For every alert: the rules that held, the severity and why, the incident key, the policy, and the
+escalation timeline planned from `at` with business hours taken into account. Nothing is sent and
+nothing is stored. The runbook section and the rendered pages are added here as those parts land;
+until then `runbook` is null and the rule's reference is shown as `runbook_reference`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from router.models import Alert, Notification
+from router.payloads import decode_json, parse_alertmanager, parse_grafana
+from router.rules import Classification, RuleSet
+from router.schedule import PlannedStep, format_duration
+
+
+def parse_payload(body: bytes) -> Notification:
+    """An Alertmanager (`"version": "4"`) or else Grafana webhook body; PayloadError if bad."""
+    document = decode_json(body)
+    if document.get("version") == "4":
+        return parse_alertmanager(document)
+    return parse_grafana(document)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRoute:
+    """The decision for one alert: its classification and, when firing, its planned pages."""
+
+    alert: Alert
+    classification: Classification
+    timeline: tuple[PlannedStep, ...]
+
+
+def route_notification(
+    ruleset: RuleSet, notification: Notification, at: datetime
+) -> list[AlertRoute]:
+    """Classify every alert of `notification` and plan the pages of the firing ones from `at`."""
+    routes = []
+    for alert in notification.alerts:
+        classification = ruleset.classify(alert)
+        timeline = tuple(ruleset.plan(classification, at)) if alert.firing else ()
+        routes.append(AlertRoute(alert, classification, timeline))
+    return routes
+
+
+def _offset_seconds(step: PlannedStep, at: datetime) -> int:
+    return round((step.at - at).total_seconds())
+
+
+def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
+    """The `route --json` document: `{"alerts": [...]}`."""
+    return {
+        "alerts": [
+            {
+                "fingerprint": route.alert.fingerprint,
+                "alertname": route.alert.name,
+                "status": route.alert.status.value,
+                "severity": route.classification.severity,
+                "rule": route.classification.rule,
+                "rules": list(route.classification.matched_rules),
+                "reason": route.classification.reason,
+                "incident_key": route.classification.incident_key,
+                "group_values": dict(route.classification.group_values),
+                "policy": route.classification.policy,
+                "timeline": [
+                    {
+                        "step": step.step,
+                        "round": step.round,
+                        "tiers": list(step.tiers),
+                        "at": step.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                        "at_seconds": _offset_seconds(step, at),
+                        "ack_within_seconds": (
+                            round(step.ack_within.total_seconds()) if step.ack_within else None
+                        ),
+                        "waited_for_business_hours": step.waited_for_business_hours,
+                    }
+                    for step in route.timeline
+                ],
+                "runbook": None,
+                "runbook_reference": route.classification.runbook,
+            }
+            for route in routes
+        ],
+    }
+
+
+def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> str:
+    """The human-readable `route` output: one block per alert."""
+    if not routes:
+        return "the payload holds no alerts\n"
+    zone = ruleset.business_hours.tz
+    blocks = []
+    for number, route in enumerate(routes, start=1):
+        alert, decision = route.alert, route.classification
+        lines = [
+            f"alert {number} of {len(routes)}: {alert.name or '(no alertname)'} "
+            f"({alert.status.value}, fingerprint {alert.fingerprint})",
+            f"  severity  {decision.severity}",
+            f"  reason    {decision.reason}",
+            f"  rules     {', '.join(decision.matched_rules) or 'none held'}",
+            f"  incident  {decision.incident_key}",
+            f"  policy    {decision.policy}",
+        ]
+        if alert.firing:
+            lines.append(f"  timeline  opened {at.astimezone(zone):%a %Y-%m-%d %H:%M %Z}")
+            for step in route.timeline:
+                offset = "+" + format_duration(step.at - at)
+                again = " again" if step.round > 1 else ""
+                ack = (
+                    f"ack within {format_duration(step.ack_within)}"
+                    if step.ack_within
+                    else "no escalation"
+                )
+                waited = ", waited for business hours" if step.waited_for_business_hours else ""
+                lines.append(
+                    f"    {offset:<9} {step.at.astimezone(zone):%a %H:%M}  "
+                    f"step {step.step}{again:<6} {', '.join(step.tiers):<14} {ack}{waited}"
+                )
+        else:
+            lines.append("  timeline  none: a resolved alert pages nobody")
+        if decision.runbook:
+            lines.append(f"  runbook   {decision.runbook} (the rule's reference)")
+        else:
+            lines.append("  runbook   none from a rule")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
