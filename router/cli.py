@@ -173,30 +173,41 @@ def _rules_dir(given: Path | None) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from router.routing import reference_problems
     from router.rules import check_rules
+    from router.runbooks import RunbookLibrary
 
-    report = check_rules(_rules_dir(args.rules_dir), os.environ)
+    rules_dir = _rules_dir(args.rules_dir)
+    report = check_rules(rules_dir, os.environ)
     for line in report.lines:
         print(line)
-    if report.ruleset is None:
-        count = len(report.errors)
+    runbooks_dir = (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "runbooks"
+    library = RunbookLibrary.load(runbooks_dir)
+    problems = list(library.problems)
+    if report.ruleset is not None:
+        problems += reference_problems(report.ruleset, library)
+    for problem in problems:
+        print(problem)
+    if report.ruleset is None or problems:
+        count = len(report.errors) + len(problems)
         print(f"rules invalid: {count} error{'s' if count != 1 else ''}")
         return 1
     ruleset = report.ruleset
     print(
         f"rules OK: {len(ruleset.rules)} rules, {len(ruleset.tiers)} tiers, "
-        f"{len(ruleset.policies)} policies, {len(ruleset.severities)} severities"
+        f"{len(ruleset.policies)} policies, {len(ruleset.severities)} severities, "
+        f"{len(library.files)} runbooks ({len(library.sections)} sections)"
     )
     return 0
 
 
 def _route(args: argparse.Namespace) -> int:
     from router.dryrun import format_routes, parse_payload, route_notification, routes_to_json
-    from router.rules import load_rules
+    from router.routing import load_routing
 
     rules_dir = _rules_dir(args.rules)
     try:
-        ruleset = load_rules(rules_dir, os.environ, strict_secrets=False)
+        routing = load_routing(rules_dir, os.environ, strict_secrets=False)
     except ConfigError as exc:
         print(f"runbook-router: {exc}; run: runbook-router check {rules_dir}", file=sys.stderr)
         for problem in exc.problems:
@@ -213,9 +224,9 @@ def _route(args: argparse.Namespace) -> int:
         print(f"runbook-router: {args.payload}: {exc}", file=sys.stderr)
         return 1
     at = args.at or datetime.now(UTC)
-    routes = route_notification(ruleset, notification, at)
+    routes = route_notification(routing, notification, at)
     if args.json:
         print(json.dumps(routes_to_json(routes, at), indent=2, ensure_ascii=False))
     else:
-        print(format_routes(routes, ruleset, at), end="")
+        print(format_routes(routes, routing.rules, at), end="")
     return 0

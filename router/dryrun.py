@@ -1,9 +1,9 @@
 """The `route` dry run: what the router would decide for each alert of a webhook payload.
 
 For every alert: the rules that held, the severity and why, the incident key, the policy, and the
-escalation timeline planned from `at` with business hours taken into account. Nothing is sent and
-nothing is stored. The runbook section and the rendered pages are added here as those parts land;
-until then `runbook` is null and the rule's reference is shown as `runbook_reference`.
+escalation timeline planned from `at` with business hours taken into account, and the runbook
+section the page would carry (how it was found, its score, and the runner-up). Nothing is sent and
+nothing is stored.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Any
 
 from router.models import Alert, Notification
 from router.payloads import decode_json, parse_alertmanager, parse_grafana
+from router.routing import Routing
 from router.rules import Classification, RuleSet
+from router.runbooks import RunbookMatch, Section
 from router.schedule import PlannedStep, format_duration
 
 
@@ -33,18 +35,35 @@ class AlertRoute:
     alert: Alert
     classification: Classification
     timeline: tuple[PlannedStep, ...]
+    runbook: RunbookMatch
 
 
 def route_notification(
-    ruleset: RuleSet, notification: Notification, at: datetime
+    routing: Routing, notification: Notification, at: datetime
 ) -> list[AlertRoute]:
-    """Classify every alert of `notification` and plan the pages of the firing ones from `at`."""
+    """Classify every alert of `notification`, find its runbook section, and plan the pages of
+    the firing ones from `at`."""
     routes = []
     for alert in notification.alerts:
-        classification = ruleset.classify(alert)
-        timeline = tuple(ruleset.plan(classification, at)) if alert.firing else ()
-        routes.append(AlertRoute(alert, classification, timeline))
+        routed = routing.route(alert)
+        classification = routed.classification
+        timeline = tuple(routing.rules.plan(classification, at)) if alert.firing else ()
+        assert routed.match is not None
+        routes.append(AlertRoute(alert, classification, timeline, routed.match))
     return routes
+
+
+def _section_json(section: Section | None, score: float, method: str) -> dict[str, Any] | None:
+    if section is None:
+        return None
+    return {
+        "file": section.file,
+        "anchor": section.anchor,
+        "heading": section.heading,
+        "path": list(section.path),
+        "method": method,
+        "score": round(score, 3),
+    }
 
 
 def _offset_seconds(step: PlannedStep, at: datetime) -> int:
@@ -80,7 +99,12 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                     }
                     for step in route.timeline
                 ],
-                "runbook": None,
+                "runbook": _section_json(
+                    route.runbook.section, route.runbook.score, route.runbook.method
+                ),
+                "runbook_runner_up": _section_json(
+                    route.runbook.runner_up, route.runbook.runner_up_score, "search"
+                ),
                 "runbook_reference": route.classification.runbook,
             }
             for route in routes
@@ -122,9 +146,23 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
                 )
         else:
             lines.append("  timeline  none: a resolved alert pages nobody")
-        if decision.runbook:
-            lines.append(f"  runbook   {decision.runbook} (the rule's reference)")
-        else:
-            lines.append("  runbook   none from a rule")
+        lines += _runbook_lines(route.runbook)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def _runbook_lines(match: RunbookMatch) -> list[str]:
+    def describe(section: Section) -> str:
+        return f"{section.reference} ({' › '.join(section.path) or section.heading})"
+
+    if match.section is None:
+        lines = [
+            f"  runbook   none found (best search score {match.score:.2f}, below the threshold)"
+        ]
+    else:
+        lines = [
+            f"  runbook   {describe(match.section)}, by {match.method}, score {match.score:.2f}"
+        ]
+    if match.runner_up is not None and match.runner_up is not match.section:
+        lines.append(f"  runner-up {describe(match.runner_up)}, score {match.runner_up_score:.2f}")
+    return lines

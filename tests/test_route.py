@@ -62,7 +62,14 @@ def test_route_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         "timeline",
         "runbook",
     } <= set(first)
-    assert first["runbook"] is None
+    assert first["runbook"] == {
+        "file": "zkp-ledger.md",
+        "anchor": "slow-proof-generation",
+        "heading": "Slow Proof Generation",
+        "path": ["⚠️ High Severity Incidents (P1)", "Slow Proof Generation"],
+        "method": "rule",
+        "score": 1.0,
+    }
     assert [(s["step"], s["tiers"], s["at_seconds"]) for s in first["timeline"]] == [
         (1, ["oncall"], 0),
         (2, ["team-lead"], 600),

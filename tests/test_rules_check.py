@@ -79,4 +79,7 @@ def test_check_messages(fixture: Path, rules_dir: Path, capsys: pytest.CaptureFi
 
 
 def test_the_base_fixture_is_valid(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_check(capsys, ".") == (0, ["rules OK: 1 rules, 3 tiers, 1 policies, 4 severities"])
+    assert run_check(capsys, ".") == (
+        0,
+        ["rules OK: 1 rules, 3 tiers, 1 policies, 4 severities, 1 runbooks (2 sections)"],
+    )

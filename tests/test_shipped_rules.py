@@ -29,7 +29,10 @@ RULESET = load_rules(SHIPPED, {}, strict_secrets=True)
 def test_check_passes_on_the_shipped_rules(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(SHIPPED)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "rules OK: 15 rules, 5 tiers, 2 policies, 4 severities"
+    assert (
+        lines[-1]
+        == "rules OK: 15 rules, 5 tiers, 2 policies, 4 severities, 5 runbooks (56 sections)"
+    )
     assert all(": warning: " in line for line in lines[:-1])
 
 
