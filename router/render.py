@@ -20,6 +20,7 @@ the template; `check_templates` finds such problems before a page needs them.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -345,13 +346,17 @@ class Renderer:
     def _render(self, name: str, view: Mapping[str, Any]) -> RenderedPage:
         try:
             template = self._env.get_template(name)
-            module = template.make_module(dict(view))
+            try:
+                module = template.make_module(dict(view))
+            except Exception:
+                # Re-raised with the template's own file and line in the traceback.
+                self._env.handle_exception()
             body = str(module).strip()
             title = getattr(module, "title", "")
             return RenderedPage(" ".join(str(title).split()), body)
         except jinja2.TemplateNotFound as exc:
             raise DeliveryError(
-                f"template {name} not found (looked in {self._where()})",
+                f"template {exc.name} not found (looked in {self._where()})",
                 retryable=False,
                 reason="template_error",
             ) from exc
@@ -363,7 +368,7 @@ class Renderer:
             ) from exc
         except Exception as exc:  # any failure inside a user's template is the template's
             raise DeliveryError(
-                f"template {name}: {type(exc).__name__}: {exc}",
+                f"template {_failed_at(exc, name)}: {exc}",
                 retryable=False,
                 reason="template_error",
             ) from exc
@@ -371,6 +376,14 @@ class Renderer:
     def _where(self) -> str:
         places = [self.templates_dir, self.defaults] if self.templates_dir else [self.defaults]
         return ", ".join(str(p) for p in places)
+
+
+def _failed_at(exc: BaseException, name: str) -> str:
+    """`file:line` of the template line that failed (Jinja puts template lines in tracebacks)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return f"{frame.filename}:{frame.lineno}"
+    return name
 
 
 def check_templates(templates_dir: Path | None, defaults: Path = SHIPPED_TEMPLATES) -> list[str]:

@@ -15,6 +15,7 @@ put in an error; the target's label (`apprise:mailto`) names it instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
 
 from router.channels.base import Delivery
@@ -49,6 +50,10 @@ MERGED_TITLE_BUDGET = 200
 DEFAULT_TITLE_BUDGET = 250
 # An Apprise call that takes longer than this is abandoned and retried by the outbox.
 NOTIFY_TIMEOUT = 60.0
+# Apprise logs the URLs it posts to at DEBUG and INFO, tokens in their paths included (its password
+# masking does not cover paths), and so does urllib3 under it. Their warnings and errors name the
+# service and the failure, not the URL: only those are let through, whatever ROUTER_LOG_LEVEL says.
+QUIET_LOGGERS = ("apprise", "urllib3")
 
 
 def apprise_format(scheme: str, body_maxlen: int, title_maxlen: int) -> PageFormat:
@@ -70,6 +75,9 @@ class AppriseChannel:
     def __init__(self, renderer: Renderer, *, timeout: float = NOTIFY_TIMEOUT) -> None:
         self._renderer = renderer
         self._timeout = timeout
+        for name in QUIET_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
 
     async def send(self, delivery: Delivery) -> None:
         label = delivery.target.label

@@ -95,9 +95,11 @@ class PagerDutyChannel:
         self._rate_limit = rate_limit
         self._monotonic = monotonic
         self._sleep = sleep
-        self._sessions: dict[str, pdpyras.EventsAPISession] = {}
+        # Sessions per routing key that no call is using. Normally one per key; more only while
+        # calls for one key overlap, as a requests session is not made to be shared by threads.
+        self._idle: dict[str, list[pdpyras.EventsAPISession]] = {}
+        self._sessions: list[pdpyras.EventsAPISession] = []
         self._buckets: dict[str, TokenBucket] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
 
     async def send(self, delivery: Delivery) -> None:
         routing_key = delivery.target.target
@@ -114,11 +116,12 @@ class PagerDutyChannel:
                 retryable=False,
                 reason="invalid_page",
             )
-        lock = self._locks.setdefault(routing_key, asyncio.Lock())
-        async with lock:  # one call at a time per routing key: a session is not shared by threads
-            await self._wait_for_room(routing_key)
-            session = self._session(routing_key)
+        await self._wait_for_room(routing_key)
+        session = self._checkout(routing_key)
+        try:
             await asyncio.to_thread(_send_event, session, event)
+        finally:
+            self._idle.setdefault(routing_key, []).append(session)
 
     def trigger_event(self, delivery: Delivery) -> dict[str, Any]:
         """The Events API v2 `trigger` event for a page, without its routing key."""
@@ -205,25 +208,25 @@ class PagerDutyChannel:
         if wait > 0:
             await self._sleep(wait)
 
-    def _session(self, routing_key: str) -> pdpyras.EventsAPISession:
-        session = self._sessions.get(routing_key)
-        if session is None:
-            session = pdpyras.EventsAPISession(routing_key)
-            session.url = self._events_url
-            session.timeout = self._timeout
-            # pdpyras retries by itself, sleeping in its thread: 429 without end, 500-504 a few
-            # times, network errors three times. The outbox owns retries, so all are turned off:
-            # a status listed in `retry` is returned at once because the attempts made (0)
-            # already exceed max_http_attempts (-1), and a network error raises on the first try.
-            session.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
-            session.max_http_attempts = -1
-            session.max_network_attempts = 0
-            self._sessions[routing_key] = session
+    def _checkout(self, routing_key: str) -> pdpyras.EventsAPISession:
+        idle = self._idle.get(routing_key)
+        if idle:
+            return idle.pop()
+        session = pdpyras.EventsAPISession(routing_key)
+        session.url = self._events_url
+        session.timeout = self._timeout
+        # pdpyras retries by itself, sleeping in its thread: 429 without end, 500-504 a few
+        # times, network errors three times. The outbox owns retries, so all are turned off:
+        # a status listed in `retry` is returned at once because the attempts made (0)
+        # already exceed max_http_attempts (-1), and a network error raises on the first try.
+        session.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
+        session.max_http_attempts = -1
+        session.max_network_attempts = 0
+        self._sessions.append(session)
         return session
 
     async def close(self) -> None:
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
+        sessions, self._sessions, self._idle = self._sessions, [], {}
         for session in sessions:
             session.close()
 
