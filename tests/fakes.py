@@ -40,15 +40,18 @@ class Recorded:
 class _LoopbackServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.url = ""
         self._server: TestServer | None = None
 
     def app(self) -> web.Application:
         raise NotImplementedError
 
     async def start(self) -> str:
+        """Listen on a free loopback port; the base URL (also kept as `url`)."""
         self._server = TestServer(self.app(), host="127.0.0.1")
         await self._server.start_server()
-        return str(self._server.make_url("")).rstrip("/")
+        self.url = str(self._server.make_url("")).rstrip("/")
+        return self.url
 
     async def close(self) -> None:
         if self._server is not None:

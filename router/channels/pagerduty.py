@@ -16,6 +16,7 @@ PagerDuty's rate limit. The routing key is a secret: it is never logged nor put 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
@@ -61,6 +62,11 @@ _MAX_DETAIL_ITEMS = 64
 _MAX_DETAIL_VALUE = 2_000
 # Labels that name the affected machine, for `payload.source` ("preferably a hostname or FQDN").
 _SOURCE_LABELS = ("instance", "host", "hostname", "pod", "node", "service", "job")
+
+# pdpyras logs about its own retries, which are off here ("exceeded maximum number of attempts
+# (-1)" on every failure); the outbox logs each outcome instead, so pdpyras is kept quiet.
+_PDPYRAS_LOG = logging.getLogger("router.channels.pdpyras")
+_PDPYRAS_LOG.setLevel(logging.CRITICAL)
 
 SeverityRank = Callable[[str], int | None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -214,6 +220,7 @@ class PagerDutyChannel:
             return idle.pop()
         session = pdpyras.EventsAPISession(routing_key)
         session.url = self._events_url
+        session.log = _PDPYRAS_LOG
         session.timeout = self._timeout
         # pdpyras retries by itself, sleeping in its thread: 429 without end, 500-504 a few
         # times, network errors three times. The outbox owns retries, so all are turned off:
