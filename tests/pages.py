@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from router.channels import Delivery
+from router.models import Notification
+from router.payloads import parse_alertmanager
 from router.render import sample_context
 from router.rules import ChannelTarget
 
+STARTED = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
 ACK_URL = (
     "https://router.example.com/ack/12.1715000000.AAAAAAAAAAAAAAAAAAAAAA."
     "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -64,4 +68,31 @@ def delivery(
         target=target,
         context=page_context(event, **overrides),
         excerpt=runbook_excerpt if excerpt else (lambda _budget, _style: ""),
+    )
+
+
+def alertmanager(status: str, starts_at: datetime = STARTED) -> Notification:
+    alert: dict[str, Any] = {
+        "status": status,
+        "labels": {"alertname": "DiskFull", "service": "api", "instance": "db-1:9100"},
+        "annotations": {"summary": "disk /var is 97% full"},
+        "startsAt": starts_at.isoformat(),
+        "endsAt": (starts_at + timedelta(hours=1)).isoformat()
+        if status == "resolved"
+        else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.example/graph?g0.expr=disk",
+        "fingerprint": "d15cf011",
+    }
+    return parse_alertmanager(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="DiskFull"}',
+            "status": status,
+            "receiver": "router",
+            "groupLabels": {"alertname": "DiskFull"},
+            "commonLabels": alert["labels"],
+            "commonAnnotations": alert["annotations"],
+            "externalURL": "http://alertmanager.example",
+            "alerts": [alert],
+        }
     )

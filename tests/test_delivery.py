@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,7 @@ from router.channels import build_channels
 from router.incidents import IncidentService
 from router.links import AckLinks
 from router.metrics import Metrics
-from router.models import Notification
 from router.notify import Dispatcher, RetryPolicy
-from router.payloads import parse_alertmanager
 from router.routing import Routing
 from router.rules import load_rules
 from router.settings import Settings
@@ -27,11 +25,11 @@ from router.store import Store, open_store
 
 from .conftest import FIXTURES
 from .fakes import FakePagerDuty, Receiver, SmtpServer, text_of
+from .pages import STARTED, alertmanager
 from .support import free_port
 
 RULES = FIXTURES / "delivery" / "rules"
 ROUTING_KEY = "ONCALLKEY0000000000000000000000"
-STARTED = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
 # Small, jitter-free delays: 1 s, 2 s, 4 s, ... up to 5 minutes.
 RETRY = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(minutes=5), jitter=0.0)
 
@@ -130,33 +128,6 @@ async def _world(tmp_path: Path, pagerduty: FakePagerDuty, events_url: str) -> A
         await store.close()
         await webhook.close()
         smtp.stop()
-
-
-def alertmanager(status: str, starts_at: datetime = STARTED) -> Notification:
-    alert: dict[str, Any] = {
-        "status": status,
-        "labels": {"alertname": "DiskFull", "service": "api", "instance": "db-1:9100"},
-        "annotations": {"summary": "disk /var is 97% full"},
-        "startsAt": starts_at.isoformat(),
-        "endsAt": (starts_at + timedelta(hours=1)).isoformat()
-        if status == "resolved"
-        else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example/graph?g0.expr=disk",
-        "fingerprint": "d15cf011",
-    }
-    return parse_alertmanager(
-        {
-            "version": "4",
-            "groupKey": '{}:{alertname="DiskFull"}',
-            "status": status,
-            "receiver": "router",
-            "groupLabels": {"alertname": "DiskFull"},
-            "commonLabels": alert["labels"],
-            "commonAnnotations": alert["annotations"],
-            "externalURL": "http://alertmanager.example",
-            "alerts": [alert],
-        }
-    )
 
 
 def details(timeline: list[dict[str, Any]], kind: str) -> list[str]:

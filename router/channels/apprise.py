@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from typing import Any
 
 from router.channels.base import Delivery
 from router.errors import DeliveryError
@@ -69,6 +70,22 @@ def apprise_format(scheme: str, body_maxlen: int, title_maxlen: int) -> PageForm
     return PageFormat("apprise", budget - title_budget - 2, title_budget, "markdown")
 
 
+def page_format_for(url: str, label: str) -> PageFormat:
+    """The page format of an Apprise URL; DeliveryError when Apprise does not accept the URL."""
+    plugin = _plugin(url, label)
+    scheme = url.partition("://")[0].lower()
+    return apprise_format(scheme, int(plugin.body_maxlen), int(plugin.title_maxlen))
+
+
+def _plugin(url: str, label: str) -> Any:
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        raise DeliveryError(
+            f"{label}: Apprise does not accept this URL", retryable=False, reason="bad_url"
+        )
+    return plugin
+
+
 class AppriseChannel:
     kind = "apprise"
 
@@ -82,11 +99,7 @@ class AppriseChannel:
     async def send(self, delivery: Delivery) -> None:
         label = delivery.target.label
         url = delivery.target.target
-        plugin = apprise.Apprise.instantiate(url)
-        if plugin is None:
-            raise DeliveryError(
-                f"{label}: Apprise does not accept this URL", retryable=False, reason="bad_url"
-            )
+        plugin = _plugin(url, label)
         scheme = url.partition("://")[0].lower()
         fmt = apprise_format(scheme, int(plugin.body_maxlen), int(plugin.title_maxlen))
         page = self._renderer.render(fmt, delivery.event, delivery.context, delivery.excerpt)
