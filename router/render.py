@@ -40,6 +40,9 @@ TEMPLATE_EVENTS: Mapping[str, tuple[str, ...]] = {
     "sms": EVENTS,
     "log": EVENTS,
 }
+# Kinds whose pages need a title: PagerDuty refuses an event without a summary, and a chat
+# message or an email without one reads as noise.
+TITLED_KINDS = frozenset({"pagerduty", "apprise", "log"})
 STATUS = {
     "trigger": "triggered",
     "escalate": "escalated",
@@ -373,6 +376,10 @@ class Renderer:
                 reason="template_error",
             ) from exc
 
+    def source_of(self, name: str) -> str:
+        """The file the template `name` is loaded from (the user's, else the shipped one)."""
+        return str(self._env.get_template(name).filename or name)
+
     def _where(self) -> str:
         places = [self.templates_dir, self.defaults] if self.templates_dir else [self.defaults]
         return ", ".join(str(p) for p in places)
@@ -399,9 +406,15 @@ def check_templates(templates_dir: Path | None, defaults: Path = SHIPPED_TEMPLAT
         for event in events:
             for context in (sample_context(event), sample_context(event, runbook=False)):
                 try:
-                    renderer.render(fmt, event, context, _sample_excerpt)
+                    page = renderer.render(fmt, event, context, _sample_excerpt)
                 except DeliveryError as exc:
                     problems.append(str(exc).removeprefix("template "))
+                    break
+                if kind in TITLED_KINDS and not page.title:
+                    problems.append(
+                        f"{renderer.source_of(f'{kind}/{event}.j2')}: sets no title "
+                        "({% set title %}...{% endset %})"
+                    )
                     break
     if templates_dir is not None and templates_dir.is_dir():
         known = {

@@ -287,3 +287,16 @@ async def test_channel_waits_for_a_token_per_routing_key_and_gives_up_when_too_l
     await channel.close()
     assert clock.slept == [pytest.approx(1.0)]
     assert len(fake.requests) == 5
+
+
+async def test_template_without_a_summary_falls_back_to_the_incident_title(
+    pagerduty: tuple[FakePagerDuty, str], tmp_path: Path
+) -> None:
+    fake, url = pagerduty
+    (tmp_path / "pagerduty").mkdir()
+    (tmp_path / "pagerduty" / "trigger.j2").write_text("{# forgot the title #}\n")
+    channel = PagerDutyChannel(url, Renderer(tmp_path))
+    await channel.send(delivery("trigger", TARGET))
+    await channel.close()
+    summary = fake.events[0]["payload"]["summary"]
+    assert summary == "ProofGenerationSlow: proof generation takes 14s"

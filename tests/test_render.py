@@ -238,7 +238,9 @@ def test_check_reports_every_broken_or_stray_template(tmp_path: Path) -> None:
     write(tmp_path, "sms/trigger.j2", "{% set title = '' %}{{ incident.title }}\n")  # fine
     write(tmp_path, "_mine.j2", "{% macro x() %}{% endmacro %}")  # macros are not pages
     stray = write(tmp_path, "apprise/triggered.j2", "typo in the file name\n")
+    untitled = write(tmp_path, "pagerduty/trigger.j2", "{{ incident.title }}\n")
     assert check_templates(tmp_path) == [
+        f"{untitled}: sets no title ({{% set title %}}...{{% endset %}})",
         f"{broken}:2: 'oops' is undefined",
         f"{stray}: not a page template (expected KIND/EVENT.j2 with KIND one of pagerduty, "
         "apprise, sms, log and EVENT one of trigger, escalate, acknowledge, resolve; files "

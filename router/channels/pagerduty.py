@@ -139,8 +139,10 @@ class PagerDutyChannel:
         if not isinstance(rank, int):
             rank = self._severity_rank(severity)
         page = self._renderer.render(PAGERDUTY_FORMAT, delivery.event, context)
+        # PagerDuty refuses an event without a summary: a template that gives none falls back.
+        summary = page.title or shorten(str(context.get("title") or "alert"), 1024)
         payload: dict[str, Any] = {
-            "summary": page.title,
+            "summary": summary,
             "source": _source(labels, alert),
             "severity": pagerduty_severity(severity, rank),
         }
