@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from router.api import IncidentApi
-from router.channels import ChannelSet, log_only_channels
+from router.channels import ChannelSet, build_channels
 from router.engine import Engine
 from router.errors import ConfigError, StoreError
 from router.http import RuntimeState, WebhookReceiver, add_routes, error_middleware
@@ -65,7 +65,13 @@ class RouterService:
         self.routing = routing if routing is not None else routing_from(settings)
         self.store = store if store is not None else open_store(settings.database_url)
         self.metrics = metrics if metrics is not None else Metrics()
-        self.channels = channels if channels is not None else log_only_channels()
+        self.channels = (
+            channels
+            if channels is not None
+            else build_channels(
+                settings, settings.rules_dir / "templates", severity_rank=self._severity_rank
+            )
+        )
         self.clock = clock
         self.state = RuntimeState()
         self._links: AckLinks | None = None
@@ -87,6 +93,12 @@ class RouterService:
         )
         self.engine = Engine(self.incidents, self.dispatcher, self.store, self.metrics, clock)
         self._initialise_metrics()
+
+    def _severity_rank(self, severity: str) -> int | None:
+        try:
+            return self.routing.rules.rank(severity)
+        except KeyError:
+            return None
 
     def links(self) -> AckLinks:
         if self._links is None:

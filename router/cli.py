@@ -173,6 +173,7 @@ def _rules_dir(given: Path | None) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from router.render import check_templates
     from router.routing import reference_problems
     from router.rules import check_rules
     from router.runbooks import RunbookLibrary
@@ -184,6 +185,9 @@ def _check(args: argparse.Namespace) -> int:
     runbooks_dir = (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "runbooks"
     library = RunbookLibrary.load(runbooks_dir)
     problems = list(library.problems)
+    problems += check_templates(
+        (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "templates"
+    )
     if report.ruleset is not None:
         problems += reference_problems(report.ruleset, library)
     for problem in problems:
@@ -203,6 +207,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _route(args: argparse.Namespace) -> int:
     from router.dryrun import format_routes, parse_payload, route_notification, routes_to_json
+    from router.render import Renderer
     from router.routing import load_routing
 
     rules_dir = _rules_dir(args.rules)
@@ -224,7 +229,8 @@ def _route(args: argparse.Namespace) -> int:
         print(f"runbook-router: {args.payload}: {exc}", file=sys.stderr)
         return 1
     at = args.at or datetime.now(UTC)
-    routes = route_notification(routing, notification, at)
+    renderer = Renderer(rules_dir / "templates" if rules_dir.is_dir() else None)
+    routes = route_notification(routing, notification, at, renderer)
     if args.json:
         print(json.dumps(routes_to_json(routes, at), indent=2, ensure_ascii=False))
     else:

@@ -2,18 +2,22 @@
 
 For every alert: the rules that held, the severity and why, the incident key, the policy, and the
 escalation timeline planned from `at` with business hours taken into account, and the runbook
-section the page would carry (how it was found, its score, and the runner-up). Nothing is sent and
+section the page would carry (how it was found, its score, and the runner-up), and the page each
+channel of the first step would receive, rendered with the templates in force. Nothing is sent and
 nothing is stored.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from router.models import Alert, Notification
 from router.payloads import decode_json, parse_alertmanager, parse_grafana
+from router.preview import PreviewPage, format_pages, preview_pages
+from router.render import Renderer
 from router.routing import Routing
 from router.rules import Classification, RuleSet
 from router.runbooks import RunbookMatch, Section
@@ -36,20 +40,35 @@ class AlertRoute:
     classification: Classification
     timeline: tuple[PlannedStep, ...]
     runbook: RunbookMatch
+    pages: tuple[PreviewPage, ...]
 
 
 def route_notification(
-    routing: Routing, notification: Notification, at: datetime
+    routing: Routing, notification: Notification, at: datetime, renderer: Renderer
 ) -> list[AlertRoute]:
-    """Classify every alert of `notification`, find its runbook section, and plan the pages of
-    the firing ones from `at`."""
+    """Classify every alert of `notification`, find its runbook section, plan the pages of the
+    firing ones from `at`, and render what the first step's channels would receive."""
     routes = []
     for alert in notification.alerts:
         routed = routing.route(alert)
         classification = routed.classification
         timeline = tuple(routing.rules.plan(classification, at)) if alert.firing else ()
+        pages: list[PreviewPage] = []
+        if timeline:
+            following = timeline[1] if len(timeline) > 1 else None
+            pages = preview_pages(
+                routing.rules,
+                alert,
+                classification,
+                timeline[0].tiers,
+                timeline[0].at,
+                renderer,
+                runbook=routed.runbook,
+                excerpt=functools.partial(routing.excerpt, routed.runbook),
+                next_escalation=(following.at, following.tiers) if following else None,
+            )
         assert routed.match is not None
-        routes.append(AlertRoute(alert, classification, timeline, routed.match))
+        routes.append(AlertRoute(alert, classification, timeline, routed.match, tuple(pages)))
     return routes
 
 
@@ -106,6 +125,7 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                     route.runbook.runner_up, route.runbook.runner_up_score, "search"
                 ),
                 "runbook_reference": route.classification.runbook,
+                "pages": [page.to_json() for page in route.pages],
             }
             for route in routes
         ],
@@ -147,6 +167,9 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
         else:
             lines.append("  timeline  none: a resolved alert pages nobody")
         lines += _runbook_lines(route.runbook)
+        if route.pages:
+            lines.append("  pages     what the first step's channels would receive:")
+            lines += format_pages(route.pages)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 

@@ -186,7 +186,7 @@ class IncidentService:
                     acknowledged_at=now,
                     acknowledged_by=who,
                 )
-                await self._notify_paged(tx, incident, "acknowledge", now, skip_channel=via)
+                await self._notify_paged(tx, incident, "acknowledge", now, via, who)
                 effects.acknowledged.append(
                     (incident.severity, (now - incident.opened_at).total_seconds())
                 )
@@ -231,7 +231,7 @@ class IncidentService:
         await self._apply(
             tx, routing, incident, decision, now, _Effects(), resolved_at=now, resolved_by=who
         )
-        await self._notify_paged(tx, incident, "resolve", now, skip_channel=via)
+        await self._notify_paged(tx, incident, "resolve", now, via, who)
         return True
 
     # --- applying decisions ---------------------------------------------------------------
@@ -298,12 +298,12 @@ class IncidentService:
         event: str,
         now: datetime,
         skip_channel: str,
+        who: str,
     ) -> None:
-        """Tell every channel that was paged that the incident was acknowledged or resolved.
-
-        The channel the news came from (PagerDuty acknowledging through its webhook) is skipped.
+        """Tell every channel that was paged that the incident was acknowledged or resolved, and
+        by whom. The channel the news came from (PagerDuty, through its webhook) is skipped.
         """
-        context = {**self._incident_context(incident), "event": event}
+        context = {**self._incident_context(incident), "event": event, "by": who}
         pages = [
             NewPage(
                 incident_id=incident.id,

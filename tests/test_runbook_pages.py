@@ -32,9 +32,10 @@ async def test_shipped_rule_attaches_its_section_and_the_page_carries_it(
     (context,) = await page_contexts(service, "trigger")
     assert context["runbook"] == runbook
     (line,) = [record for record in caplog.records if record.getMessage().startswith("PAGE")]
-    excerpt = line.fields["runbook"]  # type: ignore[attr-defined]
-    assert "Data Corruption Detected" in excerpt
-    assert excerpt.rstrip().endswith("zkp-ledger.md#data-corruption-detected")
+    page = line.fields["page"]  # type: ignore[attr-defined]
+    assert "Data Corruption Detected" in page
+    assert "Immediate Actions" in page
+    assert "zkp-ledger.md#data-corruption-detected" in page
     assert (
         service.metrics.registry.get_sample_value(
             "router_runbook_matches_total", {"method": "rule"}

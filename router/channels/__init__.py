@@ -5,9 +5,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from router.channels.base import Channel, Delivery, Excerpt, no_excerpt
 from router.channels.log import LogChannel
 from router.errors import DeliveryError
+from router.render import Renderer
+from router.settings import Settings
 
 
 class ChannelSet:
@@ -33,12 +38,38 @@ def log_only_channels() -> ChannelSet:
     return ChannelSet({"log": LogChannel()})
 
 
+def build_channels(
+    settings: Settings,
+    templates_dir: Path | None,
+    *,
+    severity_rank: Callable[[str], int | None] = lambda _severity: None,
+) -> ChannelSet:
+    """The log, PagerDuty and Apprise channels, rendering with `templates_dir` over the shipped
+    templates. `severity_rank` (0 = most severe) maps severities other than P0..P3 to PagerDuty's.
+    """
+    # Imported here: they load pdpyras and Apprise's plugins, which only a daemon that pages needs.
+    from router.channels.apprise import AppriseChannel
+    from router.channels.pagerduty import PagerDutyChannel
+
+    renderer = Renderer(templates_dir)
+    return ChannelSet(
+        {
+            "log": LogChannel(renderer),
+            "pagerduty": PagerDutyChannel(
+                settings.pagerduty_events_url, renderer, severity_rank=severity_rank
+            ),
+            "apprise": AppriseChannel(renderer),
+        }
+    )
+
+
 __all__ = [
     "Channel",
     "ChannelSet",
     "Delivery",
     "Excerpt",
     "LogChannel",
+    "build_channels",
     "log_only_channels",
     "no_excerpt",
 ]

@@ -1,7 +1,8 @@
 """The `log` channel: pages written to the log, for tiers with no PagerDuty or Apprise target.
 
 `make run` with no secrets pages every tier here, so the whole flow can be watched. Each page is
-one WARNING line that starts with `PAGE (log channel)`, so it cannot be mistaken for a delivery.
+one WARNING line that starts with `PAGE (log channel`, so it cannot be mistaken for a delivery.
+What the page says comes from the `log` templates (see `router.render`), on one line.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ import logging
 
 from router.channels.base import Delivery
 from router.logs import fields
+from router.render import LOG_FORMAT, Renderer
 
 log = logging.getLogger("router.page")
-
-# The excerpt a log line carries: enough to read, short enough for one line in a terminal.
-LOG_EXCERPT_BUDGET = 600
 
 
 class LogChannel:
     kind = "log"
 
+    def __init__(self, renderer: Renderer | None = None) -> None:
+        self._renderer = renderer or Renderer()
+
     async def send(self, delivery: Delivery) -> None:
         context = delivery.context
-        excerpt = delivery.excerpt(LOG_EXCERPT_BUDGET, "text")
+        page = self._renderer.render(LOG_FORMAT, delivery.event, context, delivery.excerpt)
         log.warning(
             "PAGE (log channel: no PagerDuty or Apprise target configured for this tier)",
             extra=fields(
@@ -30,11 +32,11 @@ class LogChannel:
                 tier=delivery.tier,
                 severity=context.get("severity"),
                 incident=context.get("incident_id"),
-                title=context.get("title"),
+                title=page.title,
                 step=context.get("step"),
                 ack_url=context.get("ack_url"),
                 next_escalation=context.get("next_escalation"),
-                runbook=excerpt.replace("\n", " ⏎ ") if excerpt else None,
+                page=page.body.replace("\n", " ⏎ "),
             ),
         )
 

@@ -1,0 +1,129 @@
+"""The Apprise channel: a title and a Markdown body to any Apprise URL (Slack, email, SMS...).
+
+Every event is told: the first page, escalations, the acknowledgement and the resolution, so the
+people who were paged also learn that it is handled or over. What the page looks like depends on
+the target: Apprise says how long a body its service takes (`body_maxlen`); targets of at most one
+SMS segment get the short `sms` templates, the others the Markdown `apprise` templates, within the
+budget of their kind (email, chat).
+
+Apprise reports only success or failure (a boolean; Apprise 2 wraps it in a result that is truthy
+on success), not why: so every failed notification is retryable (`apprise_failed`), and the outbox
+gives up at the page's deadline. The URL holds secrets (tokens, passwords): it is never logged nor
+put in an error; the target's label (`apprise:mailto`) names it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from typing import Any
+
+from router.channels.base import Delivery
+from router.errors import DeliveryError
+from router.render import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET, PageFormat, Renderer
+
+# Apprise loads its plugins on first use, and one of them imports the standard library's `imghdr`,
+# deprecated since Python 3.11 (PEP 594). They are loaded here, once, with that one warning
+# silenced: it is Apprise's to fix, and tests run with warnings as errors.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
+    import apprise
+    from apprise.manager_plugins import NotificationManager
+
+    NotificationManager().load_modules()  # type: ignore[no-untyped-call]
+
+# Targets whose messages are SMS although Apprise allows them longer bodies.
+SMS_SCHEMES = frozenset({"sns", "twilio", "plivo", "clicksend", "vonage", "nexmo"})
+# Characters of body per URL scheme, where a kind of target reads more than a chat message.
+SCHEME_BUDGETS = {
+    "mailto": EMAIL_BUDGET,
+    "mailtos": EMAIL_BUDGET,
+    "json": EMAIL_BUDGET,
+    "jsons": EMAIL_BUDGET,
+    "xml": EMAIL_BUDGET,
+    "xmls": EMAIL_BUDGET,
+    "form": EMAIL_BUDGET,
+    "forms": EMAIL_BUDGET,
+}
+# A service that takes no separate title gets it as the first line of the body.
+MERGED_TITLE_BUDGET = 200
+DEFAULT_TITLE_BUDGET = 250
+# An Apprise call that takes longer than this is abandoned and retried by the outbox.
+NOTIFY_TIMEOUT = 60.0
+# Apprise logs the URLs it posts to at DEBUG and INFO, tokens in their paths included (its password
+# masking does not cover paths), and so does urllib3 under it. Their warnings and errors name the
+# service and the failure, not the URL: only those are let through, whatever ROUTER_LOG_LEVEL says.
+QUIET_LOGGERS = ("apprise", "urllib3")
+
+
+def apprise_format(scheme: str, body_maxlen: int, title_maxlen: int) -> PageFormat:
+    """The page format for an Apprise target, from its scheme and its service's limits."""
+    if scheme in SMS_SCHEMES or 0 < body_maxlen <= SMS_BUDGET:
+        return PageFormat("sms", min(body_maxlen, SMS_BUDGET), 0, "text")
+    budget = SCHEME_BUDGETS.get(scheme, CHAT_BUDGET)
+    if body_maxlen > 0:
+        budget = min(budget, body_maxlen)
+    if title_maxlen > 0:
+        return PageFormat("apprise", budget, min(title_maxlen, DEFAULT_TITLE_BUDGET), "markdown")
+    title_budget = min(MERGED_TITLE_BUDGET, budget // 4)
+    return PageFormat("apprise", budget - title_budget - 2, title_budget, "markdown")
+
+
+def page_format_for(url: str, label: str) -> PageFormat:
+    """The page format of an Apprise URL; DeliveryError when Apprise does not accept the URL."""
+    plugin = _plugin(url, label)
+    scheme = url.partition("://")[0].lower()
+    return apprise_format(scheme, int(plugin.body_maxlen), int(plugin.title_maxlen))
+
+
+def _plugin(url: str, label: str) -> Any:
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        raise DeliveryError(
+            f"{label}: Apprise does not accept this URL", retryable=False, reason="bad_url"
+        )
+    return plugin
+
+
+class AppriseChannel:
+    kind = "apprise"
+
+    def __init__(self, renderer: Renderer, *, timeout: float = NOTIFY_TIMEOUT) -> None:
+        self._renderer = renderer
+        self._timeout = timeout
+        for name in QUIET_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+
+    async def send(self, delivery: Delivery) -> None:
+        label = delivery.target.label
+        url = delivery.target.target
+        plugin = _plugin(url, label)
+        scheme = url.partition("://")[0].lower()
+        fmt = apprise_format(scheme, int(plugin.body_maxlen), int(plugin.title_maxlen))
+        page = self._renderer.render(fmt, delivery.event, delivery.context, delivery.excerpt)
+        notifier = apprise.Apprise()
+        notifier.add(plugin)
+        body_format = (
+            apprise.NotifyFormat.MARKDOWN if fmt.style == "markdown" else apprise.NotifyFormat.TEXT
+        )
+        try:
+            sent = await asyncio.wait_for(
+                notifier.async_notify(body=page.body, title=page.title, body_format=body_format),
+                timeout=self._timeout,
+            )
+        except TimeoutError:
+            raise DeliveryError(
+                f"{label}: no answer within {self._timeout:g}s", retryable=True, reason="timeout"
+            ) from None
+        if not sent:
+            raise DeliveryError(
+                f"{label}: Apprise could not deliver the notification (it does not say why; "
+                "see the apprise log lines)",
+                retryable=True,
+                reason="apprise_failed",
+            )
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,154 @@
+"""The pages a dry run shows: what each channel of the first step's tiers would be sent.
+
+`route` (SPEC §2) renders the page per channel without sending or storing anything. The context
+is built from the alert and its classification as the incident service would build it; what only
+exists once an incident is stored reads as a placeholder (`<ack link>`: no link can be signed in a
+dry run). PagerDuty's page is the Events API event itself (routing key left out); Apprise and log
+pages are the title and body their templates give, in the target's format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from router.channels.base import Delivery, no_excerpt
+from router.errors import DeliveryError
+from router.models import Alert
+from router.render import LOG_FORMAT, Excerpt, Renderer
+from router.rules import Classification, RuleSet
+
+ACK_PLACEHOLDER = "<ack link>"
+INCIDENT_URL_PLACEHOLDER = "<incident url>"
+INCIDENT_ID_PLACEHOLDER = "(dry run)"
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewPage:
+    """One rendered page: `channel` is the target's label (`pagerduty`, `apprise:slack`, `log`)."""
+
+    tier: str
+    channel: str
+    title: str
+    body: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"tier": self.tier, "channel": self.channel, "title": self.title, "body": self.body}
+
+
+def preview_pages(
+    ruleset: RuleSet,
+    alert: Alert,
+    classification: Classification,
+    tiers: Sequence[str],
+    opened_at: datetime,
+    renderer: Renderer,
+    *,
+    runbook: Mapping[str, Any] | None = None,
+    excerpt: Excerpt | None = None,
+    next_escalation: tuple[datetime, Sequence[str]] | None = None,
+) -> list[PreviewPage]:
+    """The trigger page of every channel of `tiers`, as the first step would send it.
+
+    `runbook` is the section found for the alert (`file`, `anchor`, `heading`, `method`, `link`)
+    and `excerpt` cuts it to a budget; `next_escalation` is when and whom the next step pages.
+    A template that fails shows as a page whose body is the error, so a dry run reports it.
+    """
+    from router.channels.apprise import page_format_for
+    from router.channels.pagerduty import PagerDutyChannel
+
+    pagerduty = PagerDutyChannel("http://pagerduty.invalid", renderer)
+    pages = []
+    for tier in tiers:
+        channels = ruleset.tiers[tier].channels if tier in ruleset.tiers else ()
+        for target in channels:
+            context = preview_context(
+                alert,
+                classification,
+                tier,
+                opened_at,
+                runbook=runbook,
+                next_escalation=next_escalation,
+                severity_rank=ruleset.rank(classification.severity),
+            )
+            delivery = Delivery(0, "trigger", tier, target, context, excerpt or no_excerpt)
+            try:
+                if target.kind == "pagerduty":
+                    event = pagerduty.trigger_event(delivery)
+                    title = str(event["payload"]["summary"])
+                    body = json.dumps(event, indent=2, ensure_ascii=False)
+                else:
+                    fmt = (
+                        page_format_for(target.target, target.label)
+                        if target.kind == "apprise"
+                        else LOG_FORMAT
+                    )
+                    page = renderer.render(fmt, "trigger", context, excerpt)
+                    title, body = page.title, page.body
+            except DeliveryError as exc:
+                title, body = "(not rendered)", str(exc)
+            pages.append(PreviewPage(tier, target.label, title, body))
+    return pages
+
+
+def preview_context(
+    alert: Alert,
+    classification: Classification,
+    tier: str,
+    opened_at: datetime,
+    *,
+    runbook: Mapping[str, Any] | None = None,
+    next_escalation: tuple[datetime, Sequence[str]] | None = None,
+    severity_rank: int | None = None,
+) -> dict[str, Any]:
+    """The page context of a first page, as the incident service stores it, with placeholders."""
+    summary = alert.annotations.get("summary") or alert.annotations.get("title") or ""
+    name = alert.name or "alert"
+    return {
+        "incident_id": INCIDENT_ID_PLACEHOLDER,
+        "incident_key": classification.incident_key,
+        "dedup_key": f"rr-?:{classification.incident_key}"[:255],
+        "title": f"{name}: {summary}"[:500] if summary else name,
+        "severity": classification.severity,
+        "severity_rank": severity_rank,
+        "opened_at": opened_at.isoformat(),
+        "reason": classification.reason,
+        "matched_rules": list(classification.matched_rules),
+        "alert": {
+            "name": alert.name,
+            "source": alert.source.value,
+            "fingerprint": alert.fingerprint,
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "value": alert.value_string,
+            "generator_url": alert.generator_url,
+            "dashboard_url": alert.dashboard_url,
+            "panel_url": alert.panel_url,
+            "silence_url": alert.silence_url,
+            "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
+        },
+        "runbook": dict(runbook) if runbook is not None else None,
+        "incident_url": INCIDENT_URL_PLACEHOLDER,
+        "tier": tier,
+        "event": "trigger",
+        "step": 1,
+        "round": 0,
+        "ack_url": ACK_PLACEHOLDER,
+        "next_escalation": (
+            {"at": next_escalation[0].isoformat(), "tiers": list(next_escalation[1])}
+            if next_escalation
+            else None
+        ),
+    }
+
+
+def format_pages(pages: Sequence[PreviewPage], indent: str = "    ") -> list[str]:
+    """Lines for the human `route` output: each page's channel and title, then its body."""
+    lines = []
+    for page in pages:
+        lines.append(f"{indent}{page.tier} via {page.channel}: {page.title}")
+        lines += [f"{indent}  | {line}".rstrip() for line in page.body.splitlines()]
+    return lines
