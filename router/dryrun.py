@@ -18,7 +18,7 @@ from router.models import Alert, Notification
 from router.payloads import decode_json, parse_alertmanager, parse_grafana
 from router.preview import PreviewPage, format_pages, preview_pages
 from router.render import Renderer
-from router.routing import Routing
+from router.routing import Routing, section_json
 from router.rules import Classification, RuleSet
 from router.runbooks import RunbookMatch, Section
 from router.schedule import PlannedStep, format_duration
@@ -73,16 +73,7 @@ def route_notification(
 
 
 def _section_json(section: Section | None, score: float, method: str) -> dict[str, Any] | None:
-    if section is None:
-        return None
-    return {
-        "file": section.file,
-        "anchor": section.anchor,
-        "heading": section.heading,
-        "path": list(section.path),
-        "method": method,
-        "score": round(score, 3),
-    }
+    return None if section is None else section_json(section, method, score)
 
 
 def _offset_seconds(step: PlannedStep, at: datetime) -> int:

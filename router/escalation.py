@@ -13,10 +13,11 @@ falls outside it becomes a `PAGE` action at the next opening, and the timeline s
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
+
+from router.schedule import SeverityPolicyLike
 
 
 class IncidentState(enum.StrEnum):
@@ -31,22 +32,8 @@ class NextAction(enum.StrEnum):
     ACK_EXPIRED = "ack_expired"  # an acknowledgement lapses while the incident still fires
 
 
-class StepLike(Protocol):
-    @property
-    def tiers(self) -> tuple[str, ...]: ...
-
-    @property
-    def ack_within(self) -> timedelta | None: ...
-
-
-class PolicyLike(Protocol):
-    """One severity's escalation: `router.rules.SeverityPolicy`."""
-
-    @property
-    def steps(self) -> Sequence[StepLike]: ...
-
-    @property
-    def repeat(self) -> int: ...
+class PolicyLike(SeverityPolicyLike, Protocol):
+    """One severity's escalation (`router.rules.SeverityPolicy`), with its ack expiry."""
 
     @property
     def ack_expires(self) -> timedelta | None: ...

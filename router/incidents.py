@@ -107,7 +107,7 @@ class IncidentService:
                 severity=c.severity,
                 rule=c.rule,
                 policy=c.policy,
-                title=_title(item.alert),
+                title=item.alert.title,
                 progress=decision.progress,
                 opened_at=now,
                 classification=_classification_json(item),
@@ -168,10 +168,8 @@ class IncidentService:
         routing = self._routing()
         effects = _Effects()
         async with self._store.transaction("acknowledge incident") as tx:
-            incident = await tx.incident(incident_id)
-            if incident is None:
-                raise IncidentNotFound(incident_id)
-            if once is not None and not await tx.remember_token(once, via, now):
+            incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
+            if replayed:
                 return AckOutcome(incident, False, "already used")
             context = routing.escalation_context(incident.policy, incident.severity)
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
@@ -204,10 +202,8 @@ class IncidentService:
     ) -> AckOutcome:
         routing = self._routing()
         async with self._store.transaction("resolve incident") as tx:
-            incident = await tx.incident(incident_id)
-            if incident is None:
-                raise IncidentNotFound(incident_id)
-            if once is not None and not await tx.remember_token(once, via, now):
+            incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
+            if replayed:
                 return AckOutcome(incident, False, "already used")
             changed = await self._resolve(tx, routing, incident, f"{who} via {via}", now, via)
             updated = await tx.incident(incident_id, lock=False)
@@ -215,6 +211,17 @@ class IncidentService:
         self._on_new_work()
         message = f"resolved by {who} via {via}" if changed else "already resolved"
         return AckOutcome(updated, changed, message)
+
+    @staticmethod
+    async def _lock_incident(
+        tx: Transaction, incident_id: int, once: str | None, via: str, now: datetime
+    ) -> tuple[IncidentRecord, bool]:
+        """The incident, locked; and whether `once` was used before (a replay to ignore)."""
+        incident = await tx.incident(incident_id)
+        if incident is None:
+            raise IncidentNotFound(incident_id)
+        replayed = once is not None and not await tx.remember_token(once, via, now)
+        return incident, replayed
 
     async def _resolve(
         self,
@@ -394,12 +401,6 @@ def incident_id_from_dedup_key(key: str) -> int | None:
     return None
 
 
-def _title(alert: Alert) -> str:
-    summary = alert.annotations.get("summary") or alert.annotations.get("title") or ""
-    name = alert.name or "alert"
-    return f"{name}: {summary}"[:500] if summary else name
-
-
 def _describe(alert: Alert) -> str:
     service = alert.labels.get("service") or alert.labels.get("job") or alert.labels.get("instance")
     where = f" ({service})" if service else ""
@@ -408,24 +409,11 @@ def _describe(alert: Alert) -> str:
 
 def _classification_json(item: RoutedAlert) -> dict[str, Any]:
     c = item.classification
-    alert = item.alert
     return {
         "reason": c.reason,
         "matched_rules": list(c.matched_rules),
         "group_values": dict(c.group_values),
-        "alert": {
-            "name": alert.name,
-            "source": alert.source.value,
-            "fingerprint": alert.fingerprint,
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "value": alert.value_string,
-            "generator_url": alert.generator_url,
-            "dashboard_url": alert.dashboard_url,
-            "panel_url": alert.panel_url,
-            "silence_url": alert.silence_url,
-            "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
-        },
+        "alert": item.alert.page_json(),
     }
 
 

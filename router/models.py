@@ -67,6 +67,29 @@ class Alert:
     def firing(self) -> bool:
         return self.status is AlertStatus.FIRING
 
+    @property
+    def title(self) -> str:
+        """What a page calls the alert: its name and, when it has one, its summary."""
+        summary = self.annotations.get("summary") or self.annotations.get("title") or ""
+        name = self.name or "alert"
+        return f"{name}: {summary}"[:500] if summary else name
+
+    def page_json(self) -> dict[str, object]:
+        """What a page shows of the alert (the `alert` of a page's context)."""
+        return {
+            "name": self.name,
+            "source": self.source.value,
+            "fingerprint": self.fingerprint,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "value": self.value_string,
+            "generator_url": self.generator_url,
+            "dashboard_url": self.dashboard_url,
+            "panel_url": self.panel_url,
+            "silence_url": self.silence_url,
+            "starts_at": self.starts_at.isoformat() if self.starts_at else None,
+        }
+
     def to_json(self) -> dict[str, object]:
         """The alert as a JSON-ready dict (for storage and the API)."""
         return {

@@ -216,26 +216,29 @@ def _time(value: str | None) -> datetime | None:
     return parse_timestamp(value) if value else None
 
 
+def _alert(item: _TimedAlert, source: Source, group_key: str | None, **extra: Any) -> Alert:
+    """The Alert of an Alertmanager-shaped alert; `extra` carries what only Grafana sends."""
+    return Alert(
+        source=source,
+        status=AlertStatus(item.status),
+        fingerprint=item.fingerprint or label_fingerprint(item.labels),
+        labels=item.labels,
+        annotations=item.annotations,
+        starts_at=_time(item.starts_at),
+        ends_at=_time(item.ends_at),
+        generator_url=item.generator_url or None,
+        group_key=group_key,
+        **extra,
+    )
+
+
 def parse_alertmanager(document: dict[str, Any]) -> Notification:
     """An Alertmanager v4 webhook body as a Notification."""
     try:
         body = AlertmanagerBody.model_validate(document)
     except ValidationError as exc:
         raise _validation_error(exc) from exc
-    alerts = tuple(
-        Alert(
-            source=Source.ALERTMANAGER,
-            status=AlertStatus(item.status),
-            fingerprint=item.fingerprint or label_fingerprint(item.labels),
-            labels=item.labels,
-            annotations=item.annotations,
-            starts_at=_time(item.starts_at),
-            ends_at=_time(item.ends_at),
-            generator_url=item.generator_url or None,
-            group_key=body.group_key,
-        )
-        for item in body.alerts
-    )
+    alerts = tuple(_alert(item, Source.ALERTMANAGER, body.group_key) for item in body.alerts)
     return Notification(
         source=Source.ALERTMANAGER,
         alerts=alerts,
@@ -255,22 +258,16 @@ def parse_grafana(document: dict[str, Any]) -> Notification:
     except ValidationError as exc:
         raise _validation_error(exc) from exc
     alerts = tuple(
-        Alert(
-            source=Source.GRAFANA,
-            status=AlertStatus(item.status),
-            fingerprint=item.fingerprint or label_fingerprint(item.labels),
-            labels=item.labels,
-            annotations=item.annotations,
-            starts_at=_time(item.starts_at),
-            ends_at=_time(item.ends_at),
-            generator_url=item.generator_url or None,
+        _alert(
+            item,
+            Source.GRAFANA,
+            body.group_key,
             dashboard_url=item.dashboard_url or None,
             panel_url=item.panel_url or None,
             silence_url=item.silence_url or None,
             image_url=item.image_url or None,
             values=item.values or {},
             value_string=item.value_string or None,
-            group_key=body.group_key,
         )
         for item in body.alerts
     )

@@ -105,31 +105,17 @@ def preview_context(
     severity_rank: int | None = None,
 ) -> dict[str, Any]:
     """The page context of a first page, as the incident service stores it, with placeholders."""
-    summary = alert.annotations.get("summary") or alert.annotations.get("title") or ""
-    name = alert.name or "alert"
     return {
         "incident_id": INCIDENT_ID_PLACEHOLDER,
         "incident_key": classification.incident_key,
         "dedup_key": f"rr-?:{classification.incident_key}"[:255],
-        "title": f"{name}: {summary}"[:500] if summary else name,
+        "title": alert.title,
         "severity": classification.severity,
         "severity_rank": severity_rank,
         "opened_at": opened_at.isoformat(),
         "reason": classification.reason,
         "matched_rules": list(classification.matched_rules),
-        "alert": {
-            "name": alert.name,
-            "source": alert.source.value,
-            "fingerprint": alert.fingerprint,
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "value": alert.value_string,
-            "generator_url": alert.generator_url,
-            "dashboard_url": alert.dashboard_url,
-            "panel_url": alert.panel_url,
-            "silence_url": alert.silence_url,
-            "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
-        },
+        "alert": alert.page_json(),
         "runbook": dict(runbook) if runbook is not None else None,
         "incident_url": INCIDENT_URL_PLACEHOLDER,
         "tier": tier,

@@ -52,6 +52,18 @@ def reference_problems(rules: RuleSet, runbooks: RunbookLibrary) -> list[str]:
     return problems
 
 
+def section_json(section: Section, method: str, score: float) -> dict[str, Any]:
+    """A runbook section as the API, the dry run and page contexts show it."""
+    return {
+        "file": section.file,
+        "anchor": section.anchor,
+        "heading": section.heading,
+        "path": list(section.path),
+        "method": method,
+        "score": round(score, 3),
+    }
+
+
 class Routing:
     def __init__(self, rules: RuleSet, runbooks: RunbookLibrary) -> None:
         self.rules = rules
@@ -65,17 +77,11 @@ class Routing:
         return RoutedAlert(alert, classification, self._runbook_json(match), match)
 
     def _runbook_json(self, match: RunbookMatch) -> dict[str, Any] | None:
-        section = match.section
-        if section is None:
+        if match.section is None:
             return None
         return {
-            "file": section.file,
-            "anchor": section.anchor,
-            "heading": section.heading,
-            "path": list(section.path),
-            "link": section.link(self.rules.runbook_base_url),
-            "method": match.method,
-            "score": round(match.score, 3),
+            **section_json(match.section, match.method, match.score),
+            "link": match.section.link(self.rules.runbook_base_url),
         }
 
     def section(self, runbook: Mapping[str, Any] | None) -> Section | None:

@@ -8,6 +8,7 @@ installs everything and a skip there would hide a test that never ran.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +101,16 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> tuple[int, 
         process.kill()
         output, _ = process.communicate()
     return process.returncode, output.decode()
+
+
+def post_json(url: str, body: bytes, token: str | None = None) -> tuple[int, Any]:
+    """POST a JSON body (with a bearer token, if given); the status and the decoded answer."""
+    request = urllib.request.Request(url, data=body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +25,13 @@ from router.store import Store, open_store
 from .conftest import FIXTURES
 from .fakes import FakePagerDuty, Receiver, SmtpServer, text_of
 from .pages import STARTED, alertmanager
+from .scenario import FakeClock
 from .support import free_port
 
 RULES = FIXTURES / "delivery" / "rules"
 ROUTING_KEY = "ONCALLKEY0000000000000000000000"
 # Small, jitter-free delays: 1 s, 2 s, 4 s, ... up to 5 minutes.
 RETRY = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(minutes=5), jitter=0.0)
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass

@@ -6,28 +6,14 @@ import json
 import sqlite3
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .conftest import FIXTURES
-from .support import free_port, router_env, start_router, stop, wait_until_healthy
+from .support import free_port, post_json, router_env, start_router, stop, wait_until_healthy
 
 pytestmark = pytest.mark.process
-
-
-def post(url: str, body: bytes, token: str | None) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(url, data=body, method="POST")
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_serve_stores_posted_alerts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -43,9 +29,9 @@ def test_serve_stores_posted_alerts_and_stops_cleanly_on_sigterm(tmp_path: Path)
     try:
         wait_until_healthy(process, port)
         body = (FIXTURES / "payloads/good/alertmanager/firing_two_alerts.json").read_bytes()
-        status, answer = post(f"http://127.0.0.1:{port}/webhooks/alertmanager", body, "t0ken")
+        status, answer = post_json(f"http://127.0.0.1:{port}/webhooks/alertmanager", body, "t0ken")
         assert (status, answer["new"]) == (200, 2)
-        status, answer = post(f"http://127.0.0.1:{port}/webhooks/alertmanager", body, None)
+        status, answer = post_json(f"http://127.0.0.1:{port}/webhooks/alertmanager", body, None)
         assert status == 401
     finally:
         code, output = stop(process)

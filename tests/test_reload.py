@@ -12,20 +12,15 @@ from pathlib import Path
 import pytest
 
 from .scenario import SCENARIO_RULES, alert, alertmanager_body
-from .support import free_port, router_env, start_router, stop, wait_until_healthy
+from .support import free_port, post_json, router_env, start_router, stop, wait_until_healthy
 
 pytestmark = pytest.mark.process
 
 
 def post_alert(port: int, name: str, **labels: str) -> None:
     body = json.dumps(alertmanager_body(alert(name, **labels))).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/webhooks/alertmanager",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        assert answer.status == 200
+    status, _ = post_json(f"http://127.0.0.1:{port}/webhooks/alertmanager", body)
+    assert status == 200
 
 
 def incident_severities(port: int) -> dict[str, str]:

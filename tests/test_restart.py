@@ -6,13 +6,12 @@ import json
 import signal
 import sqlite3
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .scenario import alert, alertmanager_body
-from .support import free_port, router_env, start_router, stop, wait_until_healthy
+from .support import free_port, post_json, router_env, start_router, stop, wait_until_healthy
 
 pytestmark = pytest.mark.process
 
@@ -61,13 +60,8 @@ def test_kill_after_first_page_then_next_tier_on_time_and_nothing_twice(tmp_path
     try:
         wait_until_healthy(first, port)
         body = json.dumps(alertmanager_body(alert("LedgerDown"))).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/webhooks/alertmanager",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 200
+        status, _ = post_json(f"http://127.0.0.1:{port}/webhooks/alertmanager", body)
+        assert status == 200
         wait_for(database, "SELECT count(*) FROM pages WHERE state = 'delivered'", 1)
     finally:
         first.send_signal(signal.SIGKILL)

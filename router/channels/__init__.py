@@ -34,10 +34,6 @@ class ChannelSet:
             await channel.close()
 
 
-def log_only_channels() -> ChannelSet:
-    return ChannelSet({"log": LogChannel()})
-
-
 def build_channels(
     settings: Settings,
     templates_dir: Path | None,
@@ -70,6 +66,5 @@ __all__ = [
     "Excerpt",
     "LogChannel",
     "build_channels",
-    "log_only_channels",
     "no_excerpt",
 ]
