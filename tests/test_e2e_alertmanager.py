@@ -247,10 +247,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 def add_alertmanager(stack: Stack, tmp_path: Path) -> Alertmanager:
-    binary = require_tool("prometheus-alertmanager", "prometheus-alertmanager")
-    manager = start_alertmanager(
-        binary, tmp_path / f"am{len(stack.alertmanagers)}", stack.router_port
-    )
+    directory = tmp_path / f"am{len(stack.alertmanagers)}"
+    manager = start_alertmanager(stack.alertmanager_binary, directory, stack.router_port)
     stack.alertmanagers.append(manager)
     return manager
 
