@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from router.channels import ChannelSet, Delivery, Excerpt, no_excerpt
+from router.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.errors import DeliveryError
 from router.logs import fields
 from router.metrics import Metrics
@@ -107,17 +107,18 @@ class Dispatcher:
                 context=page.context,
                 excerpt=self._excerpts(runbook if isinstance(runbook, dict) else None),
             )
-            await channel.send(delivery)
+            sent: Sent | None = await channel.send(delivery)
             error: DeliveryError | None = None
         except DeliveryError as exc:
-            error = exc
+            sent, error = None, exc
         except Exception as exc:  # a channel bug must not stop the other deliveries
             log.exception("channel raised unexpectedly", extra=fields(page=page.id, channel=label))
+            sent = None
             error = DeliveryError(f"unexpected error: {exc!r}", retryable=True, reason="error")
         self._metrics.delivery_duration.labels(channel=page.channel).observe(
             time.perf_counter() - started
         )
-        await self._record(page, error)
+        await self._record(page, error, sent)
 
     def _target(self, page: PageRecord) -> ChannelTarget:
         """The page's channel in the rules in force (its secret is never stored in the outbox)."""
@@ -133,7 +134,9 @@ class Dispatcher:
             reason="tier_changed",
         )
 
-    async def _record(self, page: PageRecord, error: DeliveryError | None) -> None:
+    async def _record(
+        self, page: PageRecord, error: DeliveryError | None, sent: Sent | None
+    ) -> None:
         now = self._clock()
         attempts = page.attempts + 1
         what = _what(page)
@@ -157,6 +160,7 @@ class Dispatcher:
                 next_attempt_at=next_attempt,
                 error=None if error is None else f"{error.reason}: {error}",
                 now=now,
+                sent={"title": sent.title, "body": sent.body} if sent else None,
             )
             await tx.add_event(page.incident_id, now, f"page_{outcome}", detail)
         self._metrics.pages.labels(tier=page.tier, channel=page.channel, outcome=outcome).inc()

@@ -281,6 +281,15 @@ async def test_incident_api_lists_and_shows_the_timeline(
     assert detail["alerts"][0]["status"] == "firing"
     assert detail["timeline"][1]["detail"].startswith("P0 by rule corruption")
     assert {"at", "kind", "detail"} == set(detail["timeline"][0])
+    (delivery,) = detail["pages"]
+    assert (delivery["event"], delivery["tier"], delivery["channel"], delivery["state"]) == (
+        "trigger",
+        "oncall",
+        "log",
+        "delivered",
+    )
+    assert delivery["title"] == "[P0] TRIGGERED: DataCorruption: DataCorruption on ledger"
+    assert delivery["attempts"] == 1 and delivery["last_error"] is None
     assert (await client.get("/api/v1/incidents/99", headers=API)).status == 404
     bad = await client.get("/api/v1/incidents?state=sleeping", headers=API)
     assert bad.status == 400

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from router.channels.base import Channel, Delivery, Excerpt, no_excerpt
+from router.channels.base import Channel, Delivery, Excerpt, Sent, no_excerpt
 from router.channels.log import LogChannel
 from router.errors import DeliveryError
 from router.render import Renderer
@@ -65,6 +65,7 @@ __all__ = [
     "Delivery",
     "Excerpt",
     "LogChannel",
+    "Sent",
     "build_channels",
     "no_excerpt",
 ]

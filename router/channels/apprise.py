@@ -19,7 +19,7 @@ import logging
 import warnings
 from typing import Any
 
-from router.channels.base import Delivery
+from router.channels.base import Delivery, Sent
 from router.errors import DeliveryError
 from router.render import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET, PageFormat, Renderer
 
@@ -96,7 +96,7 @@ class AppriseChannel:
             logger = logging.getLogger(name)
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
 
-    async def send(self, delivery: Delivery) -> None:
+    async def send(self, delivery: Delivery) -> Sent:
         label = delivery.target.label
         url = delivery.target.target
         plugin = _plugin(url, label)
@@ -124,6 +124,7 @@ class AppriseChannel:
                 retryable=True,
                 reason="apprise_failed",
             )
+        return Sent(page.title, page.body)
 
     async def close(self) -> None:
         return None

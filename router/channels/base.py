@@ -42,11 +42,19 @@ class Delivery:
     excerpt: Excerpt = no_excerpt
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a channel sent, kept with the page in the outbox: a title and the body as sent."""
+
+    title: str
+    body: str
+
+
 class Channel(Protocol):
     kind: str
 
-    async def send(self, delivery: Delivery) -> None:
-        """Deliver, or raise DeliveryError(retryable=..., reason=...)."""
+    async def send(self, delivery: Delivery) -> Sent:
+        """Deliver and say what was sent, or raise DeliveryError(retryable=..., reason=...)."""
 
     async def close(self) -> None:
         """Release connections and threads."""

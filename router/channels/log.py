@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from router.channels.base import Delivery
+from router.channels.base import Delivery, Sent
 from router.logs import fields
 from router.render import LOG_FORMAT, Renderer
 
@@ -22,7 +22,7 @@ class LogChannel:
     def __init__(self, renderer: Renderer | None = None) -> None:
         self._renderer = renderer or Renderer()
 
-    async def send(self, delivery: Delivery) -> None:
+    async def send(self, delivery: Delivery) -> Sent:
         context = delivery.context
         page = self._renderer.render(LOG_FORMAT, delivery.event, context, delivery.excerpt)
         log.warning(
@@ -39,6 +39,7 @@ class LogChannel:
                 page=page.body.replace("\n", " ⏎ "),
             ),
         )
+        return Sent(page.title, page.body)
 
     async def close(self) -> None:
         return None

@@ -16,6 +16,7 @@ PagerDuty's rate limit. The routing key is a secret: it is never logged nor put 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import warnings
@@ -24,7 +25,7 @@ from typing import Any
 
 import requests
 
-from router.channels.base import Delivery
+from router.channels.base import Delivery, Sent
 from router.channels.ratelimit import RateLimit, TokenBucket
 from router.errors import DeliveryError
 from router.render import (
@@ -107,7 +108,7 @@ class PagerDutyChannel:
         self._sessions: list[pdpyras.EventsAPISession] = []
         self._buckets: dict[str, TokenBucket] = {}
 
-    async def send(self, delivery: Delivery) -> None:
+    async def send(self, delivery: Delivery) -> Sent:
         routing_key = delivery.target.target
         dedup_key = delivery.context.get("dedup_key")
         if not isinstance(dedup_key, str) or not dedup_key:
@@ -128,6 +129,9 @@ class PagerDutyChannel:
             await asyncio.to_thread(_send_event, session, event)
         finally:
             self._idle.setdefault(routing_key, []).append(session)
+        payload = event.get("payload")
+        title = str(payload["summary"]) if isinstance(payload, dict) else delivery.event
+        return Sent(title, json.dumps(event, ensure_ascii=False))
 
     def trigger_event(self, delivery: Delivery) -> dict[str, Any]:
         """The Events API v2 `trigger` event for a page, without its routing key."""

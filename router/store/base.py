@@ -114,6 +114,26 @@ class PageRecord:
     next_attempt_at: datetime
     deadline_at: datetime
     created_at: datetime
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    sent: dict[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The delivery as the incident API shows it (the page's title, not its whole body)."""
+        return {
+            "id": self.id,
+            "event": self.event,
+            "step": self.step + 1,
+            "round": self.round,
+            "tier": self.tier,
+            "channel": self.channel_label,
+            "state": self.state,
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+            "last_error": self.last_error,
+            "title": self.sent["title"] if self.sent else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +218,10 @@ class Transaction(abc.ABC):
         next_attempt_at: datetime,
         error: str | None,
         now: datetime,
+        sent: dict[str, str] | None = None,
     ) -> None:
-        """Record the outcome of a delivery attempt: delivered, failed, or pending a retry."""
+        """Record the outcome of a delivery attempt: delivered (with what was `sent`), failed,
+        or pending a retry."""
 
     @abc.abstractmethod
     async def remember_token(self, token: str, kind: str, now: datetime) -> bool:

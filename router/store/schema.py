@@ -140,7 +140,8 @@ pages = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),  # pagerduty, apprise, log
     sa.Column("channel_index", sa.Integer, nullable=False),  # position in the tier's channels
     sa.Column("channel_label", sa.String(255), nullable=False),  # safe to show: no secret
-    sa.Column("context", sa.JSON, nullable=False),  # what the page says, rendered when sent
+    sa.Column("context", sa.JSON, nullable=False),  # what the page is about, rendered when sent
+    sa.Column("sent", sa.JSON),  # {"title", "body"} as the channel sent it
     sa.Column("state", sa.String(16), nullable=False),  # pending, sending, delivered, failed
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),

@@ -184,7 +184,13 @@ class SqlStore(Store):
                 {"at": event["at"].isoformat(), "kind": event["kind"], "detail": event["detail"]}
                 for event in (await conn.execute(events_query)).mappings()
             ]
-        return {**_incident(row).to_json(), "alerts": alerts, "timeline": timeline}
+            pages_query = (
+                sa.select(schema.pages)
+                .where(schema.pages.c.incident_id == incident_id)
+                .order_by(schema.pages.c.id)
+            )
+            pages = [_page(page).to_json() for page in (await conn.execute(pages_query)).mappings()]
+        return {**_incident(row).to_json(), "alerts": alerts, "timeline": timeline, "pages": pages}
 
     async def list_pages(self, incident_id: int | None = None) -> list[PageRecord]:
         query = sa.select(schema.pages).order_by(schema.pages.c.id)
@@ -487,6 +493,7 @@ class SqlTransaction(Transaction):
         next_attempt_at: datetime,
         error: str | None,
         now: datetime,
+        sent: dict[str, str] | None = None,
     ) -> None:
         await self._conn.execute(
             schema.pages.update()
@@ -498,6 +505,7 @@ class SqlTransaction(Transaction):
                 claimed_until=None,
                 last_error=error,
                 delivered_at=now if state == "delivered" else None,
+                sent=sent,
             )
         )
 
@@ -571,6 +579,9 @@ def _page(row: Any) -> PageRecord:
         next_attempt_at=row["next_attempt_at"],
         deadline_at=row["deadline_at"],
         created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
+        last_error=row["last_error"],
+        sent=row["sent"],
     )
 
 
