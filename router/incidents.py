@@ -78,13 +78,19 @@ class IncidentService:
             await tx.lock_incident_keys(
                 [item.classification.incident_key for item in routed if item.alert.firing]
             )
+            # The open incident of each key, looked up once per webhook: its alerts usually
+            # share one key.
+            open_incidents: dict[str, IncidentRecord | None] = {}
             for item in routed:
                 stored = await tx.store_alert(item.alert, now)
                 counts[stored.outcome] += 1
                 if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
-                    await self._alert_fired(tx, routing, item, stored.id, now, effects)
+                    await self._alert_fired(
+                        tx, routing, item, stored.id, now, effects, open_incidents
+                    )
                 elif stored.outcome in ("new", "updated") and not item.alert.firing:
-                    await self._alert_resolved(tx, routing, item.alert, stored.id, now)
+                    for key in await self._alert_resolved(tx, routing, item.alert, stored.id, now):
+                        open_incidents.pop(key, None)
         self._count(effects)
         return IngestResult(**counts)
 
@@ -96,9 +102,12 @@ class IncidentService:
         alert_id: int,
         now: datetime,
         effects: _Effects,
+        open_incidents: dict[str, IncidentRecord | None],
     ) -> None:
         c = item.classification
-        incident = await tx.open_incident_by_key(c.incident_key)
+        if c.incident_key not in open_incidents:
+            open_incidents[c.incident_key] = await tx.open_incident_by_key(c.incident_key)
+        incident = open_incidents[c.incident_key]
         if incident is None:
             context = routing.escalation_context(c.policy, c.severity)
             decision = escalation.start(context, now)
@@ -118,6 +127,7 @@ class IncidentService:
             await tx.add_event(incident.id, now, "classified", c.reason)
             await tx.add_event(incident.id, now, "runbook", _runbook_note(item.runbook))
             await self._apply(tx, routing, incident, decision, now, effects)
+            open_incidents[c.incident_key] = incident
             method = item.runbook["method"] if item.runbook else "none"
             effects.opened.append((c.severity, c.rule or "none", method))
             return
@@ -130,16 +140,21 @@ class IncidentService:
             await self._apply(
                 tx, routing, incident, decision, now, effects, severity=c.severity, policy=c.policy
             )
+            open_incidents[c.incident_key] = await tx.incident(incident.id, lock=False)
 
     async def _alert_resolved(
         self, tx: Transaction, routing: Routing, alert: Alert, alert_id: int, now: datetime
-    ) -> None:
+    ) -> list[str]:
+        """Record the resolution; resolve incidents left with no firing alert (their keys)."""
+        resolved = []
         for incident in await tx.open_incidents_of_alert(alert_id):
             await tx.add_event(incident.id, now, "alert", f"{_describe(alert)} resolved")
             if await tx.firing_alerts(incident.id):
                 continue
             who = f"{alert.source.value} (all alerts resolved)"
             await self._resolve(tx, routing, incident, who, now)
+            resolved.append(incident.key)
+        return resolved
 
     # --- escalation -----------------------------------------------------------------------
 

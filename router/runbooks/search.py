@@ -16,6 +16,7 @@ more (`SERVICE_BOOST`), so they can pass 1.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -84,8 +85,14 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Search terms: words minus stopwords, stemmed, synonyms folded."""
-    stems = _STEMMER.stemWords([w for w in words(text) if w not in _STOPWORDS and len(w) > 1])
-    return [_SYNONYMS.get(stem, stem) for stem in stems]
+    return [_term(w) for w in words(text) if w not in _STOPWORDS and len(w) > 1]
+
+
+@functools.lru_cache(maxsize=65536)
+def _term(word: str) -> str:
+    # Alerts repeat the same few hundred words; stemming each once keeps search cheap in a storm.
+    stem = _STEMMER.stemWord(word)
+    return _SYNONYMS.get(stem, stem)
 
 
 # Field weights and length normalisation (BM25F's w_f and b_f); k1 is the usual 1.2.

@@ -8,6 +8,7 @@ replicas with row locks.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -270,7 +271,7 @@ class SqlStore(Store):
         table = schema.settings_kv
         async with self._transaction("read router setting") as conn:
             await conn.execute(
-                _insert_ignore(self.dialect, table, {"name": name, "value": default}, ["name"])
+                _insert_ignore(self.dialect, table, ("name",)), {"name": name, "value": default}
             )
             found = await conn.execute(sa.select(table.c.value).where(table.c.name == name))
             return str(found.scalar_one())
@@ -304,17 +305,16 @@ class SqlTransaction(Transaction):
             "received_at": now,
             "updated_at": now,
         }
-        inserted = await conn.execute(
-            _insert_ignore(self._dialect, table, row, ["fingerprint", "starts_at"])
-        )
+        insert = _insert_ignore(self._dialect, table, ("fingerprint", "starts_at"))
+        new_id = (await conn.execute(insert.returning(table.c.id), row)).scalar()
+        if new_id is not None:
+            return StoredAlert(int(new_id), "new")
         found = await conn.execute(
             sa.select(table.c.id).where(
                 table.c.fingerprint == alert.fingerprint, table.c.starts_at == starts_at
             )
         )
         alert_id = int(found.scalar_one())
-        if inserted.rowcount:
-            return StoredAlert(alert_id, "new")
         if alert.status is not AlertStatus.RESOLVED:
             # A repeat, or a late retry of the firing notice after the resolution: no change.
             return StoredAlert(alert_id, "duplicate")
@@ -419,7 +419,7 @@ class SqlTransaction(Transaction):
     async def link_alert(self, incident_id: int, alert_id: int, severity: str) -> bool:
         row = {"incident_id": incident_id, "alert_id": alert_id, "severity": severity}
         result = await self._conn.execute(
-            _insert_ignore(self._dialect, schema.incident_alerts, row, ["incident_id", "alert_id"])
+            _insert_ignore(self._dialect, schema.incident_alerts, ("incident_id", "alert_id")), row
         )
         return bool(result.rowcount)
 
@@ -434,7 +434,8 @@ class SqlTransaction(Transaction):
 
     async def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
         await self._conn.execute(
-            schema.events.insert().values(incident_id=incident_id, at=at, kind=kind, detail=detail)
+            schema.events.insert(),
+            {"incident_id": incident_id, "at": at, "kind": kind, "detail": detail},
         )
 
     async def enqueue_pages(self, pages: Sequence[NewPage]) -> None:
@@ -512,18 +513,20 @@ class SqlTransaction(Transaction):
     async def remember_token(self, token: str, kind: str, now: datetime) -> bool:
         row = {"token": token, "kind": kind, "seen_at": now}
         result = await self._conn.execute(
-            _insert_ignore(self._dialect, schema.seen_tokens, row, ["token"])
+            _insert_ignore(self._dialect, schema.seen_tokens, ("token",)), row
         )
         return bool(result.rowcount)
 
 
-def _insert_ignore(
-    dialect: str, table: sa.Table, row: dict[str, Any], keys: list[str]
-) -> sa.Insert:
-    """INSERT that does nothing when the row's unique key exists (rowcount tells which)."""
-    if dialect == "sqlite":
-        return sqlite.insert(table).values(row).on_conflict_do_nothing(index_elements=keys)
-    return postgresql.insert(table).values(row).on_conflict_do_nothing(index_elements=keys)
+@functools.cache
+def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
+    """INSERT that does nothing when the row's unique key exists (rowcount tells which).
+
+    Built once per table: the row goes in as execute() parameters, which spares building a
+    statement per row on the webhook path.
+    """
+    insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=list(keys))
 
 
 def _progress_columns(progress: Progress) -> dict[str, Any]:
