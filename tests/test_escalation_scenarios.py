@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,21 @@ async def test_escalations_survive_a_restart(
     finally:
         await again.close()
         await router.start()  # the fixture closes it again
+
+
+async def test_a_page_claimed_by_a_dispatcher_that_died_is_sent_after_its_lease(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await router.engine.escalate_due()  # the page is in the outbox, not yet sent
+    # A dispatcher claims it and dies before sending or recording anything.
+    claimed = await router.store.claim_due_pages(
+        clock.now, 10, lease_until=clock.now + timedelta(minutes=2)
+    )
+    assert [page.tier for page in claimed] == ["oncall"]
+    await router.engine.deliver_due()
+    assert (await pages(router))[0][3] == "sending"  # still leased: nobody sends it twice
+    clock.advance(minutes=2, seconds=1)
+    await router.engine.deliver_due()
+    (page,) = await router.store.list_pages()
+    assert (page.state, page.attempts) == ("delivered", 1)
