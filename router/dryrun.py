@@ -144,7 +144,7 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
             lines.append(f"  timeline  opened {at.astimezone(zone):%a %Y-%m-%d %H:%M %Z}")
             for step in route.timeline:
                 offset = "+" + format_duration(step.at - at)
-                again = " again" if step.round > 1 else ""
+                again = " again" if step.round > 0 else ""
                 ack = (
                     f"ack within {format_duration(step.ack_within)}"
                     if step.ack_within

@@ -152,8 +152,8 @@ class SeverityPolicyLike(Protocol):
 class PlannedStep:
     """One page of the planned timeline.
 
-    `step` is 1-based; `round` is 1 for the first pass through the steps and counts the repeats of
-    the last step after it (2, 3, ...). `waited_for_business_hours` says that `at` was moved to the
+    `step` is 1-based; `round` is 0 on the first pass through the steps and n on the n-th repeat
+    of the last step after it, as in an incident's escalation progress. `waited_for_business_hours` says that `at` was moved to the
     next opening of business hours.
     """
 
@@ -178,9 +178,9 @@ def plan_timeline(
     steps = list(severity_policy.steps)
     if not steps:
         return []
-    pages = [(index + 1, 1, step) for index, step in enumerate(steps)]
+    pages = [(index + 1, 0, step) for index, step in enumerate(steps)]
     last = len(steps)
-    pages += [(last, 2 + repeat, steps[-1]) for repeat in range(severity_policy.repeat)]
+    pages += [(last, 1 + repeat, steps[-1]) for repeat in range(severity_policy.repeat)]
 
     planned: list[PlannedStep] = []
     due = opened_at

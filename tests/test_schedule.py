@@ -185,12 +185,12 @@ def summary(planned: list[PlannedStep]) -> list[tuple[int, int, str, str, bool]]
 def test_steps_then_repeats_of_the_last_step() -> None:
     planned = plan_timeline(P0, None, utc("2024-05-11T03:00:00"))
     assert summary(planned) == [
-        (1, 1, "oncall", "Sat 11 03:00", False),
-        (2, 1, "team-lead", "Sat 11 03:05", False),
-        (3, 1, "eng-manager", "Sat 11 03:20", False),
-        (4, 1, "cto", "Sat 11 03:35", False),
-        (4, 2, "cto", "Sat 11 04:05", False),
-        (4, 3, "cto", "Sat 11 04:35", False),
+        (1, 0, "oncall", "Sat 11 03:00", False),
+        (2, 0, "team-lead", "Sat 11 03:05", False),
+        (3, 0, "eng-manager", "Sat 11 03:20", False),
+        (4, 0, "cto", "Sat 11 03:35", False),
+        (4, 1, "cto", "Sat 11 04:05", False),
+        (4, 2, "cto", "Sat 11 04:35", False),
     ]
     assert [p.ack_within for p in planned][:2] == [timedelta(minutes=5), timedelta(minutes=15)]
 
@@ -198,29 +198,29 @@ def test_steps_then_repeats_of_the_last_step() -> None:
 def test_a_friday_evening_escalation_waits_for_monday() -> None:
     planned = plan_timeline(P2, office(), utc("2024-05-10T17:30:00"))
     assert summary(planned) == [
-        (1, 1, "oncall", "Fri 10 17:30", False),
-        (2, 1, "team-lead", "Mon 13 09:00", True),
+        (1, 0, "oncall", "Fri 10 17:30", False),
+        (2, 0, "team-lead", "Mon 13 09:00", True),
     ]
 
 
 def test_a_weekend_incident_first_pages_on_monday() -> None:
     planned = plan_timeline(P2, office(), utc("2024-05-11T10:00:00"))
     assert summary(planned) == [
-        (1, 1, "oncall", "Mon 13 09:00", True),
-        (2, 1, "team-lead", "Mon 13 13:00", False),  # 4h after the page, not after the opening
+        (1, 0, "oncall", "Mon 13 09:00", True),
+        (2, 0, "team-lead", "Mon 13 13:00", False),  # 4h after the page, not after the opening
     ]
 
 
 def test_a_page_due_exactly_at_closing_waits() -> None:
     planned = plan_timeline(P2, office(), utc("2024-05-13T14:00:00"))
-    assert summary(planned)[1] == (2, 1, "team-lead", "Tue 14 09:00", True)
+    assert summary(planned)[1] == (2, 0, "team-lead", "Tue 14 09:00", True)
 
 
 def test_a_page_due_exactly_at_opening_does_not_wait() -> None:
     planned = plan_timeline(P2, office(), utc("2024-05-13T05:00:00"))
     assert summary(planned) == [
-        (1, 1, "oncall", "Mon 13 09:00", True),
-        (2, 1, "team-lead", "Mon 13 13:00", False),
+        (1, 0, "oncall", "Mon 13 09:00", True),
+        (2, 0, "team-lead", "Mon 13 13:00", False),
     ]
     planned = plan_timeline(
         SeverityPolicy((step("a", "4h"), step("b", None))), office(), utc("2024-05-13T05:00:00")
@@ -237,15 +237,15 @@ def test_business_hours_across_spring_forward() -> None:
 def test_a_step_without_ack_within_ends_the_timeline() -> None:
     queue = SeverityPolicy((step("team-queue", None),), repeat=3)
     planned = plan_timeline(queue, None, utc("2024-05-13T10:00:00"))
-    assert summary(planned) == [(1, 1, "team-queue", "Mon 13 10:00", False)]
+    assert summary(planned) == [(1, 0, "team-queue", "Mon 13 10:00", False)]
 
 
 def test_several_tiers_in_one_step() -> None:
     policy = SeverityPolicy((step("oncall,team-lead", "5m"),), repeat=1)
     planned = plan_timeline(policy, None, utc("2024-05-13T10:00:00"))
     assert summary(planned) == [
-        (1, 1, "oncall,team-lead", "Mon 13 10:00", False),
-        (1, 2, "oncall,team-lead", "Mon 13 10:05", False),
+        (1, 0, "oncall,team-lead", "Mon 13 10:00", False),
+        (1, 1, "oncall,team-lead", "Mon 13 10:05", False),
     ]
 
 
