@@ -95,10 +95,8 @@ class RouterService:
         self._initialise_metrics()
 
     def _severity_rank(self, severity: str) -> int | None:
-        try:
-            return self.routing.rules.rank(severity)
-        except KeyError:
-            return None
+        rank = self.routing.rank(severity)
+        return rank if rank < len(self.routing.rules.severities) else None
 
     def links(self) -> AckLinks:
         if self._links is None:

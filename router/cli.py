@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--insecure",
         action="store_true",
-        help="listen on a non-loopback address without ROUTER_WEBHOOK_TOKEN",
+        help="listen on a non-loopback address without ROUTER_WEBHOOK_TOKEN and ROUTER_API_TOKEN",
     )
     runbooks = commands.add_parser(
         "runbooks", help="list runbook files, their sections, anchors and line ranges"

@@ -130,6 +130,10 @@ class Engine:
             except StoreError as exc:
                 failures += 1
                 log.error("engine pass failed", extra=fields(loop=name, error=str(exc)))
+            except Exception:
+                # A bug must not stop escalations for good: log it, back off, and try again.
+                failures += 1
+                log.exception("engine pass failed unexpectedly", extra=fields(loop=name))
             elapsed = time.perf_counter() - started
             if elapsed > SLOW_PASS_SECONDS:
                 log.warning("slow engine pass", extra=fields(loop=name, seconds=round(elapsed, 2)))

@@ -148,6 +148,8 @@ class WebhookReceiver:
                 new=result.new,
                 updated=result.updated,
                 duplicate=result.duplicate,
+                # Alerts the sender left out (Alertmanager's max_alerts): they were never seen.
+                truncated=notification.truncated_alerts or None,
                 outcome="accepted",
                 status=200,
                 duration_ms=round(elapsed * 1000, 2),

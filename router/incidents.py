@@ -88,8 +88,18 @@ class IncidentService:
                     await self._alert_fired(
                         tx, routing, item, stored.id, now, effects, open_incidents
                     )
+                elif stored.outcome == "duplicate" and stored.firing and item.alert.firing:
+                    # Still firing, but its incident was resolved by hand (API, PagerDuty): as in
+                    # PagerDuty, a trigger for a resolved incident opens a new one.
+                    if not await tx.open_incidents_of_alert(stored.id):
+                        await self._alert_fired(
+                            tx, routing, item, stored.id, now, effects, open_incidents
+                        )
                 elif stored.outcome in ("new", "updated") and not item.alert.firing:
-                    for key in await self._alert_resolved(tx, routing, item.alert, stored.id, now):
+                    resolved = await self._alert_resolved(
+                        tx, routing, item.alert, stored.id, now, effects
+                    )
+                    for key in resolved:
                         open_incidents.pop(key, None)
         self._count(effects)
         return IngestResult(**counts)
@@ -133,7 +143,7 @@ class IncidentService:
             return
         await tx.link_alert(incident.id, alert_id, c.severity)
         await tx.add_event(incident.id, now, "alert", f"{_describe(item.alert)} joined")
-        if routing.rules.rank(c.severity) < routing.rules.rank(incident.severity):
+        if routing.rank(c.severity) < routing.rank(incident.severity):
             context = routing.escalation_context(c.policy, c.severity)
             decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
             await tx.add_event(incident.id, now, "classified", c.reason)
@@ -143,7 +153,13 @@ class IncidentService:
             open_incidents[c.incident_key] = await tx.incident(incident.id, lock=False)
 
     async def _alert_resolved(
-        self, tx: Transaction, routing: Routing, alert: Alert, alert_id: int, now: datetime
+        self,
+        tx: Transaction,
+        routing: Routing,
+        alert: Alert,
+        alert_id: int,
+        now: datetime,
+        effects: _Effects,
     ) -> list[str]:
         """Record the resolution; resolve incidents left with no firing alert (their keys)."""
         resolved = []
@@ -152,7 +168,7 @@ class IncidentService:
             if await tx.firing_alerts(incident.id):
                 continue
             who = f"{alert.source.value} (all alerts resolved)"
-            await self._resolve(tx, routing, incident, who, now)
+            await self._resolve(tx, routing, incident, who, now, effects)
             resolved.append(incident.key)
         return resolved
 
@@ -199,7 +215,7 @@ class IncidentService:
                     acknowledged_at=now,
                     acknowledged_by=who,
                 )
-                await self._notify_paged(tx, incident, "acknowledge", now, via, who)
+                await self._notify_paged(tx, incident, "acknowledge", now, via, who, effects)
                 effects.acknowledged.append(
                     (incident.severity, (now - incident.opened_at).total_seconds())
                 )
@@ -216,14 +232,17 @@ class IncidentService:
         self, incident_id: int, who: str, via: str, now: datetime, *, once: str | None = None
     ) -> AckOutcome:
         routing = self._routing()
+        effects = _Effects()
         async with self._store.transaction("resolve incident") as tx:
             incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
                 return AckOutcome(incident, False, "already used")
-            changed = await self._resolve(tx, routing, incident, f"{who} via {via}", now, via)
+            changed = await self._resolve(
+                tx, routing, incident, f"{who} via {via}", now, effects, via
+            )
             updated = await tx.incident(incident_id, lock=False)
         assert updated is not None
-        self._on_new_work()
+        self._count(effects)
         message = f"resolved by {who} via {via}" if changed else "already resolved"
         return AckOutcome(updated, changed, message)
 
@@ -245,15 +264,16 @@ class IncidentService:
         incident: IncidentRecord,
         who: str,
         now: datetime,
+        effects: _Effects,
         via: str = "",
     ) -> bool:
         decision = escalation.resolve(incident.progress, who)
         if not decision.changed:
             return False
         await self._apply(
-            tx, routing, incident, decision, now, _Effects(), resolved_at=now, resolved_by=who
+            tx, routing, incident, decision, now, effects, resolved_at=now, resolved_by=who
         )
-        await self._notify_paged(tx, incident, "resolve", now, via, who)
+        await self._notify_paged(tx, incident, "resolve", now, via, who, effects)
         return True
 
     # --- applying decisions ---------------------------------------------------------------
@@ -321,6 +341,7 @@ class IncidentService:
         now: datetime,
         skip_channel: str,
         who: str,
+        effects: _Effects,
     ) -> None:
         """Tell every channel that was paged that the incident was acknowledged or resolved, and
         by whom. The channel the news came from (PagerDuty, through its webhook) is skipped.
@@ -344,6 +365,7 @@ class IncidentService:
             if paged.channel != skip_channel
         ]
         await tx.enqueue_pages(pages)
+        effects.pages += len(pages)
 
     def _incident_context(self, incident: IncidentRecord) -> dict[str, Any]:
         return {
@@ -417,9 +439,14 @@ def incident_id_from_dedup_key(key: str) -> int | None:
 
 
 def _describe(alert: Alert) -> str:
-    service = alert.labels.get("service") or alert.labels.get("job") or alert.labels.get("instance")
-    where = f" ({service})" if service else ""
-    return f"{alert.source.value} alert {alert.name or alert.fingerprint}{where}"
+    """`alertmanager alert LedgerDown (ledger, ledger-0:9100, 9f3c2a1b7e5d4c60)`."""
+    labels = alert.labels
+    where = [labels[name] for name in ("service", "job", "instance") if labels.get(name)]
+    where = list(dict.fromkeys(where))  # job and service are often the same
+    return (
+        f"{alert.source.value} alert {alert.name or 'without alertname'} "
+        f"({', '.join([*where, alert.fingerprint]) if where else alert.fingerprint})"
+    )
 
 
 def _classification_json(item: RoutedAlert) -> dict[str, Any]:

@@ -24,15 +24,22 @@ def _field_items(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _text_value(value: Any) -> str:
+    """A field's value in the text format: bare when it can be, else quoted JSON (UTF-8 kept)."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
     text = str(value)
-    return json.dumps(text) if (not text or any(c in text for c in ' "=\n')) else text
+    if not text or any(c in text for c in ' "=\n'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         line = f"{stamp}Z {record.levelname:<7} {record.name}: {record.getMessage()}"
-        extras = " ".join(f"{k}={_text_value(v)}" for k, v in _field_items(record).items())
+        extras = " ".join(
+            f"{k}={_text_value(v)}" for k, v in _field_items(record).items() if v is not None
+        )
         if extras:
             line = f"{line} {extras}"
         if record.exc_info:
@@ -48,10 +55,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        document.update(_field_items(record))
+        document.update({k: v for k, v in _field_items(record).items() if v is not None})
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str)
+        return json.dumps(document, default=str, ensure_ascii=False)
 
 
 def configure(log_format: str = "text", level: str = "info") -> None:

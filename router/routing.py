@@ -15,7 +15,7 @@ from typing import Any
 from router.errors import ConfigError
 from router.escalation import Context
 from router.models import Alert
-from router.rules import Classification, RuleSet, load_rules
+from router.rules import DEFAULT_POLICY, Classification, RuleSet, SeverityPolicy, load_rules
 from router.runbooks import RunbookLibrary, RunbookMatch, Section, render_excerpt
 from router.runbooks.excerpt import ExcerptStyle
 
@@ -99,16 +99,37 @@ class Routing:
         link = section.link(self.rules.runbook_base_url)
         return render_excerpt(section, budget=budget, link=link, style=style)
 
+    # An open incident keeps the policy and severity it was opened with, but a reload may have
+    # removed them from the rules. Its escalation then goes on under the `default` policy and the
+    # default severity's escalation, rather than stopping.
+
+    def severity_policy(self, policy: str, severity: str) -> SeverityPolicy:
+        rules = self.rules
+        chosen = rules.policies.get(policy) or rules.policies.get(DEFAULT_POLICY)
+        if chosen is None:
+            chosen = next(iter(rules.policies.values()))
+        by_severity = chosen.by_severity
+        found = by_severity.get(severity) or by_severity.get(rules.default_severity)
+        return found if found is not None else next(iter(by_severity.values()))
+
+    def rank(self, severity: str) -> int:
+        """0 for the most severe; a severity the rules no longer have ranks below all others."""
+        try:
+            return self.rules.rank(severity)
+        except KeyError:
+            return len(self.rules.severities)
+
     def escalation_context(self, policy: str, severity: str) -> Context:
+        known = severity if severity in {level.name for level in self.rules.severities} else None
         return Context(
             severity=severity,
-            policy=self.rules.severity_policy(policy, severity),
-            hours=self.rules.hours_for(severity),
+            policy=self.severity_policy(policy, severity),
+            hours=self.rules.hours_for(known or self.rules.default_severity),
         )
 
     def next_tiers(self, policy: str, severity: str, step: int, round_: int) -> tuple[str, ...]:
         """The tiers the step after (step, round) pages, or () when escalation ends there."""
-        severity_policy = self.rules.severity_policy(policy, severity)
+        severity_policy = self.severity_policy(policy, severity)
         steps = severity_policy.steps
         if step + 1 < len(steps):
             return tuple(steps[step + 1].tiers)

@@ -153,8 +153,8 @@ class PlannedStep:
     """One page of the planned timeline.
 
     `step` is 1-based; `round` is 0 on the first pass through the steps and n on the n-th repeat
-    of the last step after it, as in an incident's escalation progress. `waited_for_business_hours` says that `at` was moved to the
-    next opening of business hours.
+    of the last step after it, as in an incident's escalation progress. `waited_for_business_hours`
+    says that `at` was moved to the next opening of business hours.
     """
 
     step: int

@@ -20,6 +20,7 @@ from router.app import RouterService
 from router.metrics import Metrics
 
 from .scenario import (
+    SCENARIO_RULES,
     FakeClock,
     alert,
     incidents,
@@ -305,3 +306,79 @@ async def test_a_page_claimed_by_a_dispatcher_that_died_is_sent_after_its_lease(
     await router.engine.deliver_due()
     (page,) = await router.store.list_pages()
     assert (page.state, page.attempts) == ("delivered", 1)
+
+
+async def test_a_reload_that_drops_an_incidents_policy_and_severity_does_not_stop_escalation(
+    router: RouterService, client: Client, clock: FakeClock, tmp_path: Path
+) -> None:
+    await send(client, alert("SlowThing"))  # P1 under policy default
+    await router.engine.run_once()
+    # New rules without P1: the open incident's severity is gone from them.
+    rules = tmp_path / "reloaded"
+    rules.mkdir()
+    text = (SCENARIO_RULES / "rules.yaml").read_text()
+    text = text.replace("  P1: {aliases: [high]}\n", "").replace("severity: P1", "severity: P0")
+    text = text.replace(
+        "    P1:\n      steps:\n        - {notify: [oncall], ack_within: 15m}\n"
+        "        - {notify: [lead], ack_within: 30m}\n",
+        "",
+    )
+    (rules / "rules.yaml").write_text(text)
+    router.settings = router.settings.model_copy(update={"rules_dir": rules})
+    assert router.reload_rules()
+    assert "P1" not in {level.name for level in router.routing.rules.severities}
+    await tick(router, clock, minutes=15)
+    # Escalation goes on under the default severity's (P2) escalation: its step 2 is lead.
+    assert [p[:2] for p in await pages(router)] == [("trigger", "oncall"), ("escalate", "lead")]
+    response = await client.post("/api/v1/incidents/1/ack", json={"by": "alice"})
+    assert response.status == 200
+    assert (await incidents(router))[0]["state"] == "acknowledged"
+
+
+async def test_running_engine_sends_acknowledgement_notices_at_once(
+    router: RouterService, client: Client
+) -> None:
+    router.engine.start()
+
+    async def states() -> list[tuple[str, str]]:
+        return [(p[0], p[3]) for p in await pages(router)]
+
+    await send(client, alert("DataCorruption"))
+    for _ in range(40):  # the engine loop is woken by the webhook; 2 s at the most
+        if await states() == [("trigger", "delivered")]:
+            break
+        await asyncio.sleep(0.05)
+    await client.post("/api/v1/incidents/1/ack", json={"by": "alice"})
+    for _ in range(20):  # woken again: well before its idle sleep (5 s) would end
+        if await states() == [("trigger", "delivered"), ("acknowledge", "delivered")]:
+            break
+        await asyncio.sleep(0.05)
+    assert await states() == [("trigger", "delivered"), ("acknowledge", "delivered")]
+
+
+async def test_an_alert_still_firing_after_a_resolution_by_hand_opens_a_new_incident(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    firing = alert("DataCorruption")
+    await send(client, firing)
+    await client.post("/api/v1/incidents/1/resolve", json={"by": "carol"})
+    clock.advance(minutes=10)
+    # Alertmanager repeats the notification: the alert was never resolved at its source.
+    await send(client, firing)
+    await router.engine.run_once()
+    states = [(incident["id"], incident["state"]) for incident in await incidents(router)]
+    assert states == [(1, "resolved"), (2, "triggered")]
+    assert [p[:2] for p in await pages(router, 2)] == [("trigger", "oncall")]
+    # Repeats of a notification while its incident is open change nothing.
+    await send(client, firing)
+    assert len(await incidents(router)) == 2
+
+
+async def test_a_late_firing_notice_after_the_alert_resolved_opens_nothing(
+    router: RouterService, client: Client
+) -> None:
+    firing = alert("DataCorruption")
+    await send(client, firing)
+    await send(client, alert("DataCorruption", status="resolved"))
+    await send(client, firing)  # a retry of the first delivery, arriving last
+    assert [incident["state"] for incident in await incidents(router)] == ["resolved"]

@@ -33,6 +33,7 @@ class StoredAlert:
 
     id: int
     outcome: str  # "new", "updated" (it resolved) or "duplicate"
+    firing: bool  # the stored instance still fires
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,22 +308,23 @@ class SqlTransaction(Transaction):
         insert = _insert_ignore(self._dialect, table, ("fingerprint", "starts_at"))
         new_id = (await conn.execute(insert.returning(table.c.id), row)).scalar()
         if new_id is not None:
-            return StoredAlert(int(new_id), "new")
+            return StoredAlert(int(new_id), "new", alert.firing)
         found = await conn.execute(
-            sa.select(table.c.id).where(
+            sa.select(table.c.id, table.c.status).where(
                 table.c.fingerprint == alert.fingerprint, table.c.starts_at == starts_at
             )
         )
-        alert_id = int(found.scalar_one())
+        alert_id, status = found.one()
+        alert_id = int(alert_id)
         if alert.status is not AlertStatus.RESOLVED:
             # A repeat, or a late retry of the firing notice after the resolution: no change.
-            return StoredAlert(alert_id, "duplicate")
+            return StoredAlert(alert_id, "duplicate", status == AlertStatus.FIRING.value)
         resolved = await conn.execute(
             table.update()
             .where(table.c.id == alert_id, table.c.status == AlertStatus.FIRING.value)
             .values(status=AlertStatus.RESOLVED.value, ends_at=alert.ends_at or now, updated_at=now)
         )
-        return StoredAlert(alert_id, "updated" if resolved.rowcount else "duplicate")
+        return StoredAlert(alert_id, "updated" if resolved.rowcount else "duplicate", False)
 
     async def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
         """Legacy Grafana sends no start time: an alert fires from when it was first received
