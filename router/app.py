@@ -30,6 +30,7 @@ from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
 from router.notify import Dispatcher
+from router.render import check_templates
 from router.routing import Routing, load_routing
 from router.settings import Settings
 from router.store import Store, open_store
@@ -44,8 +45,13 @@ def system_clock() -> datetime:
 
 
 def routing_from(settings: Settings) -> Routing:
-    """The rules and runbooks of `ROUTER_RULES_DIR`; ConfigError lists every problem."""
-    return load_routing(settings.rules_dir, os.environ, strict_secrets=True)
+    """The rules, runbooks and page templates of `ROUTER_RULES_DIR`; ConfigError lists every
+    problem of all three."""
+    routing = load_routing(settings.rules_dir, os.environ, strict_secrets=True)
+    problems = check_templates(settings.rules_dir / "templates")
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in the page templates", tuple(problems))
+    return routing
 
 
 class RouterService:
@@ -133,6 +139,7 @@ class RouterService:
             )
             return False
         self.routing = routing
+        self.channels.reload_templates(self.settings.rules_dir / "templates")
         self._initialise_metrics()
         log.info(
             "rules reloaded",

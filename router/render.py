@@ -286,14 +286,12 @@ class Renderer:
     """Renders pages from the user's templates over the shipped ones."""
 
     def __init__(self, templates_dir: Path | None = None, defaults: Path = SHIPPED_TEMPLATES):
-        search = [str(templates_dir)] if templates_dir is not None else []
-        search.append(str(defaults))
         self.templates_dir = templates_dir
         self.defaults = defaults
         # Pages are Markdown or plain text, never HTML: escaping would garble them. Apprise turns
         # Markdown into HTML for HTML targets (email) itself, escaping as it goes.
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
+            loader=self._loader(),
             autoescape=False,  # noqa: S701
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -303,6 +301,18 @@ class Renderer:
         self._env.filters["shorten"] = shorten
         self._env.filters["when"] = when
         self._env.filters["label_pairs"] = label_pairs
+
+    def _loader(self) -> jinja2.FileSystemLoader:
+        search = [str(self.templates_dir)] if self.templates_dir is not None else []
+        return jinja2.FileSystemLoader([*search, str(self.defaults)])
+
+    def reload(self, templates_dir: Path | None) -> None:
+        """Read the templates from `templates_dir` (over the shipped ones) from the next page on:
+        edited files, new override files and removed ones alike."""
+        self.templates_dir = templates_dir
+        self._env.loader = self._loader()
+        if self._env.cache is not None:
+            self._env.cache.clear()
 
     def render(
         self,

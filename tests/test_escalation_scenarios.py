@@ -8,6 +8,8 @@ outbox and the timeline.
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -382,3 +384,25 @@ async def test_a_late_firing_notice_after_the_alert_resolved_opens_nothing(
     await send(client, alert("DataCorruption", status="resolved"))
     await send(client, firing)  # a retry of the first delivery, arriving last
     assert [incident["state"] for incident in await incidents(router)] == ["resolved"]
+
+
+async def test_reload_checks_page_templates_and_reads_a_new_override(
+    router: RouterService, client: Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = tmp_path / "with-templates"
+    shutil.copytree(SCENARIO_RULES, rules)
+    override = rules / "templates" / "log" / "trigger.j2"
+    override.parent.mkdir(parents=True)
+    router.settings = router.settings.model_copy(update={"rules_dir": rules})
+    override.write_text("{% set title %}{{ incident.title }{% endset %}broken")
+    assert not router.reload_rules()
+    override.write_text(
+        "{% set title %}[{{ incident.severity }}] OVERRIDDEN: {{ incident.title }}{% endset %}"
+        "Acknowledge: {{ ack_url }}"
+    )
+    assert router.reload_rules()
+    caplog.set_level(logging.WARNING, logger="router.page")
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("PAGE")]
+    assert line.fields["title"] == "[P0] OVERRIDDEN: DataCorruption: DataCorruption on ledger"  # type: ignore[attr-defined]

@@ -18,8 +18,14 @@ from router.settings import Settings
 class ChannelSet:
     """The channel for each kind; unknown kinds fail permanently."""
 
-    def __init__(self, channels: dict[str, Channel]) -> None:
+    def __init__(self, channels: dict[str, Channel], renderer: Renderer | None = None) -> None:
         self._channels = channels
+        self._renderer = renderer
+
+    def reload_templates(self, templates_dir: Path | None) -> None:
+        """Read the page templates again (on SIGHUP, with the rules)."""
+        if self._renderer is not None:
+            self._renderer.reload(templates_dir)
 
     def for_kind(self, kind: str) -> Channel:
         try:
@@ -55,7 +61,8 @@ def build_channels(
                 settings.pagerduty_events_url, renderer, severity_rank=severity_rank
             ),
             "apprise": AppriseChannel(renderer),
-        }
+        },
+        renderer,
     )
 
 
