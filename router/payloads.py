@@ -77,16 +77,21 @@ class AlertmanagerAlert(_TimedAlert):
     pass
 
 
-class AlertmanagerBody(_Body):
-    """Alertmanager's webhook message, version 4."""
+class _Envelope(_Body):
+    """What Alertmanager's and Grafana's bodies share around their alerts."""
 
-    version: Literal["4"]
     status: Literal["firing", "resolved"]
-    alerts: list[AlertmanagerAlert]
     receiver: StrictStr | None = None
     group_key: StrictStr | None = Field(default=None, alias="groupKey")
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
     external_url: StrictStr | None = Field(default=None, alias="externalURL")
+
+
+class AlertmanagerBody(_Envelope):
+    """Alertmanager's webhook message, version 4."""
+
+    version: Literal["4"]
+    alerts: list[AlertmanagerAlert]
 
 
 class GrafanaAlert(_TimedAlert):
@@ -98,16 +103,11 @@ class GrafanaAlert(_TimedAlert):
     value_string: StrictStr | None = Field(default=None, alias="valueString")
 
 
-class GrafanaBody(_Body):
+class GrafanaBody(_Envelope):
     """Grafana unified alerting's webhook body (Alertmanager's shape plus Grafana's fields)."""
 
     version: Literal["1"] = "1"
-    status: Literal["firing", "resolved"]
     alerts: list[GrafanaAlert]
-    receiver: StrictStr | None = None
-    group_key: StrictStr | None = Field(default=None, alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
-    external_url: StrictStr | None = Field(default=None, alias="externalURL")
 
 
 class LegacyEvalMatch(_Body):
@@ -232,6 +232,17 @@ def _alert(item: _TimedAlert, source: Source, group_key: str | None, **extra: An
     )
 
 
+def _notification(source: Source, body: _Envelope, alerts: tuple[Alert, ...]) -> Notification:
+    return Notification(
+        source=source,
+        alerts=alerts,
+        receiver=body.receiver,
+        group_key=body.group_key,
+        external_url=body.external_url,
+        truncated_alerts=body.truncated_alerts,
+    )
+
+
 def parse_alertmanager(document: dict[str, Any]) -> Notification:
     """An Alertmanager v4 webhook body as a Notification."""
     try:
@@ -239,14 +250,7 @@ def parse_alertmanager(document: dict[str, Any]) -> Notification:
     except ValidationError as exc:
         raise _validation_error(exc) from exc
     alerts = tuple(_alert(item, Source.ALERTMANAGER, body.group_key) for item in body.alerts)
-    return Notification(
-        source=Source.ALERTMANAGER,
-        alerts=alerts,
-        receiver=body.receiver,
-        group_key=body.group_key,
-        external_url=body.external_url,
-        truncated_alerts=body.truncated_alerts,
-    )
+    return _notification(Source.ALERTMANAGER, body, alerts)
 
 
 def parse_grafana(document: dict[str, Any]) -> Notification:
@@ -271,14 +275,7 @@ def parse_grafana(document: dict[str, Any]) -> Notification:
         )
         for item in body.alerts
     )
-    return Notification(
-        source=Source.GRAFANA,
-        alerts=alerts,
-        receiver=body.receiver,
-        group_key=body.group_key,
-        external_url=body.external_url,
-        truncated_alerts=body.truncated_alerts,
-    )
+    return _notification(Source.GRAFANA, body, alerts)
 
 
 def _parse_legacy_grafana(document: dict[str, Any]) -> Notification:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import jinja2
 
 from router.errors import DeliveryError
+from router.runbooks.excerpt import cut_at_word
 
 EVENTS = ("trigger", "escalate", "acknowledge", "resolve")
 KINDS = ("pagerduty", "apprise", "sms", "log")
@@ -197,16 +198,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def shorten(text: Any, limit: int, ellipsis: str = "…") -> str:
     """`text` on one line, cut at a word to at most `limit` characters, ending in `ellipsis`."""
-    flat = " ".join(str(text).split())
-    if len(flat) <= limit:
-        return flat
-    if limit <= len(ellipsis):
-        return flat[: max(limit, 0)]
-    cut = flat[: limit - len(ellipsis)]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + ellipsis
+    return cut_at_word(" ".join(str(text).split()), limit, ellipsis)
 
 
 def when(value: Any) -> str:

@@ -67,7 +67,7 @@ def render_excerpt(
                 return f"{section.heading}\n{tail}"
         if len(link) <= budget:
             return link
-        return _shorten(section.heading, budget) if budget > 0 else ""
+        return cut_at_word(section.heading, budget) if budget > 0 else ""
 
     writer = _Writer(budget - len("\n\n") - len(footer), header, style)
     own = _own(section)
@@ -143,7 +143,7 @@ class _Writer:
         left = self.room - self.length - (cost - len(body))
         if left < _MIN_SHORTENED:
             return False
-        self._emit(label_line, _shorten(body, left), block, tight)
+        self._emit(label_line, cut_at_word(body, left), block, tight)
         return False
 
     def _emit(self, label_line: str, body: str, block: Block, tight: bool) -> None:
@@ -203,16 +203,17 @@ def _plain(markdown: str) -> str:
     return "\n".join(lines)
 
 
-def _shorten(text: str, limit: int) -> str:
-    """`text` cut at a word to at most `limit` characters, ending in an ellipsis."""
+def cut_at_word(text: str, limit: int, ellipsis: str = _ELLIPSIS) -> str:
+    """`text` cut at a word to at most `limit` characters, ending in `ellipsis`; never leaves a
+    code span open."""
     if len(text) <= limit:
         return text
-    if limit <= len(_ELLIPSIS):
+    if limit <= len(ellipsis):
         return text[: max(limit, 0)]
-    cut = text[: limit - len(_ELLIPSIS)]
+    cut = text[: limit - len(ellipsis)]
     space = cut.rfind(" ")
     if space > limit // 2:
         cut = cut[:space]
-    if cut.count("`") % 2:  # never leave a code span open
+    if cut.count("`") % 2:
         cut = cut[: cut.rfind("`")]
-    return cut.rstrip() + _ELLIPSIS
+    return cut.rstrip() + ellipsis

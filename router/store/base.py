@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from router.escalation import IncidentState, NextAction, Progress
-from router.models import Alert, Notification
+from router.models import Alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +247,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def transaction(self, what: str) -> AbstractAsyncContextManager[Transaction]:
         """One transaction; a failure inside raises StoreError naming `what`."""
-
-    @abc.abstractmethod
-    async def ingest(self, notification: Notification, received_at: datetime) -> IngestResult:
-        """Store every alert of a webhook in one transaction; redeliveries change nothing."""
 
     @abc.abstractmethod
     async def count_alerts(self) -> int:

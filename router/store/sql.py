@@ -24,11 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from router.errors import StoreError
 from router.escalation import IncidentState, NextAction, Progress
-from router.models import Alert, AlertStatus, Notification
+from router.models import Alert, AlertStatus
 from router.store import schema
 from router.store.base import (
     IncidentRecord,
-    IngestResult,
     NewPage,
     PagedChannel,
     PageRecord,
@@ -128,14 +127,6 @@ class SqlStore(Store):
             yield SqlTransaction(conn, self.dialect)
 
     # --- alerts ---------------------------------------------------------------------------
-
-    async def ingest(self, notification: Notification, received_at: datetime) -> IngestResult:
-        counts = {"new": 0, "updated": 0, "duplicate": 0}
-        async with self._transaction("store alerts") as conn:
-            tx = SqlTransaction(conn, self.dialect)
-            for alert in notification.alerts:
-                counts[(await tx.store_alert(alert, received_at)).outcome] += 1
-        return IngestResult(**counts)
 
     async def count_alerts(self) -> int:
         async with self._transaction("count alerts") as conn:
