@@ -74,21 +74,28 @@ def start_router(env: Mapping[str, str], *args: str, cwd: Path = ROOT) -> subpro
     )
 
 
-def wait_until_healthy(process: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
-    """Poll /healthz until it answers; fail with the process output if it exits or times out."""
+def wait_until_ready(
+    process: subprocess.Popen[bytes], url: str, what: str, timeout: float = 20.0
+) -> None:
+    """Poll `url` until it answers 200; fail with the process output if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"router exited with {process.returncode}:\n{output}")
+            raise AssertionError(f"{what} exited with {process.returncode}:\n{output}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+            with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except OSError:  # refused, reset or timed out: not listening yet
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"router did not answer /healthz within {timeout}s")
+    raise AssertionError(f"{what} did not answer {url} within {timeout}s")
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
+    """Poll the router's /healthz until it answers."""
+    wait_until_ready(process, f"http://127.0.0.1:{port}/healthz", "router", timeout)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> tuple[int, str]:

@@ -27,7 +27,15 @@ import pytest
 
 from .conftest import ROOT
 from .fakes import FakePagerDuty, SmtpServer, text_of
-from .support import free_port, require_tool, router_env, start_router, stop, wait_until_healthy
+from .support import (
+    free_port,
+    require_tool,
+    router_env,
+    start_router,
+    stop,
+    wait_until_healthy,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.process
 
@@ -153,19 +161,8 @@ def start_alertmanager(binary: str, directory: Path, router_port: int) -> Alertm
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"alertmanager exited with {process.returncode}:\n{output}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as answer:
-                if answer.status == 200:
-                    return Alertmanager(process, port)
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("alertmanager did not become ready within 20s")
+    wait_until_ready(process, f"http://127.0.0.1:{port}/-/ready", "alertmanager")
+    return Alertmanager(process, port)
 
 
 @dataclass
