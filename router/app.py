@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -97,7 +97,14 @@ class RouterService:
             clock,
             excerpts=lambda runbook: functools.partial(self.routing.excerpt, runbook),
         )
-        self.engine = Engine(self.incidents, self.dispatcher, self.store, self.metrics, clock)
+        self.engine = Engine(
+            self.incidents,
+            self.dispatcher,
+            self.store,
+            self.metrics,
+            clock,
+            retention=timedelta(days=settings.retention_days),
+        )
         self._initialise_metrics()
 
     def _severity_rank(self, severity: str) -> int | None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from router.errors import StoreError
 from router.incidents import IncidentService
@@ -22,6 +22,7 @@ from router.logs import fields
 from router.metrics import Metrics
 from router.notify import Dispatcher
 from router.store import Store
+from router.store.base import Pruned
 
 log = logging.getLogger("router.engine")
 
@@ -29,6 +30,9 @@ Clock = Callable[[], datetime]
 
 # A pass slower than this is logged: escalations are running late.
 SLOW_PASS_SECONDS = 1.0
+# Old data is deleted at most this often, this many incidents per transaction (short locks).
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 500
 
 
 class Engine:
@@ -40,6 +44,7 @@ class Engine:
         metrics: Metrics,
         clock: Clock,
         *,
+        retention: timedelta | None = None,
         max_sleep: float = 5.0,
     ) -> None:
         self._incidents = incidents
@@ -48,6 +53,8 @@ class Engine:
         self._metrics = metrics
         self._clock = clock
         self._max_sleep = max_sleep
+        self._retention = retention
+        self._last_prune: datetime | None = None
         self._wake_escalations = asyncio.Event()
         self._wake_deliveries = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,7 +79,36 @@ class Engine:
             if count < 100:
                 break
         await self._refresh_open_incidents()
+        await self.prune_old()
         return handled
+
+    async def prune_old(self) -> Pruned | None:
+        """Delete what the retention period has passed, at most once per PRUNE_EVERY."""
+        now = self._clock()
+        if self._retention is None or (
+            self._last_prune is not None and now - self._last_prune < PRUNE_EVERY
+        ):
+            return None
+        self._last_prune = now
+        incidents = alerts = tokens = 0
+        while True:  # bounded: each batch deletes incidents that the next one no longer sees
+            pruned = await self._store.prune(now - self._retention, PRUNE_BATCH)
+            incidents, alerts, tokens = (
+                incidents + pruned.incidents,
+                alerts + pruned.alerts,
+                tokens + pruned.tokens,
+            )
+            if pruned.incidents < PRUNE_BATCH:
+                break
+        total = Pruned(incidents, alerts, tokens)
+        if incidents or alerts or tokens:
+            log.info(
+                "deleted data older than the retention period",
+                extra=fields(
+                    incidents=incidents, alerts=alerts, tokens=tokens, days=self._retention.days
+                ),
+            )
+        return total
 
     async def deliver_due(self) -> int:
         sent = 0

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # How long shutdown waits for requests and transactions in flight.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Resolved incidents, their timelines and deliveries, and resolved alerts are deleted this many
+    # days after they were last touched; open incidents and firing alerts are always kept.
+    retention_days: int = Field(default=90, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -406,3 +406,26 @@ async def test_reload_checks_page_templates_and_reads_a_new_override(
     await router.engine.run_once()
     (line,) = [r for r in caplog.records if r.getMessage().startswith("PAGE")]
     assert line.fields["title"] == "[P0] OVERRIDDEN: DataCorruption: DataCorruption on ledger"  # type: ignore[attr-defined]
+
+
+async def test_retention_deletes_old_resolved_incidents_and_keeps_open_ones(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("DataCorruption"))
+    await send(client, alert("SlowThing"))
+    await router.engine.run_once()
+    await send(client, alert("DataCorruption", status="resolved"))
+    await router.engine.run_once()
+    assert await router.store.count_alerts() == 2
+    clock.advance(days=89)
+    await router.engine.run_once()
+    assert len(await incidents(router)) == 2  # not old enough yet
+    clock.advance(days=2)
+    await router.engine.run_once()
+    (kept,) = await incidents(router)
+    assert (kept["id"], kept["state"]) == (2, "triggered")  # open incidents are never deleted
+    assert await router.store.incident_detail(1) is None
+    assert await router.store.count_alerts() == 1  # the firing alert stays
+    assert {page.incident_id for page in await router.store.list_pages()} == {2}
+    detail = await router.store.incident_detail(2)
+    assert detail is not None and detail["timeline"][0]["kind"] == "opened"

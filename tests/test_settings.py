@@ -29,6 +29,7 @@ def test_defaults_are_those_of_the_spec() -> None:
     assert settings.max_body_bytes == 8388608
     assert settings.log_format == "text"
     assert settings.pagerduty_events_url == "https://events.pagerduty.com"
+    assert settings.retention_days == 90
 
 
 def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

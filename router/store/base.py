@@ -28,6 +28,15 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Pruned:
+    """How many rows a retention pass deleted."""
+
+    incidents: int = 0
+    alerts: int = 0
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class StoredAlert:
     """An alert instance as stored, and what storing it just changed."""
 
@@ -288,6 +297,12 @@ class Store(abc.ABC):
     async def pending_pages(self) -> int: ...
 
     @abc.abstractmethod
+    async def prune(self, before: datetime, limit: int) -> Pruned:
+        """Delete up to `limit` incidents resolved before `before` (with their timeline, pages
+        and alert links), then resolved alerts last updated before it that no incident holds, and
+        one-time tokens seen before it. Open incidents and firing alerts are never deleted."""
+
+    @abc.abstractmethod
     async def setting(self, name: str, default: str) -> str:
         """A value the router keeps for itself; stores `default` the first time."""
 
@@ -300,6 +315,7 @@ __all__ = [
     "NextAction",
     "PageRecord",
     "PagedChannel",
+    "Pruned",
     "Store",
     "StoredAlert",
     "Transaction",

@@ -31,6 +31,7 @@ from router.store.base import (
     NewPage,
     PagedChannel,
     PageRecord,
+    Pruned,
     Store,
     StoredAlert,
     Transaction,
@@ -257,6 +258,40 @@ class SqlStore(Store):
         query = sa.select(sa.func.count()).where(pages.c.state.in_(("pending", "sending")))
         async with self._transaction("count pending pages") as conn:
             return int((await conn.execute(query)).scalar_one())
+
+    async def prune(self, before: datetime, limit: int) -> Pruned:
+        incidents, links = schema.incidents, schema.incident_alerts
+        alerts, tokens = schema.alerts, schema.seen_tokens
+        async with self._transaction("delete old data") as conn:
+            old = (
+                (
+                    await conn.execute(
+                        sa.select(incidents.c.id)
+                        .where(
+                            incidents.c.state == IncidentState.RESOLVED.value,
+                            incidents.c.resolved_at < before,
+                        )
+                        .order_by(incidents.c.id)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if old:
+                for table in (schema.events, schema.pages, links):
+                    await conn.execute(table.delete().where(table.c.incident_id.in_(old)))
+                await conn.execute(incidents.delete().where(incidents.c.id.in_(old)))
+            held = sa.select(links.c.alert_id).where(links.c.alert_id == alerts.c.id).exists()
+            gone_alerts = await conn.execute(
+                alerts.delete().where(
+                    alerts.c.status == AlertStatus.RESOLVED.value,
+                    alerts.c.updated_at < before,
+                    ~held,
+                )
+            )
+            gone_tokens = await conn.execute(tokens.delete().where(tokens.c.seen_at < before))
+        return Pruned(len(old), gone_alerts.rowcount or 0, gone_tokens.rowcount or 0)
 
     async def setting(self, name: str, default: str) -> str:
         table = schema.settings_kv
