@@ -204,24 +204,23 @@ class IncidentService:
                 return AckOutcome(incident, False, "already used")
             context = routing.escalation_context(incident.policy, incident.severity)
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
+            # Notes are recorded either way ("ignored: already resolved"); the columns only
+            # when the decision changed something.
+            await self._apply(
+                tx,
+                routing,
+                incident,
+                decision,
+                now,
+                effects,
+                acknowledged_at=now,
+                acknowledged_by=who,
+            )
             if decision.changed:
-                await self._apply(
-                    tx,
-                    routing,
-                    incident,
-                    decision,
-                    now,
-                    effects,
-                    acknowledged_at=now,
-                    acknowledged_by=who,
-                )
                 await self._notify_paged(tx, incident, "acknowledge", now, via, who, effects)
                 effects.acknowledged.append(
                     (incident.severity, (now - incident.opened_at).total_seconds())
                 )
-            else:
-                for note in decision.notes:
-                    await tx.add_event(incident.id, now, note.kind, note.detail)
             updated = await tx.incident(incident_id, lock=False)
         self._count(effects)
         assert updated is not None

@@ -68,6 +68,7 @@ class Routing:
     def __init__(self, rules: RuleSet, runbooks: RunbookLibrary) -> None:
         self.rules = rules
         self.runbooks = runbooks
+        self._severities = frozenset(level.name for level in rules.severities)
 
     def route(self, alert: Alert) -> RoutedAlert:
         classification = self.rules.classify(alert)
@@ -120,7 +121,7 @@ class Routing:
             return len(self.rules.severities)
 
     def escalation_context(self, policy: str, severity: str) -> Context:
-        known = severity if severity in {level.name for level in self.rules.severities} else None
+        known = severity if severity in self._severities else None
         return Context(
             severity=severity,
             policy=self.severity_policy(policy, severity),
