@@ -2,7 +2,8 @@
 
 For every alert: the rules that held, the severity and why, the incident key, the policy, and the
 escalation timeline planned from `at` with business hours taken into account, and the runbook
-section the page would carry (how it was found, its score, and the runner-up), and the page each
+section the page would carry (how it was found, its confidence, and the three best candidates with
+the alert terms each holds), and the page each
 channel of the first step would receive, rendered with the templates in force. Nothing is sent and
 nothing is stored.
 """
@@ -18,9 +19,9 @@ from router.models import Alert, Notification
 from router.payloads import decode_json, parse_alertmanager, parse_grafana
 from router.preview import PreviewPage, format_pages, preview_pages
 from router.render import Renderer
-from router.routing import Routing, section_json
+from router.routing import Routing, candidate_json, format_evidence, section_json
 from router.rules import Classification, RuleSet
-from router.runbooks import RunbookMatch, Section
+from router.runbooks import ATTACH_CONFIDENCE, RunbookMatch, Section
 from router.schedule import PlannedStep, format_duration
 
 
@@ -112,9 +113,8 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                 "runbook": _section_json(
                     route.runbook.section, route.runbook.score, route.runbook.method
                 ),
-                "runbook_runner_up": _section_json(
-                    route.runbook.runner_up, route.runbook.runner_up_score, "search"
-                ),
+                "runbook_confidence": round(route.runbook.confidence, 3),
+                "runbook_candidates": [candidate_json(c) for c in route.runbook.candidates],
                 "runbook_reference": route.classification.runbook,
                 "pages": [page.to_json() for page in route.pages],
             }
@@ -171,12 +171,21 @@ def _runbook_lines(match: RunbookMatch) -> list[str]:
 
     if match.section is None:
         lines = [
-            f"  runbook   none found (best search score {match.score:.2f}, below the threshold)"
+            f"  runbook   none attached (best confidence {match.confidence:.0%}, below "
+            f"{ATTACH_CONFIDENCE:.0%}); the page lists the possible sections"
+        ]
+    elif match.method == "search":
+        lines = [
+            f"  runbook   {describe(match.section)}, by search, "
+            f"confidence {match.confidence:.0%} (score {match.score:.2f})"
         ]
     else:
-        lines = [
-            f"  runbook   {describe(match.section)}, by {match.method}, score {match.score:.2f}"
-        ]
-    if match.runner_up is not None and match.runner_up is not match.section:
-        lines.append(f"  runner-up {describe(match.runner_up)}, score {match.runner_up_score:.2f}")
+        lines = [f"  runbook   {describe(match.section)}, by {match.method}"]
+    for rank, candidate in enumerate(match.candidates, start=1):
+        lines.append(
+            f"    {rank}. {describe(candidate.section)}: confidence {candidate.confidence:.0%}, "
+            f"score {candidate.score:.2f}"
+        )
+        if candidate.evidence:
+            lines.append(f"       matched {format_evidence(candidate.evidence)}")
     return lines

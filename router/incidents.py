@@ -135,7 +135,7 @@ class IncidentService:
             await tx.link_alert(incident.id, alert_id, c.severity)
             await tx.add_event(incident.id, now, "opened", f"opened by {_describe(item.alert)}")
             await tx.add_event(incident.id, now, "classified", c.reason)
-            await tx.add_event(incident.id, now, "runbook", _runbook_note(item.runbook))
+            await tx.add_event(incident.id, now, "runbook", _runbook_note(item))
             await self._apply(tx, routing, incident, decision, now, effects)
             open_incidents[c.incident_key] = incident
             method = item.runbook["method"] if item.runbook else "none"
@@ -378,6 +378,12 @@ class IncidentService:
             "matched_rules": incident.classification.get("matched_rules", []),
             "alert": incident.classification.get("alert", {}),
             "runbook": incident.runbook,
+            # Without a section, the page lists the two best candidates to start from.
+            "runbook_candidates": (
+                []
+                if incident.runbook
+                else incident.classification.get("runbook_candidates", [])[:2]
+            ),
             "incident_url": f"{self._base_url}/api/v1/incidents/{incident.id}",
         }
 
@@ -455,15 +461,25 @@ def _classification_json(item: RoutedAlert) -> dict[str, Any]:
         "matched_rules": list(c.matched_rules),
         "group_values": dict(c.group_values),
         "alert": item.alert.page_json(),
+        "runbook_candidates": list(item.candidates),
     }
 
 
-def _runbook_note(runbook: dict[str, Any] | None) -> str:
+def _runbook_note(item: RoutedAlert) -> str:
+    runbook = item.runbook
     if not runbook:
+        possible = ", ".join(
+            f"{c['file']}#{c['anchor']} ({c['confidence']:.0%})" for c in item.candidates[:2]
+        )
+        if possible:
+            return f"no runbook section attached: none confident enough; possible: {possible}"
         return "no runbook section found"
+    how = runbook["method"]
+    if how == "search":
+        how = f"search, confidence {runbook.get('confidence', 0.0):.0%}"
     return (
         f"runbook section {runbook['file']}#{runbook['anchor']} "
-        f"({runbook.get('heading', '')}) found by {runbook['method']}"
+        f"({runbook.get('heading', '')}) found by {how}"
     )
 
 

@@ -166,6 +166,15 @@ def page_view(event: str, context: Mapping[str, Any], budget: int) -> dict[str, 
             "panel_url": alert.get("panel_url") or "",
         },
         "runbook": dict(runbook) if isinstance(runbook, Mapping) else None,
+        "runbook_candidates": [
+            {
+                "heading": str(c.get("heading") or c.get("anchor") or ""),
+                "link": str(c.get("link") or ""),
+                "confidence": float(c.get("confidence") or 0.0),
+            }
+            for c in context.get("runbook_candidates") or []
+            if isinstance(c, Mapping)
+        ],
         "runbook_excerpt": "",
         "ack_url": context.get("ack_url"),
         "next_escalation": (

@@ -7,7 +7,7 @@ section; `excerpt(runbook)` gives the text a page carries for that section.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,21 @@ from router.errors import ConfigError
 from router.escalation import Context
 from router.models import Alert
 from router.rules import DEFAULT_POLICY, Classification, RuleSet, SeverityPolicy, load_rules
-from router.runbooks import RunbookLibrary, RunbookMatch, Section, render_excerpt
+from router.runbooks import Candidate, RunbookLibrary, RunbookMatch, Section, render_excerpt
 from router.runbooks.excerpt import ExcerptStyle
+from router.runbooks.search import Evidence
 
 
 @dataclass(frozen=True, slots=True)
 class RoutedAlert:
     alert: Alert
     classification: Classification
-    # {"file", "anchor", "heading", "path", "link", "method", "score"}, or None when no section
-    # was found.
+    # {"file", "anchor", "heading", "path", "link", "method", "score", "confidence"}, or None
+    # when no section was attached.
     runbook: dict[str, Any] | None
     match: RunbookMatch | None = None
+    # The best searched sections with their confidence and evidence (`candidate_json`).
+    candidates: tuple[dict[str, Any], ...] = ()
 
 
 def load_routing(rules_dir: Path, env: Mapping[str, str], *, strict_secrets: bool) -> Routing:
@@ -64,6 +67,29 @@ def section_json(section: Section, method: str, score: float) -> dict[str, Any]:
     }
 
 
+def candidate_json(candidate: Candidate, base_url: str = "") -> dict[str, Any]:
+    """A searched section with its confidence and evidence, as the API and the dry run show it."""
+    return {
+        **section_json(candidate.section, "search", candidate.score),
+        "link": candidate.section.link(base_url),
+        "confidence": round(candidate.confidence, 3),
+        "evidence": [
+            {"word": e.word, "source": e.source, "field": e.field} for e in candidate.evidence
+        ],
+    }
+
+
+def format_evidence(evidence: Sequence[Evidence]) -> str:
+    """`heading ← alertname: kube, pod; text ← description: waiting` (which alert terms were
+    found in which part of the section)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item in evidence:
+        groups.setdefault((item.field, item.source), []).append(item.word)
+    return "; ".join(
+        f"{field} ← {source}: {', '.join(found)}" for (field, source), found in groups.items()
+    )
+
+
 class Routing:
     def __init__(self, rules: RuleSet, runbooks: RunbookLibrary) -> None:
         self.rules = rules
@@ -75,7 +101,14 @@ class Routing:
         match = self.runbooks.find(
             alert, rule_runbook=classification.runbook, rule_names=classification.matched_rules
         )
-        return RoutedAlert(alert, classification, self._runbook_json(match), match)
+        base_url = self.rules.runbook_base_url
+        return RoutedAlert(
+            alert,
+            classification,
+            self._runbook_json(match),
+            match,
+            tuple(candidate_json(c, base_url) for c in match.candidates),
+        )
 
     def _runbook_json(self, match: RunbookMatch) -> dict[str, Any] | None:
         if match.section is None:
@@ -83,6 +116,7 @@ class Routing:
         return {
             **section_json(match.section, match.method, match.score),
             "link": match.section.link(self.rules.runbook_base_url),
+            "confidence": round(match.confidence, 3),
         }
 
     def section(self, runbook: Mapping[str, Any] | None) -> Section | None:

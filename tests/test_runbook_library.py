@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from router.models import Alert, AlertStatus, Source
-from router.runbooks import SEARCH_THRESHOLD, RunbookLibrary
+from router.runbooks import ATTACH_CONFIDENCE, RunbookLibrary
 
 SHIPPED = Path(__file__).parent.parent / "rules" / "runbooks"
 
@@ -101,10 +101,11 @@ def test_catalogue_alert_finds_its_section(
     by_search = shipped.find(example, rule_runbook=None, rule_names=[rule])
     assert by_search.method == "search"
     assert by_search.section is not None and by_search.section.reference == reference
-    assert by_search.score >= SEARCH_THRESHOLD
-    if by_search.runner_up is not None:
-        assert by_search.runner_up is not by_search.section
-        assert by_search.runner_up_score <= by_search.score
+    assert by_search.confidence >= ATTACH_CONFIDENCE
+    assert by_search.candidates[0].section is by_search.section
+    scores = [c.score for c in by_search.candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert len({c.section.reference for c in by_search.candidates}) == len(scores)
 
 
 def test_missing_directory_gives_an_empty_library(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_missing_directory_gives_an_empty_library(tmp_path: Path) -> None:
     assert library.sections == ()
     assert library.problems == []
     match = library.find(alert("ServiceDown"), rule_runbook="x.md#y", rule_names=[])
-    assert (match.section, match.method, match.score, match.runner_up) == (None, "none", 0.0, None)
+    assert (match.section, match.method, match.score, match.candidates) == (None, "none", 0.0, ())
 
 
 def test_a_file_in_place_of_the_directory_is_a_problem(tmp_path: Path) -> None:
@@ -130,9 +131,11 @@ def test_oversized_and_headingless_files(tmp_path: Path) -> None:
         f"{tmp_path}/huge.md:1: runbook is 2097159 bytes, more than 2097152; skipped"
     ]
     assert library.notes == [
-        f"{tmp_path}/notes.md:1: no headings; nothing in it can be attached to a page"
+        f"{tmp_path}/notes.md:1: no headings; the whole file is one section, named after it"
     ]
-    assert [s.reference for s in library.sections] == ["good.md#good"]
+    assert [s.reference for s in library.sections] == ["good.md#good", "notes.md"]
+    assert library.get("notes.md") is library.sections[1]
+    assert library.sections[1].heading == "notes"
 
 
 def test_runbooks_in_sub_folders_keep_their_path(tmp_path: Path) -> None:
@@ -246,5 +249,8 @@ def test_an_alert_without_a_section_gets_none_with_the_best_candidate(
     match = shipped.find(alert("Watchdog", summary="the alerting pipeline works"), rule_names=[])
     assert match.method == "none"
     assert match.section is None
-    assert match.score < SEARCH_THRESHOLD
-    assert match.runner_up_score == match.score
+    assert match.confidence < ATTACH_CONFIDENCE
+    assert match.candidates and match.candidates[0].score == match.score
+    # The page lists the best two as possible sections, with their confidence.
+    assert match.possible == match.candidates[:2]
+    assert match.candidates[0].confidence == match.confidence

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from router.models import Alert, AlertStatus, Source
-from router.runbooks import SEARCH_THRESHOLD, RunbookLibrary
+from router.runbooks import ATTACH_CONFIDENCE, RunbookLibrary
 from router.runbooks.search import terms, words
 
 ROOT = Path(__file__).parent.parent
@@ -55,7 +55,7 @@ def test_every_expected_section_exists(library: RunbookLibrary) -> None:
 
 def test_top1_accuracy(library: RunbookLibrary) -> None:
     rows = [row for row in TABLE if row["expect"]]
-    ranked_first = [library.search(_alert(row))[0][0].reference for row in rows]
+    ranked_first = [library.search(_alert(row))[0].section.reference for row in rows]
     top1 = sum(got == row["expect"] for got, row in zip(ranked_first, rows, strict=True))
     assert top1 / len(rows) >= 0.90
 
@@ -83,8 +83,8 @@ def test_no_section_above_threshold_for_alerts_without_one(
     library: RunbookLibrary, row: dict[str, Any]
 ) -> None:
     match = library.find(_alert(row), rule_names=[])
-    assert match.method == "none", (match.runner_up, match.score)
-    assert match.score < SEARCH_THRESHOLD
+    assert match.method == "none", match.candidates[:1]
+    assert match.confidence < ATTACH_CONFIDENCE
 
 
 def test_service_label_prefers_that_services_runbook(library: RunbookLibrary) -> None:

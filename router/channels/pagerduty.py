@@ -174,12 +174,10 @@ class PagerDutyChannel:
         alert = _mapping(context.get("alert"))
         runbook = _mapping(context.get("runbook"))
         excerpt = delivery.excerpt(PAGERDUTY_EXCERPT_BUDGET, "text") if runbook else ""
-        if not excerpt:
-            excerpt = (
-                f"{runbook.get('heading') or runbook.get('anchor')}: {runbook.get('link')}"
-                if runbook
-                else "no runbook section matched this alert"
-            )
+        if not excerpt and runbook:
+            excerpt = f"{runbook.get('heading') or runbook.get('anchor')}: {runbook.get('link')}"
+        elif not excerpt:
+            excerpt = _possible_sections(context) or "no runbook section matched this alert"
         next_escalation = _mapping(context.get("next_escalation"))
         return {
             "severity": severity,
@@ -287,12 +285,31 @@ def _delivery_error(exc: pdpyras.PDClientError) -> DeliveryError:
     return DeliveryError(f"PagerDuty unreachable ({what})", retryable=True, reason="network")
 
 
+def _possible_sections(context: Mapping[str, Any]) -> str:
+    """The best candidates of a page without a section, one per line with their confidence."""
+    lines = [
+        f"- {c.get('heading') or c.get('anchor')} ({float(c.get('confidence') or 0):.0%} "
+        f"confidence): {c.get('link')}"
+        for c in context.get("runbook_candidates") or []
+        if isinstance(c, Mapping)
+    ]
+    if not lines:
+        return ""
+    return "possible runbook sections (not sure enough to attach one):\n" + "\n".join(lines)
+
+
 def _links(context: Mapping[str, Any]) -> list[dict[str, str]]:
     """Events API `links`: the runbook section, the acknowledgement link, the alert's sources."""
     runbook = _mapping(context.get("runbook"))
     alert = _mapping(context.get("alert"))
+    possible = [
+        (c.get("link"), f"Possible runbook section: {c.get('heading') or c.get('anchor')}")
+        for c in context.get("runbook_candidates") or []
+        if isinstance(c, Mapping)
+    ]
     candidates = [
         (runbook.get("link"), f"Runbook: {runbook.get('heading') or runbook.get('anchor')}"),
+        *possible,
         (context.get("ack_url"), "Acknowledge in runbook-router"),
         (alert.get("generator_url"), "Alert source"),
         (alert.get("dashboard_url"), "Dashboard"),

@@ -3,7 +3,9 @@
     source.py    bytes → text: encodings, CRLF, front matter, mojibake repair
     slugs.py     GitHub heading anchors
     sections.py  Markdown → sections with heading paths, anchors, line ranges and labelled parts
-    search.py    BM25F ranking of sections against an alert's words
+    roles.py     what a section is for: incident, part, container, navigation or reference
+    search.py    BM25F ranking of incident sections against what an alert says, with evidence
+    confidence.py  the calibrated probability that the first section is right
     library.py   RunbookLibrary: load a directory, resolve references and links, choose a section
     excerpt.py   the excerpt per channel budget
 
@@ -18,17 +20,19 @@ from router.runbooks.excerpt import (
     SMS_BUDGET,
     render_excerpt,
 )
-from router.runbooks.library import SEARCH_THRESHOLD, RunbookLibrary, RunbookMatch
+from router.runbooks.confidence import ATTACH_CONFIDENCE
+from router.runbooks.library import Candidate, RunbookLibrary, RunbookMatch
 from router.runbooks.sections import CodeBlock, Section, part_label
 from router.runbooks.slugs import Slugger, slugify
 
 __all__ = [
+    "ATTACH_CONFIDENCE",
     "BUDGETS",
     "EMAIL_BUDGET",
     "PAGERDUTY_BUDGET",
-    "SEARCH_THRESHOLD",
     "SLACK_BUDGET",
     "SMS_BUDGET",
+    "Candidate",
     "CodeBlock",
     "RunbookLibrary",
     "RunbookMatch",

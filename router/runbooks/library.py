@@ -4,12 +4,14 @@
 empty library; a file that cannot be read is a problem, and the rest still loads). `find` chooses
 the section for an alert in SPEC.md §4's order: the rule's `runbook:` reference, then the alert's
 `runbook_url` / `runbook` annotation when it points at a section the library holds (by file name
-and anchor, whatever the base URL), then search above `SEARCH_THRESHOLD`, else none.
+and anchor, whatever the base URL), then search when its calibrated confidence reaches
+`ATTACH_CONFIDENCE` (confidence.py), else none with the best candidates as possible sections.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +19,12 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from router.models import Alert
-from router.runbooks.search import Query, SearchIndex
+from router.runbooks.confidence import ATTACH_CONFIDENCE, MODEL
+from router.runbooks.search import Evidence, Hit, Query, SearchIndex
 from router.runbooks.sections import Section, parse_runbook
 from router.runbooks.source import decode_runbook
 
 MatchMethod = Literal["rule", "annotation", "search", "none"]
-
-# Calibrated on tests/fixtures/runbooks/search_quality.yaml (54 alerts with a section, 11 without,
-# over the shipped and fixture runbooks): the best hit of an alert that has no section scored at
-# most 0.32 (HighCPUUsage → "High Memory Usage"); the threshold sits just above it, below all but
-# two correct hits. `python -m bench` prints the figures again.
-SEARCH_THRESHOLD = 0.34
 
 # Larger Markdown files are not runbooks a person keeps; refusing them bounds parse time.
 MAX_RUNBOOK_BYTES = 2 * 1024 * 1024
@@ -35,28 +32,70 @@ MAX_RUNBOOK_BYTES = 2 * 1024 * 1024
 # Annotation names that carry a runbook link: Prometheus' convention and the short form.
 RUNBOOK_ANNOTATIONS = ("runbook_url", "runbook")
 
-# Query weights: the alert's name and matched rule names say most, its prose less.
+# Query weights: the alert's name says most, then its one-line annotations, then its prose and
+# the labels that say what is affected. Any other text annotation counts like prose.
 _NAME_WEIGHT = 1.0
-_RULE_WEIGHT = 1.0
+_RULE_WEIGHT = 0.6
 _SUMMARY_WEIGHT = 0.6
-_DESCRIPTION_WEIGHT = 0.3
+_PROSE_WEIGHT = 0.4
+_LABEL_WEIGHT = 0.3
+_SUMMARY_ANNOTATIONS = ("summary", "title")
+_PROSE_ANNOTATIONS = ("description", "message")
+# Labels that name what is affected (not where it runs: instance, pod and node are noise).
+_IDENTIFYING_LABELS = (
+    "service",
+    "job",
+    "app",
+    "application",
+    "component",
+    "container",
+    "namespace",
+    "deployment",
+    "statefulset",
+    "daemonset",
+    "cronjob",
+    "queue",
+    "topic",
+    "database",
+)
 _SCOPE_LABELS = ("service", "job", "app")
+# Annotations that are links or numbers, not words about the problem.
+_NOT_TEXT = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://\S*|[-+0-9.eE%]+)\s*$")
+
+# How many candidates a match keeps (the dry run and the incident show them with their evidence;
+# a page without a section links the first two).
+CANDIDATES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A searched section with its score, its confidence, and the alert terms it holds."""
+
+    section: Section
+    score: float
+    confidence: float
+    evidence: tuple[Evidence, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RunbookMatch:
-    """The section chosen for an alert, how it was found, and the runner-up of the search.
+    """The section chosen for an alert, how it was found, and the best searched candidates.
 
-    `score` is 1.0 for `rule` and `annotation`; for `search` and `none` it is the best search score
-    (for `none`, below the threshold). `runner_up` is the best search hit other than `section`
-    (for `none`, the best hit that fell short).
+    `score` and `confidence` are 1.0 for `rule` and `annotation`; for `search` and `none` they are
+    those of the best candidate (for `none`, below `ATTACH_CONFIDENCE`). `candidates` are the best
+    searched sections, best first, whatever the method.
     """
 
     section: Section | None
     method: MatchMethod
     score: float
-    runner_up: Section | None = None
-    runner_up_score: float = 0.0
+    confidence: float
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def possible(self) -> tuple[Candidate, ...]:
+        """The sections a page without one lists as "possible runbook sections"."""
+        return self.candidates[:2] if self.section is None else ()
 
 
 class RunbookLibrary:
@@ -80,7 +119,7 @@ class RunbookLibrary:
         self._first_in_file: dict[str, Section] = {}
         for section in self.sections:
             self._first_in_file.setdefault(section.file, section)
-        self._index = SearchIndex([s for s in self.sections if not s.is_part])
+        self._index = SearchIndex([s for s in self.sections if s.attachable])
 
     @classmethod
     def load(cls, runbooks_dir: Path) -> RunbookLibrary:
@@ -119,9 +158,13 @@ class RunbookLibrary:
                     f"{path}:{decoded.repaired_lines[0]}: repaired mis-encoded UTF-8 "
                     f"(lines {lines}{more})"
                 )
-            found = parse_runbook(relative, decoded.text)
+            found = parse_runbook(relative, decoded.text, page_title=decoded.title)
             if not found:
-                notes.append(f"{path}:1: no headings; nothing in it can be attached to a page")
+                notes.append(f"{path}:1: empty; nothing in it can be attached to a page")
+            elif found[0].level == 0 and decoded.title is None:
+                notes.append(
+                    f"{path}:1: no headings; the whole file is one section, named after it"
+                )
             files.append(relative)
             sections.extend(found)
         return cls(sections, problems=problems, notes=notes, files=files, directory=runbooks_dir)
@@ -177,25 +220,45 @@ class RunbookLibrary:
         anchor = unquote(parts.fragment)
         return self.get(f"{best}#{anchor}" if anchor else best)
 
-    def search(self, alert: Alert, rule_names: Sequence[str] = ()) -> list[tuple[Section, float]]:
-        """Every section with a positive score for `alert`, best first."""
-        annotations = alert.annotations
-        sources = [
-            (alert.name, _NAME_WEIGHT),
-            *((name, _RULE_WEIGHT) for name in rule_names),
-            (annotations.get("summary", ""), _SUMMARY_WEIGHT),
-            (annotations.get("title", ""), _SUMMARY_WEIGHT),
-            (annotations.get("description", ""), _DESCRIPTION_WEIGHT),
-            (annotations.get("message", ""), _DESCRIPTION_WEIGHT),
+    def query(self, alert: Alert, rule_names: Sequence[str] = ()) -> Query:
+        """What `alert` says, weighted: its name, rule names, text annotations, identifying labels."""
+        sources: list[tuple[str, str, float]] = [("alertname", alert.name, _NAME_WEIGHT)]
+        sources += [("rule", name, _RULE_WEIGHT) for name in rule_names]
+        for key, value in alert.annotations.items():
+            if key in RUNBOOK_ANNOTATIONS or _NOT_TEXT.match(value):
+                continue
+            if key in _SUMMARY_ANNOTATIONS:
+                weight = _SUMMARY_WEIGHT
+            else:
+                weight = _PROSE_WEIGHT
+            sources.append((key, value, weight))
+        sources += [
+            (label, alert.labels[label], _LABEL_WEIGHT)
+            for label in _IDENTIFYING_LABELS
+            if alert.labels.get(label)
         ]
         scope = [alert.labels[name] for name in _SCOPE_LABELS if alert.labels.get(name)]
-        return self._index.rank(Query.build(sources, scope))
+        return Query.build(sources, name=alert.name, scope_labels=scope)
+
+    def search(self, alert: Alert, rule_names: Sequence[str] = ()) -> list[Hit]:
+        """Every incident section with a positive score for `alert`, best first."""
+        return self._index.rank(self.query(alert, rule_names))
 
     def find(
         self, alert: Alert, *, rule_runbook: str | None = None, rule_names: Sequence[str] = ()
     ) -> RunbookMatch:
-        """The section for `alert`: by rule reference, annotation, search, or none."""
-        ranked = self.search(alert, rule_names)
+        """The section for `alert`: by rule reference, annotation, confident search, or none."""
+        query = self.query(alert, rule_names)
+        hits = self._index.rank(query)
+        candidates = tuple(
+            Candidate(
+                hit.section,
+                hit.score,
+                confidence(hits, position),
+                tuple(self._index.evidence(query, hit)),
+            )
+            for position, hit in enumerate(hits[:CANDIDATES])
+        )
         chosen: Section | None = None
         method: MatchMethod = "none"
         if rule_runbook:
@@ -208,31 +271,37 @@ class RunbookLibrary:
                     method = "annotation"
                     break
         if chosen is not None:
-            runner_up = next(((s, score) for s, score in ranked if s is not chosen), None)
-            return RunbookMatch(
-                chosen,
-                method,
-                1.0,
-                runner_up[0] if runner_up else None,
-                runner_up[1] if runner_up else 0.0,
-            )
-        best = ranked[0] if ranked else None
-        second = ranked[1] if len(ranked) > 1 else None
-        if best is not None and best[1] >= SEARCH_THRESHOLD:
-            return RunbookMatch(
-                best[0],
-                "search",
-                best[1],
-                second[0] if second else None,
-                second[1] if second else 0.0,
-            )
+            return RunbookMatch(chosen, method, 1.0, 1.0, candidates)
+        best = candidates[0] if candidates else None
+        if best is not None and best.confidence >= ATTACH_CONFIDENCE:
+            return RunbookMatch(best.section, "search", best.score, best.confidence, candidates)
         return RunbookMatch(
             None,
             "none",
-            best[1] if best else 0.0,
-            best[0] if best else None,
-            best[1] if best else 0.0,
+            best.score if best else 0.0,
+            best.confidence if best else 0.0,
+            candidates,
         )
+
+
+def confidence_features(hits: Sequence[Hit], position: int) -> tuple[float, ...]:
+    """What the confidence of `hits[position]` depends on: its score, its margin over the best
+    other hit (negative below the first), how closely its heading is the alert's name, and how
+    much of the name the section holds and of the heading the alert says (search.Hit)."""
+    hit = hits[position]
+    best_other = next((h.score for i, h in enumerate(hits[:3]) if i != position), 0.0)
+    return (
+        hit.score,
+        hit.score - best_other,
+        hit.heading_match,
+        hit.name_coverage,
+        hit.heading_coverage,
+    )
+
+
+def confidence(hits: Sequence[Hit], position: int) -> float:
+    """The calibrated probability that `hits[position]` is the right section (confidence.py)."""
+    return MODEL.probability(*confidence_features(hits, position))
 
 
 def _clean_anchor(anchor: str) -> str:

@@ -1,17 +1,21 @@
-"""Ranking runbook sections against an alert: tokens, stems, synonyms and BM25F.
+"""Ranking incident sections against an alert: terms, BM25F, and the heading that names the alert.
 
-The alert's words (its name split at CamelCase, snake_case and kebab-case, its summary, description
-and the names of the rules it matched) are ranked against every section with BM25F (Robertson &
-Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009, §3.5): each section has
-fields of different weight (the heading most, then the Symptoms part, the heading path, the file
-name, the rest of its own text), term frequencies are length-normalised per field, summed by field
-weight and saturated once. Words are stemmed (Snowball English) and a few synonyms that matter in
-operations are folded together on both sides, so that `ServiceDown` meets "Complete Service Outage".
+What the alert says (its name split at CamelCase, snake_case and kebab-case, every text annotation,
+its identifying labels, the names of the rules it matched) is ranked against every incident
+section with BM25F (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and
+Beyond", 2009, §3.5): each section has fields of different weight (its heading most, then its
+Symptoms part, the headings above it, its file name, then the rest of its text with its parts),
+term frequencies are length-normalised per field, summed by field weight and saturated once.
+Rare terms weigh more (IDF over the library), so a word that every section of a service repeats
+says little. Link targets and URLs are not text: a list of dashboards does not explain an alert
+because its URLs repeat the service name. Words are stemmed (Snowball English) and a few narrow,
+reviewed synonyms are folded on both sides, so that `ServiceDown` meets "Service Outage".
 
 The score is normalised by the most the query could score (every term fully saturated), so it reads
-as "how much of what the alert says this section explains", from 0 to about 1, and one threshold
-fits queries of any length. Sections of the runbook named like the alert's service score a quarter
-more (`SERVICE_BOOST`), so they can pass 1.
+as "how much of what the alert says this section explains", from 0 to about 1. A heading that is
+the alert's name (or nearly: same terms) adds `HEADING_MATCH_WEIGHT` times the overlap, so the
+section named after the alert wins over sections that merely mention it. Sections in the runbook
+named like the alert's service score `SERVICE_BOOST` more. docs/runbooks.md explains the method.
 """
 
 from __future__ import annotations
@@ -20,18 +24,20 @@ import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import snowballstemmer
 
+from router.runbooks.roles import without_links
 from router.runbooks.sections import SYMPTOMS, Section
 
 _STEMMER = snowballstemmer.stemmer("english")
 
 # Words that say nothing about which runbook section applies. `high` and `low` say which way a
 # threshold was crossed (`HighCPUUsage`), not what the problem is: kept, they let "High Memory
-# Usage" answer a CPU alert.
+# Usage" answer a CPU alert. The rest are the filler of alert templates ("for more than 15
+# minutes", "on instance x", "is above").
 # fmt: off
 _STOPWORDS = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "been", "by", "for", "from", "has", "have", "in",
@@ -40,22 +46,28 @@ _STOPWORDS = frozenset((
     "after", "before", "not", "no", "yes", "if", "so", "do", "does", "did", "can", "could",
     "should", "would", "may", "might", "must", "our", "we", "you", "your", "they", "their",
     "alert", "alerts", "alerting", "firing", "fired", "text", "rule", "rules", "value", "values",
-    "instance", "job", "pod", "host", "high", "low",
+    "instance", "job", "pod", "host", "high", "low", "more", "less", "last", "minutes", "minute",
+    "hours", "hour", "seconds", "second", "min", "above", "below", "currently", "since", "been",
+    "being", "during", "per", "some", "any", "all", "one", "two", "its", "about", "out", "up",
+    "has", "had", "also", "only", "very", "just", "now",
 ))
 # fmt: on
 
 # Synonyms that matter in operations, folded to the first word of each group (after stemming).
+# Each group is one thing said in other words: never two products (MySQL is not PostgreSQL), never
+# a word that means something else in another phrase ("dead tuples" are not an outage).
 _SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("outage", "down", "unavailable", "unreachable", "offline", "dead"),
+    ("outage", "down", "unavailable", "unreachable", "offline"),
     ("slow", "latency", "latencies", "sluggish"),
     ("error", "errors", "5xx", "exception", "exceptions"),
     ("fail", "failed", "failure", "failures", "failing"),
-    ("memory", "oom", "oomkilled", "rss", "heap"),
+    ("memory", "oom", "oomkilled", "rss"),
     ("corrupt", "corruption", "corrupted", "integrity"),
-    ("database", "db", "postgres", "postgresql", "pg", "mysql"),
-    ("storage", "disk", "disks", "volume", "filesystem"),
+    ("database", "db", "databases"),
+    ("postgres", "postgresql", "pg"),
+    ("storage", "disk", "disks", "filesystem"),
     ("missing", "absent", "gap", "gaps"),
-    ("certificate", "cert", "certs", "tls", "ssl"),
+    ("certificate", "cert", "certs"),
     ("breach", "compromise", "compromised", "leak", "leaked", "intrusion", "unauthorized"),
     ("backlog", "queue", "queued"),
     ("kubernetes", "k8s", "kube"),
@@ -70,6 +82,8 @@ _WORD = re.compile(r"[^\W_]+")
 # CamelCase pieces: an acronym before a capitalised word (`HTTPErrors` → HTTP, Errors),
 # capitalised or lower-case words, numbers with their unit (`5xx`, `99th`).
 _CAMEL_PIECE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+[a-z]*")
+# Numbers alone (`15`, `0.95`) and hexadecimal ids say nothing about the problem.
+_NOISE = re.compile(r"^(?:\d+|[0-9a-f]{8,})$")
 
 
 def words(text: str) -> list[str]:
@@ -84,8 +98,17 @@ def words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Search terms: words minus stopwords, stemmed, synonyms folded."""
-    return [_term(w) for w in words(text) if w not in _STOPWORDS and len(w) > 1]
+    """Search terms: words minus stopwords and numbers, stemmed, synonyms folded."""
+    return [t for _, t in word_terms(text)]
+
+
+def word_terms(text: str) -> list[tuple[str, str]]:
+    """(word as written, term) for every word of `text` that is a search term."""
+    return [
+        (w, _term(w))
+        for w in words(text)
+        if w not in _STOPWORDS and len(w) > 1 and not _NOISE.match(w)
+    ]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -104,62 +127,143 @@ _FIELDS: Mapping[str, tuple[float, float]] = {
     "file": (1.0, 0.0),
     "body": (1.0, 0.75),
 }
+# How a field is named in the evidence a dry run shows.
+FIELD_NAMES: Mapping[str, str] = {
+    "heading": "heading",
+    "symptoms": "symptoms",
+    "path": "headings above",
+    "file": "file name",
+    "body": "text",
+}
 _GENERIC_FILE_WORDS = frozenset({"runbook", "runbooks", "readme", "index", "docs", "md"})
 
 
 def file_terms(file: str) -> list[str]:
-    """The terms of a runbook's path (`zkp-ledger.md` → zkp, ledger), generic names left out."""
-    stem = file.rsplit(".", 1)[0]
+    """The terms of a runbook's path (`db/zkp-ledger.html.md` → db, zkp, ledger), generic names
+    and extensions left out."""
+    stem = (
+        file.split(".", 1)[0]
+        if "/" not in file
+        else file.rsplit("/", 1)[0] + "/" + file.rsplit("/", 1)[1].split(".", 1)[0]
+    )
     return [t for t in terms(stem.replace("/", " ")) if t not in _GENERIC_FILE_WORDS]
 
 
 def _section_fields(section: Section) -> dict[str, list[str]]:
     own_text = "\n".join(
-        block.markdown
+        without_links(block.markdown)
         for block in section.blocks
         if not block.foreign and block.kind not in ("diagram", "html") and block.part != SYMPTOMS
     )
     return {
         "heading": terms(section.heading),
-        "symptoms": terms(section.parts.get(SYMPTOMS, "")),
+        "symptoms": terms(without_links(section.parts.get(SYMPTOMS, ""))),
         "path": terms(" ".join(section.path[:-1])),
         "file": file_terms(section.file),
         "body": terms(own_text),
     }
 
 
+def _squeezed(text: str) -> str:
+    return "".join(words(text))
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTerm:
+    """One term of a query: its weight, the word the alert wrote, and where it came from."""
+
+    weight: float
+    word: str
+    source: str
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
-    """Weighted query terms: each term's weight is the highest of the sources it came from."""
+    """What an alert says, as weighted terms; each term keeps the highest weight it came with.
 
-    weights: Mapping[str, float]
+    `name_terms` are the terms of the alert's name (and matched rule names): the heading that
+    holds them is the section named after the alert. `name` is the alert's name as one word, to
+    meet a heading that writes it unchanged. Only name terms that no section holds count against
+    a section (a product the library does not know); unknown words of prose and labels are noise.
+    """
+
+    terms: Mapping[str, QueryTerm]
+    name_terms: frozenset[str]
+    name: str
     scope: frozenset[str]  # terms of the alert's service/job/app labels, to prefer their runbook
 
     @classmethod
-    def build(cls, sources: Iterable[tuple[str, float]], scope_labels: Iterable[str] = ()) -> Query:
-        weights: dict[str, float] = {}
-        for text, weight in sources:
-            for term in terms(text):
-                weights[term] = max(weights.get(term, 0.0), weight)
+    def build(
+        cls,
+        sources: Iterable[tuple[str, str, float]],
+        *,
+        name: str = "",
+        scope_labels: Iterable[str] = (),
+    ) -> Query:
+        """`sources` are (where, text, weight): `("alertname", "KubePodCrashLooping", 1.0)`."""
+        found: dict[str, QueryTerm] = {}
+        for source, text, weight in sources:
+            for word, term in word_terms(text):
+                held = found.get(term)
+                if held is None or weight > held.weight:
+                    found[term] = QueryTerm(weight, word, source)
         scope = frozenset(t for label in scope_labels for t in terms(label))
-        return cls(weights, scope)
+        return cls(found, frozenset(terms(name)), _squeezed(name), scope)
 
 
-# A word that no section holds (a product name, `RabbitMQ`) counts this share of a rare word in the
-# most a query could score: it says the alert is about something the library may not know, but
-# not as loudly as a known word that the section lacks.
-UNSEEN_SHARE = 0.35
+# A name term that no section holds (a product name, `RabbitMQ`) counts this share of a rare
+# word in the most a query could score: the alert is about something the library may not know.
+UNSEEN_SHARE = 0.5
 # A section in the runbook of the alert's own service scores this much more.
 SERVICE_BOOST = 0.25
+# A heading that is the alert's name adds this much times the overlap of their terms (1.0 when
+# they are the same terms): more than any text can, so the section named for the alert wins.
+HEADING_MATCH_WEIGHT = 1.0
+# How many of the best hits get their coverage computed (the candidates a match keeps).
+COVERED_HITS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A section's score for a query.
+
+    `heading_match` is the overlap of the alert's name and the section's heading (1.0: the same).
+    `name_coverage` is the share of the alert name's terms, by IDF, that the section holds
+    anywhere; `heading_coverage` the share of the heading's terms that the alert says anywhere.
+    A near miss (`KubeAggregatedAPIDown` against "KubeAPIDown", `MySQLReplicationLag` against
+    "PostgreSQL replication lag") shows in one of the two: each side names something the other
+    does not. They are computed for the first `COVERED_HITS` hits only (0.0 below).
+    """
+
+    section: Section
+    score: float
+    heading_match: float
+    index: int
+    name_coverage: float = 0.0
+    heading_coverage: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One alert term found in one field of a section: `word` (from `source`) in `field`."""
+
+    word: str
+    source: str
+    field: str
 
 
 class SearchIndex:
-    """BM25F over a fixed list of sections; built once per library, queried per alert."""
+    """BM25F over a fixed list of incident sections; built once per library, queried per alert."""
 
     def __init__(self, sections: Sequence[Section]) -> None:
         self.sections = tuple(sections)
         fields = [_section_fields(section) for section in self.sections]
+        self._field_sets = [{name: frozenset(f[name]) for name in _FIELDS} for f in fields]
+        self._all_terms = [frozenset(t for terms_ in f.values() for t in terms_) for f in fields]
         self._file_terms = [frozenset(file_terms(s.file)) for s in self.sections]
+        # What a heading (or, for a file's title, the file name) says the section is about.
+        self._heading_terms = [frozenset(f["heading"]) for f in fields]
+        self._heading_words = [_squeezed(s.heading) for s in self.sections]
         averages = {
             name: (sum(len(f[name]) for f in fields) / len(fields)) if fields else 0.0
             for name in _FIELDS
@@ -186,26 +290,72 @@ class SearchIndex:
         # A term that no section holds weighs as much as the rarest held term.
         self._unseen_idf = math.log(1.0 + (count - 1 + 0.5) / 1.5) if count else 0.0
 
-    def rank(self, query: Query) -> list[tuple[Section, float]]:
+    def rank(self, query: Query) -> list[Hit]:
         """Sections with a positive score, best first (ties: file, then line)."""
         scores: dict[int, float] = {}
         ceiling = 0.0
-        for term, weight in query.weights.items():
-            idf = self._idf.get(term, self._unseen_idf)
-            ceiling += weight * idf * (1.0 if term in self._idf else UNSEEN_SHARE)
-            for index, frequency in self._postings.get(term, ()):
+        for term, held in query.terms.items():
+            idf = self._idf.get(term)
+            if idf is None:
+                if term in query.name_terms:
+                    ceiling += held.weight * self._unseen_idf * UNSEEN_SHARE
+                continue
+            ceiling += held.weight * idf
+            for index, frequency in self._postings[term]:
                 saturated = frequency / (_K1 + frequency)
-                scores[index] = scores.get(index, 0.0) + weight * idf * saturated
+                scores[index] = scores.get(index, 0.0) + held.weight * idf * saturated
         if ceiling <= 0.0:
             return []
-        ranked = []
+        hits = []
         for index, raw in scores.items():
             score = raw / ceiling
             own = self._file_terms[index]
             if query.scope and own and (own <= query.scope or query.scope <= own):
                 score *= 1.0 + SERVICE_BOOST
-            ranked.append((index, score))
-        ranked.sort(
-            key=lambda hit: (-hit[1], self.sections[hit[0]].file, self.sections[hit[0]].line_start)
-        )
-        return [(self.sections[index], score) for index, score in ranked]
+            match = self._heading_match(query, index)
+            hits.append(
+                Hit(self.sections[index], score + HEADING_MATCH_WEIGHT * match, match, index)
+            )
+        hits.sort(key=lambda hit: (-hit.score, hit.section.file, hit.section.line_start))
+        for position, hit in enumerate(hits[:COVERED_HITS]):
+            hits[position] = replace(
+                hit,
+                name_coverage=self._covered(query.name_terms, self._all_terms[hit.index]),
+                heading_coverage=self._covered(self._heading_terms[hit.index], query.terms.keys()),
+            )
+        return hits
+
+    def _covered(self, wanted: Iterable[str], held: Collection[str]) -> float:
+        """The share of `wanted` terms, weighted by IDF, that are in `held` (1.0 for none)."""
+        total = found = 0.0
+        for term in wanted:
+            idf = self._idf.get(term, self._unseen_idf)
+            total += idf
+            if term in held:
+                found += idf
+        return found / total if total else 1.0
+
+    def _heading_match(self, query: Query, index: int) -> float:
+        """1.0 when the heading is the alert's name; else the overlap of their terms, squared so
+        that a heading sharing one word of three says little."""
+        if not query.name_terms:
+            return 0.0
+        if query.name and query.name == self._heading_words[index]:
+            return 1.0
+        heading = self._heading_terms[index]
+        if not heading:
+            return 0.0
+        shared = len(query.name_terms & heading)
+        overlap = shared / len(query.name_terms | heading)
+        return overlap * overlap
+
+    def evidence(self, query: Query, hit: Hit) -> list[Evidence]:
+        """Which alert terms the section holds, and in which of its fields, strongest first."""
+        fields = self._field_sets[hit.index]
+        found = []
+        for term, held in sorted(query.terms.items(), key=lambda item: -item[1].weight):
+            for name in _FIELDS:
+                if term in fields[name]:
+                    found.append(Evidence(held.word, held.source, FIELD_NAMES[name]))
+                    break
+        return found

@@ -23,9 +23,18 @@ from typing import Literal
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from router.runbooks.roles import (
+    SectionRole,
+    looks_like_alert_name,
+    named_role,
+    names_file,
+    shape_role,
+)
 from router.runbooks.slugs import Slugger
 
 SYMPTOMS = "Symptoms"
+IMPACT = "Impact"
+CAUSES = "Causes"
 IMMEDIATE_ACTIONS = "Immediate Actions"
 INVESTIGATION = "Investigation Steps"
 DIAGNOSIS = "Diagnosis"
@@ -33,13 +42,49 @@ MITIGATION = "Mitigation"
 RESOLUTION = "Resolution"
 ESCALATION = "Escalation"
 PREVENTION = "Prevention"
+REFERENCES = "References"
 
 # The labels teams write, normalised (lowercase, no emoji, numbering or punctuation), mapped to
-# the canonical part they name.
+# the canonical part they name. Kept to names that mean "a part of one incident" wherever they
+# stand; a heading that names a chapter of its own (a glossary, a contact list) is in roles.py.
 _LABELS: Mapping[str, str] = {
     **dict.fromkeys(
-        ["symptoms", "symptom", "signs", "indicators", "how to recognise", "how to recognize"],
+        [
+            "symptoms",
+            "symptom",
+            "signs",
+            "indicators",
+            "how to recognise",
+            "how to recognize",
+            "meaning",
+            "what it means",
+            "what does this alert mean",
+            "description",
+            "problem",
+            "problem description",
+            "issue",
+            "alert description",
+            "explanation",
+            "context",
+        ],
         SYMPTOMS,
+    ),
+    **dict.fromkeys(
+        ["impact", "user impact", "business impact", "customer impact", "why it matters"],
+        IMPACT,
+    ),
+    **dict.fromkeys(
+        [
+            "cause",
+            "causes",
+            "possible causes",
+            "probable causes",
+            "likely causes",
+            "common causes",
+            "root cause",
+            "root causes",
+        ],
+        CAUSES,
     ),
     **dict.fromkeys(
         [
@@ -61,25 +106,62 @@ _LABELS: Mapping[str, str] = {
             "investigate",
             "troubleshooting",
             "troubleshooting steps",
+            "how to investigate",
+            "debugging",
         ],
         INVESTIGATION,
     ),
     **dict.fromkeys(
-        ["diagnosis", "diagnostic commands", "diagnostics", "diagnostic steps", "diagnose"],
+        [
+            "diagnosis",
+            "diagnostic commands",
+            "diagnostics",
+            "diagnostic steps",
+            "diagnose",
+            "possible checks",
+            "checks",
+            "what to check",
+            "things to check",
+            "verification",
+        ],
         DIAGNOSIS,
     ),
     **dict.fromkeys(
-        ["mitigation", "mitigation options", "mitigation steps", "workaround", "workarounds"],
+        [
+            "mitigation",
+            "mitigation options",
+            "mitigation steps",
+            "workaround",
+            "workarounds",
+            "solution",
+            "solutions",
+            "possible solutions",
+            "possible solution",
+            "how to fix",
+            "how to fix it",
+            "next steps",
+        ],
         MITIGATION,
     ),
     **dict.fromkeys(
-        ["resolution", "resolution steps", "recovery", "recovery steps", "remediation", "fix"],
+        [
+            "resolution",
+            "resolution steps",
+            "recovery",
+            "recovery steps",
+            "remediation",
+            "fix",
+            "steps to resolve",
+        ],
         RESOLUTION,
     ),
     **dict.fromkeys(["escalation", "escalation path", "when to escalate", "escalate"], ESCALATION),
     **dict.fromkeys(
         ["prevention", "preventive measures", "follow-up", "follow up", "long-term fixes"],
         PREVENTION,
+    ),
+    **dict.fromkeys(
+        ["related alerts", "see also", "references", "further reading", "related"], REFERENCES
     ),
 }
 
@@ -96,13 +178,23 @@ _BARE_LABEL = re.compile(r"^\s{0,3}(?P<label>[A-Za-z][A-Za-z /&-]{1,40}):[ \t]*(
 _LEADING_NUMBERING = re.compile(r"^(?:step\s+)?\d+(?:\.\d+)*[.):]?\s+", re.IGNORECASE)
 
 
+# Words teams put around a part's name: "Potential resolution steps", "Suggested fix".
+_QUALIFIERS = ("possible ", "potential ", "suggested ", "recommended ", "common ", "further ")
+_TRAILERS = (" steps", " options")
+
+
 def part_label(text: str) -> str | None:
     """The canonical part a label or heading names (`"🔍 Diagnostic Commands"` → Diagnosis)."""
     kept = "".join(
         char for char in text.lower() if char in " -/&" or unicodedata.category(char)[0] in "LN"
     )
-    kept = _LEADING_NUMBERING.sub("", " ".join(kept.split()))
-    return _LABELS.get(kept.strip(" -/&"))
+    kept = _LEADING_NUMBERING.sub("", " ".join(kept.split())).strip(" -/&")
+    found = _LABELS.get(kept)
+    if found is None:
+        bare = next((kept[len(q) :] for q in _QUALIFIERS if kept.startswith(q)), kept)
+        bare = next((bare[: -len(t)] for t in _TRAILERS if bare.endswith(t)), bare)
+        found = _LABELS.get(bare)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +234,8 @@ class Section:
     GitHub slug; `path` the heading path from the outermost heading (a document's single H1 title
     is left out of its sub-sections' paths); `line_start`/`line_end` the 1-based inclusive lines
     from the heading to the last non-blank line; `text` the Markdown under the heading,
-    sub-sections included; `parts` the labelled parts (canonical name → Markdown); `is_part` is
-    true for a sub-heading that is itself a part of its parent (`#### Symptoms`).
+    sub-sections included; `parts` the labelled parts (canonical name → Markdown); `role` what
+    the section is for (roles.py): only `incident` sections are attached to pages.
     """
 
     file: str
@@ -158,19 +250,29 @@ class Section:
     code_blocks: tuple[CodeBlock, ...] = ()
     steps: tuple[str, ...] = ()
     blocks: tuple[Block, ...] = ()
-    is_part: bool = False
+    role: SectionRole = SectionRole.INCIDENT
     parent_anchor: str | None = None
 
     @property
+    def is_part(self) -> bool:
+        """True for a sub-heading that is a part of its incident (`#### Symptoms`)."""
+        return self.role is SectionRole.PART
+
+    @property
+    def attachable(self) -> bool:
+        """Only incident sections go into a page; parts go in with their incident."""
+        return self.role is SectionRole.INCIDENT
+
+    @property
     def reference(self) -> str:
-        """`file#anchor`, as a rule's `runbook:` key writes it."""
-        return f"{self.file}#{self.anchor}"
+        """`file#anchor`, as a rule's `runbook:` key writes it; `file` for a whole page."""
+        return f"{self.file}#{self.anchor}" if self.anchor else self.file
 
     def link(self, base_url: str) -> str:
         """The section's URL: `runbook_base_url` + file + `#` + anchor."""
         if base_url and not base_url.endswith("/"):
             base_url += "/"
-        return f"{base_url}{self.file}#{self.anchor}"
+        return f"{base_url}{self.reference}"
 
 
 @dataclass(slots=True)
@@ -182,7 +284,8 @@ class _Heading:
     first_line: int  # 0-based, inclusive
     after_line: int  # 0-based, first line after the heading's own lines
     parent: int | None
-    part: str | None = None  # set when this heading names a part of its parent
+    part: str | None = None  # set when this heading is a part of its parent: the part's name
+    role: SectionRole = SectionRole.INCIDENT
 
 
 @dataclass(slots=True)
@@ -202,19 +305,28 @@ def _markdown_parser() -> MarkdownIt:
 _PARSER = _markdown_parser()
 
 
-def parse_runbook(file: str, text: str) -> tuple[Section, ...]:
-    """Every section of one runbook, in document order. `text` has LF line ends."""
+def parse_runbook(file: str, text: str, *, page_title: str | None = None) -> tuple[Section, ...]:
+    """Every section of one runbook, in document order. `text` has LF line ends.
+
+    A page whose title is not a heading (docs sites put it in the front matter: `page_title`), or
+    that has no heading at all, gets a section for the whole page: its heading is that title, or
+    else the file's name, and its anchor is empty (`reference` is the file alone).
+    """
     lines = text.split("\n")
     tokens = _PARSER.parse(text)
     headings = _headings(tokens)
+    if _document_title(headings) is None and (page_title or (not headings and text.strip())):
+        headings = _with_page_heading(headings, page_title or _file_title(file), lines)
+    _assign_parts(headings, file, lines)
     raw_blocks = _raw_blocks(tokens, headings)
     code_blocks = _code_blocks(tokens)
     title = _document_title(headings)
     sections = []
-    for heading in headings:
+    section_blocks = [_section_blocks(h, headings, raw_blocks, lines) for h in headings]
+    _assign_roles(headings, section_blocks)
+    for heading, blocks in zip(headings, section_blocks, strict=True):
         end = _section_end(heading, headings, lines)
         path = _path(heading, headings, title)
-        blocks = _section_blocks(heading, headings, raw_blocks, lines)
         parts: dict[str, list[str]] = {}
         for block in blocks:
             if block.part is not None and not block.foreign and block.kind != "heading":
@@ -238,7 +350,7 @@ def parse_runbook(file: str, text: str) -> tuple[Section, ...]:
                 code_blocks=tuple(c for c in code_blocks if heading.after_line < c.line <= end + 1),
                 steps=steps,
                 blocks=tuple(blocks),
-                is_part=heading.part is not None,
+                role=heading.role,
                 parent_anchor=headings[heading.parent].anchor
                 if heading.parent is not None
                 else None,
@@ -270,13 +382,92 @@ def _headings(tokens: Sequence[Token]) -> list[_Heading]:
         )
         headings.append(heading)
         stack.append(heading)
-    # A sub-heading names a part of its parent (`#### Symptoms` under an incident); directly under
-    # a document title, a heading such as "Escalation Path" is a chapter of its own.
-    title = _document_title(headings)
-    for heading in headings:
-        if heading.parent is not None and heading.parent != title:
-            heading.part = part_label(heading.text)
     return headings
+
+
+# Parts that open an incident: a section whose first sub-heading is one of them describes a
+# problem, whatever its other sub-headings are called.
+_OPENING_PARTS = frozenset({SYMPTOMS, IMPACT, CAUSES})
+
+
+def _assign_parts(headings: list[_Heading], file: str, lines: list[str]) -> None:
+    """Mark the headings that are parts of an incident rather than sections of their own.
+
+    A section holds parts when at least half its sub-headings are known part names (two at least
+    under a document title), or its first sub-heading describes the problem (Symptoms, Impact), when its heading is an alert name
+    (`### CortexIngesterUnhealthy`), or when it is the title of a file named like it
+    (`KubePodCrashLooping.md`). Then every heading under it is a part, known by name or not
+    ("Get Redis master" under an incident is one of its steps). Directly under a document title
+    that holds no parts, a heading such as "Escalation Path" is a chapter of its own.
+    """
+    title = _document_title(headings)
+    children: dict[int, list[_Heading]] = {}
+    for heading in headings:
+        if heading.parent is not None:
+            children.setdefault(heading.parent, []).append(heading)
+    for heading in headings:
+        below = children.get(heading.index, [])
+        if not below or heading.part is not None:
+            continue
+        known = [part_label(child.text) for child in below]
+        named = sum(label is not None for label in known)
+        is_title = heading.index == title
+        # Named like an alert or like its file, a section holds parts unless its sub-sections
+        # have parts of their own, as sub-headings or labels (then they are the incidents).
+        grandparent = any(
+            part_label(grandchild.text) is not None
+            for child in below
+            for grandchild in children.get(child.index, [])
+        ) or any(_has_labels(child, headings, lines) for child in below)
+        holds_parts = (
+            (
+                not grandparent
+                and (
+                    looks_like_alert_name(heading.text)
+                    or (is_title and names_file(heading.text, file))
+                )
+            )
+            or (named >= min(2 if is_title else 1, len(below)) and named * 2 >= len(below))
+            or (not is_title and known[0] in _OPENING_PARTS)
+        )
+        if holds_parts:
+            for descendant in _descendants(heading, headings):
+                descendant.part = part_label(descendant.text) or descendant.text
+                descendant.role = SectionRole.PART
+
+
+def _has_labels(heading: _Heading, headings: list[_Heading], lines: list[str]) -> bool:
+    """True when the heading's own text (up to the next heading) opens a part with a label."""
+    following = headings[heading.index + 1] if heading.index + 1 < len(headings) else None
+    end = following.first_line if following is not None else len(lines)
+    return any(_line_label(line) is not None for line in lines[heading.after_line : end])
+
+
+def _descendants(heading: _Heading, headings: list[_Heading]) -> list[_Heading]:
+    found = []
+    for later in headings[heading.index + 1 :]:
+        if later.level <= heading.level:
+            break
+        found.append(later)
+    return found
+
+
+def _assign_roles(headings: list[_Heading], section_blocks: list[list[Block]]) -> None:
+    """The role of every heading that is not a part: by name, by shape, else by its place."""
+    has_children = {h.parent for h in headings if h.parent is not None}
+    for heading, blocks in zip(headings, section_blocks, strict=True):
+        if heading.role is SectionRole.PART:
+            continue
+        holds_parts = any(
+            h.parent == heading.index and h.role is SectionRole.PART for h in headings
+        )
+        own = [b for b in blocks if not b.foreign]
+        role = named_role(heading.text)
+        if role is None and heading.index in has_children and not holds_parts:
+            role = SectionRole.CONTAINER
+        if role is None and not holds_parts:
+            role = shape_role(own)
+        heading.role = role or SectionRole.INCIDENT
 
 
 def _inline_text(inline: Token) -> str:
@@ -291,9 +482,10 @@ def _inline_text(inline: Token) -> str:
 
 
 def _raw_blocks(tokens: Sequence[Token], headings: list[_Heading]) -> list[_RawBlock]:
-    heading_at = {h.first_line: h for h in headings}
+    heading_at = {h.first_line: h for h in headings if h.level > 0}
     blocks: list[_RawBlock] = []
-    owner: int | None = None
+    # Text before the first heading belongs to the page's own section when it has one.
+    owner: int | None = 0 if headings and headings[0].level == 0 else None
     position = 0
     while position < len(tokens):
         token = tokens[position]
@@ -362,8 +554,32 @@ def _code_blocks(tokens: Sequence[Token]) -> list[CodeBlock]:
     ]
 
 
+def _with_page_heading(headings: list[_Heading], title: str, lines: list[str]) -> list[_Heading]:
+    """`headings` under a level-0 heading for the whole page (see `parse_runbook`)."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    page = _Heading(
+        index=0, level=0, text=title, anchor="", first_line=first, after_line=first, parent=None
+    )
+    shifted = [page]
+    for heading in headings:
+        heading.index += 1
+        heading.parent = heading.parent + 1 if heading.parent is not None else 0
+        heading.part = None
+        heading.role = SectionRole.INCIDENT
+        shifted.append(heading)
+    return shifted
+
+
+def _file_title(file: str) -> str:
+    """A page's name from its file: `alerts/low-disk-space.html.md` → `low disk space`."""
+    name = file.rsplit("/", 1)[-1].split(".", 1)[0]
+    return " ".join(name.replace("_", " ").replace("-", " ").split()) or name
+
+
 def _document_title(headings: list[_Heading]) -> int | None:
-    """The index of a document title: a first heading that is the file's only H1."""
+    """The index of a document title: a page heading, or a first heading that is the only H1."""
+    if headings and headings[0].level == 0:
+        return 0
     top = [h for h in headings if h.level == 1]
     if len(top) == 1 and headings[0].level == 1:
         return headings[0].index

@@ -7,7 +7,8 @@ keeps line numbers stable, so that every later `file:line` points at the line a 
   Windows default that such files usually come from), and the library notes it;
 - CRLF and lone CR line ends become LF;
 - a YAML (`---`) or TOML (`+++`) front-matter block is blanked, not removed, so that Markdown
-  does not take its closing `---` for a setext heading underline;
+  does not take its closing `---` for a setext heading underline; its `title` is kept, since docs
+  sites show it as the page's heading;
 - text that was UTF-8 decoded once as Latin-1 / cp1252 (`â†’` for `→`, `ðŸš¨` for `🚨`) is repaired
   line by line with ftfy's `fix_encoding`, which only changes a sequence when the repair is
   unambiguous; it leaves correctly encoded text (`naïve café`) alone.
@@ -36,6 +37,8 @@ class RunbookText:
     first_bad_line: int | None = None
     repaired_lines: tuple[int, ...] = ()
     front_matter_lines: int = 0
+    # The `title` of the front matter, which docs sites render as the page's heading.
+    title: str | None = None
 
 
 def decode_runbook(data: bytes) -> RunbookText:
@@ -51,6 +54,7 @@ def decode_runbook(data: bytes) -> RunbookText:
         text = data.decode("cp1252", errors="replace")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
+    title = _front_matter_title(lines)
     front_matter = _blank_front_matter(lines)
     repaired: list[int] = []
     for index, line in enumerate(lines):
@@ -68,7 +72,25 @@ def decode_runbook(data: bytes) -> RunbookText:
         first_bad_line=first_bad_line,
         repaired_lines=tuple(repaired),
         front_matter_lines=front_matter,
+        title=title if front_matter else None,
     )
+
+
+_TITLE = re.compile(r"""^title\s*[:=]\s*(?P<quote>["']?)(?P<title>.*?)(?P=quote)\s*$""")
+
+
+def _front_matter_title(lines: list[str]) -> str | None:
+    """The `title:` (YAML) or `title =` (TOML) line of a front-matter block, unquoted."""
+    if not lines or lines[0].rstrip() not in _FRONT_MATTER_FENCES:
+        return None
+    closers = _FRONT_MATTER_FENCES[lines[0].rstrip()]
+    for line in lines[1:]:
+        if line.rstrip() in closers:
+            return None
+        match = _TITLE.match(line.strip())
+        if match and match["title"].strip():
+            return match["title"].strip()
+    return None
 
 
 def _blank_front_matter(lines: list[str]) -> int:

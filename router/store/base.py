@@ -87,6 +87,7 @@ class IncidentRecord:
             "reason": self.classification.get("reason"),
             "matched_rules": self.classification.get("matched_rules", []),
             "runbook": self.runbook,
+            "runbook_candidates": self.classification.get("runbook_candidates", []),
         }
 
 

@@ -1,0 +1,65 @@
+"""Runbook matching on real runbooks of other organisations: top-1, false attachments, calibration.
+
+Prints, for the tuning and the test part of the corpus (bench/runbook_corpus.py), per collection
+and in all: how often the right section comes first, how often it is attached, how many alerts
+get a wrong section attached, and how many alerts without a section get one; then the
+calibration of the confidence by decile, and the confidence model refitted on the tuning part
+(to copy into router/runbooks/confidence.py when the search changes). `-v` lists every miss.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.runbook_corpus import (
+    calibration,
+    evaluate,
+    figures,
+    fit_confidence,
+    split,
+)
+from router.runbooks import ATTACH_CONFIDENCE
+
+
+def _line(name: str, outcomes: list) -> str:  # type: ignore[type-arg]
+    f = figures(outcomes)
+    return (
+        f"  {name:<22} {f.with_section:>4} {f.without_section:>4}   {f.top1:>6.1%}   "
+        f"{f.attached_right:>6.1%}   {f.wrong_attachments:>5}   {f.false_attachments:>5}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    verbose = "-v" in (argv if argv is not None else sys.argv[1:])
+    parts = split()
+    for part, collections in parts.items():
+        outcomes = evaluate(collections)
+        print(f"{part} part ({', '.join(collections)}), attach at confidence >= {ATTACH_CONFIDENCE}:")
+        print("  collection             with  none   top-1   attached  wrong   false")
+        for collection in collections:
+            print(_line(collection, [o for o in outcomes if o.case.collection == collection]))
+        print(_line("all", outcomes))
+        print("  calibration (first candidate's confidence vs share right):")
+        for decile, count, predicted, measured in calibration(outcomes):
+            print(f"    {decile}  {count:>4} alerts  predicted {predicted:5.1%}  measured {measured:5.1%}")
+        if verbose:
+            for o in outcomes:
+                wrong_first = o.case.expected and not o.first_right
+                wrong_attach = o.attached is not None and not o.attached_right
+                if wrong_first or wrong_attach:
+                    confidence = o.match.candidates[0].confidence if o.match.candidates else 0.0
+                    print(
+                        f"    MISS {o.case.id} {o.case.alert.name}: first {o.first} "
+                        f"(conf {confidence:.2f}, features {o.features}) "
+                        f"attached {o.attached}; want {sorted(o.case.expected) or 'none'}"
+                    )
+        if part == "tuning":
+            weights = fit_confidence(outcomes)
+            print(
+                f"  confidence model refitted on this part: intercept={weights[0]:.2f}, "
+                f"weights=({', '.join(f'{w:.2f}' for w in weights[1:])})"
+            )
+
+
+if __name__ == "__main__":
+    main()

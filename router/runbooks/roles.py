@@ -1,0 +1,255 @@
+"""What each section of a runbook is for: an incident a responder acts on, or something else.
+
+Runbooks hold more than incidents: tables of contents, lists of dashboards, command cheat sheets,
+glossaries, contact lists, templates, the post-incident process. Those share words with every alert
+of their service (a dashboard list repeats the service name in every URL), so ranked like
+incidents they capture alerts that have nothing to do with them. Every section therefore gets a
+role (docs/runbooks.md, "Roles and parts"):
+
+- `incident`: a problem a responder acts on; the only role a page can carry;
+- `part`: a sub-heading of an incident (Symptoms, Possible checks, Solution, or any sub-heading of
+  a section that holds such parts); it ranks as its incident, never on its own;
+- `container`: a heading whose sub-sections are incidents (a chapter such as "## Database");
+- `navigation`: tables of contents, "Topics", indexes;
+- `reference`: lists of dashboards or links, command cheat sheets, glossaries, contacts,
+  templates, severity tables, the post-incident process.
+
+The role comes from the heading's name when it is one of the names below, else from the shape
+of the section's own text (mostly links, or mostly one table), else from its place in the tree
+(sections.py decides parts and containers). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Protocol
+
+
+class SectionRole(StrEnum):
+    INCIDENT = "incident"
+    PART = "part"
+    CONTAINER = "container"
+    NAVIGATION = "navigation"
+    REFERENCE = "reference"
+
+
+# Whole headings (normalised as `normalise_heading` does) that name a navigation section.
+_NAVIGATION_NAMES = frozenset(
+    {
+        "contents",
+        "table of contents",
+        "toc",
+        "topics",
+        "index",
+        "alert index",
+        "runbook index",
+        "list of alerts",
+        "list of runbooks",
+        "all runbooks",
+        "runbooks",
+        "alert runbooks",
+        "navigation",
+        "quick links",
+        "on this page",
+        "in this document",
+        "in this section",
+        "sections",
+    }
+)
+
+# Whole headings that name a reference section: lists, process, people, definitions.
+_REFERENCE_NAMES = frozenset(
+    {
+        # links and dashboards
+        "dashboards",
+        "dashboard",
+        "grafana dashboards",
+        "useful dashboards",
+        "links",
+        "useful links",
+        "important links",
+        "resources",
+        "useful resources",
+        "references",
+        "see also",
+        "further reading",
+        "documentation",
+        "related documentation",
+        "related links",
+        "external links",
+        "monitoring",
+        "metrics",
+        "logs",
+        "logging",
+        # commands and definitions
+        "cheat sheet",
+        "cheatsheet",
+        "useful commands",
+        "common commands",
+        "commands",
+        "command reference",
+        "quick reference",
+        "reference",
+        "glossary",
+        "terminology",
+        "definitions",
+        "faq",
+        "frequently asked questions",
+        # people and process
+        "contacts",
+        "contact",
+        "contact information",
+        "escalation contacts",
+        "escalation",
+        "escalation path",
+        "escalation paths",
+        "escalation matrix",
+        "escalation policy",
+        "when to escalate",
+        "on call",
+        "oncall",
+        "owners",
+        "ownership",
+        "team",
+        "communication",
+        "template",
+        "templates",
+        "incident template",
+        "postmortem",
+        "postmortems",
+        "post mortem",
+        "post incident",
+        "post incident review",
+        "post incident process",
+        "retrospective",
+        "lessons learned",
+        "severity",
+        "severities",
+        "severity levels",
+        "severity definitions",
+        "severity classification",
+        "response times",
+        # about the document itself
+        "introduction",
+        "intro",
+        "about",
+        "overview",
+        "summary",
+        "purpose",
+        "scope",
+        "prerequisites",
+        "requirements",
+        "setup",
+        "getting started",
+        "tools",
+        "tooling",
+        "access",
+        "architecture",
+        "background",
+        "changelog",
+        "history",
+        "revision history",
+        "how to use this runbook",
+        "how to use",
+        "contributing",
+        "license",
+        "appendix",
+    }
+)
+
+# Words that make a heading a reference wherever they stand in it ("Kafka cheat sheet").
+_REFERENCE_PHRASES = ("cheat sheet", "cheatsheet", "glossary", "postmortem", "post mortem")
+
+_NUMBERING = re.compile(r"^(?:step\s+|appendix\s+)?(?:\d+(?:\.\d+)*|[ivx]+|[a-z])[.):]\s+")
+
+
+def normalise_heading(text: str) -> str:
+    """Lower-case letters, digits and single spaces: `"📋 1. Table of Contents:"` → `table of contents`."""
+    kept = "".join(char if unicodedata.category(char)[0] in "LN" else " " for char in text.lower())
+    kept = " ".join(kept.split())
+    return _NUMBERING.sub("", kept + " ").strip() if _NUMBERING.match(kept + " ") else kept
+
+
+def named_role(heading: str) -> SectionRole | None:
+    """The role a heading's name alone gives, or None when the name says nothing."""
+    name = normalise_heading(heading)
+    if name in _NAVIGATION_NAMES:
+        return SectionRole.NAVIGATION
+    if name in _REFERENCE_NAMES or any(phrase in name for phrase in _REFERENCE_PHRASES):
+        return SectionRole.REFERENCE
+    return None
+
+
+# An alert name written as a heading: one identifier with at least two capitalised words or
+# snake_case pieces (`CortexIngesterUnhealthy`, `KubePodCrashLooping`, `node_disk_full`).
+_ALERT_NAME = re.compile(
+    r"^`?(?:(?=[A-Za-z0-9]*[a-z])[A-Z][a-z0-9]*[A-Z][A-Za-z0-9]*|[a-z0-9]+(?:_[a-z0-9]+)+)`?$"
+)
+_CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def looks_like_alert_name(heading: str) -> bool:
+    """True when the heading is a single identifier such as an alert's name."""
+    return bool(_ALERT_NAME.match(heading.strip()))
+
+
+def names_file(heading: str, file: str) -> bool:
+    """True when the heading is the file's name in other clothes and says what happened in three
+    words or more (`KubePodCrashLooping.md`, `low-disk-space.md`): a page about one problem. A
+    file named for a service (`checkout.md`, `redis-cache.md`) holds several problems."""
+    stem = file.rsplit("/", 1)[-1].split(".", 1)[0]
+    squeeze = "".join(normalise_heading(stem).split())
+    same = bool(squeeze) and squeeze == "".join(normalise_heading(heading).split())
+    return same and len(_CAMEL_WORD.findall(stem)) >= 3
+
+
+class _BlockLike(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def markdown(self) -> str: ...
+
+
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)|<(https?://[^>\s]+)>|(https?://\S+)")
+
+
+def link_targets(markdown: str) -> list[str]:
+    """Every link target of a piece of Markdown: inline links, autolinks and bare URLs."""
+    return [m.group(2) or m.group(3) or m.group(4) for m in _LINK.finditer(markdown)]
+
+
+def without_links(markdown: str) -> str:
+    """The Markdown with link targets and bare URLs dropped and link texts kept."""
+    return _LINK.sub(lambda m: m.group(1) or " ", markdown)
+
+
+def shape_role(blocks: Sequence[_BlockLike]) -> SectionRole | None:
+    """The role the shape of a section's own text gives: mostly links, or mostly one table."""
+    texts = [b for b in blocks if b.kind in ("paragraph", "list_item", "table")]
+    if not texts:
+        return None
+    linked = [b for b in texts if b.kind != "table" and link_targets(b.markdown)]
+    targets = [t for b in linked for t in link_targets(b.markdown)]
+    prose = [b for b in texts if b.kind != "table"]
+    # A list of links with little else: an index when the links stay in the runbooks, a list
+    # of dashboards or documents when they leave.
+    if len(targets) >= 3 and prose and len(linked) / len(prose) >= 0.6:
+        plain = sum(len(without_links(b.markdown)) for b in prose)
+        if plain <= 60 * len(prose):
+            internal = [t for t in targets if t.startswith("#") or _is_relative_doc(t)]
+            if len(internal) / len(targets) >= 0.6:
+                return SectionRole.NAVIGATION
+            return SectionRole.REFERENCE
+    tables = sum(len(b.markdown) for b in texts if b.kind == "table")
+    everything = sum(len(b.markdown) for b in blocks)
+    has_code = any(b.kind == "code" for b in blocks)
+    if not has_code and everything >= 200 and tables / everything >= 0.7:
+        return SectionRole.REFERENCE
+    return None
+
+
+def _is_relative_doc(target: str) -> bool:
+    return "://" not in target and not target.startswith("mailto:")
