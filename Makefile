@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The Python trees to format and lint; a tree not created yet is left out rather than failing.
 PY_TREES := $(wildcard router tests bench)
 
-.PHONY: run test check format bench clean
+.PHONY: run test check format bench eval-runbooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -32,6 +32,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Runbook matching on the corpus of other organisations' runbooks: top-1, false attachments,
+# calibration, per collection, for the tuning and the test part (docs/runbooks.md).
+eval-runbooks: $(STAMP)
+	$(BIN)/python -m bench.eval_runbooks
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -34,14 +34,19 @@ def main(argv: list[str] | None = None) -> None:
     parts = split()
     for part, collections in parts.items():
         outcomes = evaluate(collections)
-        print(f"{part} part ({', '.join(collections)}), attach at confidence >= {ATTACH_CONFIDENCE}:")
+        print(
+            f"{part} part ({', '.join(collections)}), attach at confidence >= {ATTACH_CONFIDENCE}:"
+        )
         print("  collection             with  none   top-1   attached  wrong   false")
         for collection in collections:
             print(_line(collection, [o for o in outcomes if o.case.collection == collection]))
         print(_line("all", outcomes))
         print("  calibration (first candidate's confidence vs share right):")
         for decile, count, predicted, measured in calibration(outcomes):
-            print(f"    {decile}  {count:>4} alerts  predicted {predicted:5.1%}  measured {measured:5.1%}")
+            print(
+                f"    {decile}  {count:>4} alerts  "
+                f"predicted {predicted:5.1%}  measured {measured:5.1%}"
+            )
         if verbose:
             for o in outcomes:
                 wrong_first = o.case.expected and not o.first_right

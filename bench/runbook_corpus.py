@@ -7,6 +7,10 @@ every collection, once and for good, to the tuning part (the search and the conf
 calibrated on it) or to the test part (only ever measured). Each collection is searched as its own
 library, as the team that wrote it would mount it.
 
+The tuning part also holds `shipped`: this repository's own runbooks (`rules/runbooks/` and
+`tests/fixtures/runbooks/library/`) with the table the search was first written against
+(`tests/fixtures/runbooks/search_quality.yaml`).
+
 Used by `bench/eval_runbooks.py` (`make eval-runbooks`) and `tests/test_runbook_corpus.py`.
 """
 
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +33,8 @@ from router.runbooks.library import confidence_features
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "fixtures" / "runbooks" / "corpus"
+FIXTURES = ROOT / "tests" / "fixtures" / "runbooks"
+SHIPPED = "shipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +67,45 @@ class Outcome:
 
 
 def split() -> dict[str, list[str]]:
-    """{"tuning": [...], "test": [...]}: the collections of each part."""
+    """{"tuning": [...], "test": [...]}: the collections of each part (`shipped` included)."""
     document = yaml.safe_load((CORPUS / "SPLIT.yaml").read_text(encoding="utf-8"))
-    return {"tuning": list(document["tuning"]), "test": list(document["test"])}
+    return {"tuning": [SHIPPED, *document["tuning"]], "test": list(document["test"])}
 
 
 @functools.cache
 def library(collection: str) -> RunbookLibrary:
-    return RunbookLibrary.load(CORPUS / collection / "runbooks")
+    if collection != SHIPPED:
+        return RunbookLibrary.load(CORPUS / collection / "runbooks")
+    with tempfile.TemporaryDirectory() as directory:
+        for source in (ROOT / "rules" / "runbooks", FIXTURES / "library"):
+            for runbook in source.glob("*.md"):
+                shutil.copy(runbook, Path(directory) / runbook.name)
+        return RunbookLibrary.load(Path(directory))
+
+
+def _rows(collection: str) -> list[dict[str, Any]]:
+    if collection != SHIPPED:
+        rows: list[dict[str, Any]] = yaml.safe_load(
+            (CORPUS / collection / "cases.yaml").read_text(encoding="utf-8")
+        )
+        return rows
+    table = yaml.safe_load((FIXTURES / "search_quality.yaml").read_text(encoding="utf-8"))
+    return [
+        {
+            "id": f"{SHIPPED}-{number:03}",
+            "kind": "real" if row["expect"] else "none",
+            "alert": row["alert"],
+            "labels": row.get("labels", {}),
+            "annotations": {k: row[k] for k in ("summary", "description") if k in row},
+            "expect": row["expect"],
+        }
+        for number, row in enumerate(table, start=1)
+    ]
 
 
 def cases(collection: str) -> list[Case]:
-    rows: list[dict[str, Any]] = yaml.safe_load(
-        (CORPUS / collection / "cases.yaml").read_text(encoding="utf-8")
-    )
     found = []
-    for row in rows:
+    for row in _rows(collection):
         expect = row.get("expect")
         expected = frozenset([expect, *(row.get("also") or [])]) if expect else frozenset()
         labels = {str(k): str(v) for k, v in (row.get("labels") or {}).items()}
@@ -180,7 +211,7 @@ def fit_confidence(outcomes: Sequence[Outcome], l2: float = 0.01) -> tuple[float
 def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
     """Gaussian elimination with partial pivoting, for the small Newton step."""
     n = len(vector)
-    a = [row[:] + [vector[i]] for i, row in enumerate(matrix)]
+    a = [[*row, vector[i]] for i, row in enumerate(matrix)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
         a[col], a[pivot] = a[pivot], a[col]

@@ -19,7 +19,7 @@ from router.models import Alert, Notification
 from router.payloads import decode_json, parse_alertmanager, parse_grafana
 from router.preview import PreviewPage, format_pages, preview_pages
 from router.render import Renderer
-from router.routing import Routing, candidate_json, format_evidence, section_json
+from router.routing import Routing, candidate_json, format_evidence, percent, section_json
 from router.rules import Classification, RuleSet
 from router.runbooks import ATTACH_CONFIDENCE, RunbookMatch, Section
 from router.schedule import PlannedStep, format_duration
@@ -171,19 +171,20 @@ def _runbook_lines(match: RunbookMatch) -> list[str]:
 
     if match.section is None:
         lines = [
-            f"  runbook   none attached (best confidence {match.confidence:.0%}, below "
+            f"  runbook   none attached (best confidence {percent(match.confidence)}, below "
             f"{ATTACH_CONFIDENCE:.0%}); the page lists the possible sections"
         ]
     elif match.method == "search":
         lines = [
             f"  runbook   {describe(match.section)}, by search, "
-            f"confidence {match.confidence:.0%} (score {match.score:.2f})"
+            f"confidence {percent(match.confidence)} (score {match.score:.2f})"
         ]
     else:
         lines = [f"  runbook   {describe(match.section)}, by {match.method}"]
     for rank, candidate in enumerate(match.candidates, start=1):
+        confidence = percent(candidate.confidence)
         lines.append(
-            f"    {rank}. {describe(candidate.section)}: confidence {candidate.confidence:.0%}, "
+            f"    {rank}. {describe(candidate.section)}: confidence {confidence}, "
             f"score {candidate.score:.2f}"
         )
         if candidate.evidence:

@@ -18,7 +18,7 @@ from router.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
 from router.metrics import Metrics
 from router.models import Alert, AlertStatus, Notification
-from router.routing import RoutedAlert, Routing
+from router.routing import RoutedAlert, Routing, percent
 from router.store import IngestResult, Store
 from router.store.base import IncidentRecord, NewPage, Transaction
 
@@ -469,14 +469,14 @@ def _runbook_note(item: RoutedAlert) -> str:
     runbook = item.runbook
     if not runbook:
         possible = ", ".join(
-            f"{c['file']}#{c['anchor']} ({c['confidence']:.0%})" for c in item.candidates[:2]
+            f"{c['file']}#{c['anchor']} ({percent(c['confidence'])})" for c in item.candidates[:2]
         )
         if possible:
             return f"no runbook section attached: none confident enough; possible: {possible}"
         return "no runbook section found"
     how = runbook["method"]
     if how == "search":
-        how = f"search, confidence {runbook.get('confidence', 0.0):.0%}"
+        how = f"search, confidence {percent(runbook.get('confidence', 0.0))}"
     return (
         f"runbook section {runbook['file']}#{runbook['anchor']} "
         f"({runbook.get('heading', '')}) found by {how}"

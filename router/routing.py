@@ -79,6 +79,11 @@ def candidate_json(candidate: Candidate, base_url: str = "") -> dict[str, Any]:
     }
 
 
+def percent(confidence: float) -> str:
+    """A confidence as people read it: `87%`; never 100 %, which no search can promise."""
+    return f"{min(confidence, 0.99):.0%}"
+
+
 def format_evidence(evidence: Sequence[Evidence]) -> str:
     """`heading ← alertname: kube, pod; text ← description: waiting` (which alert terms were
     found in which part of the section)."""

@@ -80,12 +80,12 @@ def test_roles_of_a_service_runbook() -> None:
 
 def test_an_alert_named_heading_holds_its_sub_headings_as_parts() -> None:
     text = (
-        "# Playbooks\n\n## Alerts\n\n### CortexLikeIngesterUnhealthy\n\nAn ingester is unhealthy.\n\n"
+        "# Playbooks\n\n## Alerts\n\n### LedgerSyncStalled\n\nAn ingester is unhealthy.\n\n"
         "#### How the ring works\n\nText.\n\n#### Fixing it\n\nForget the ingester.\n\n"
         "### OtherAlertName\n\nText.\n"
     )
     roles = _sections(text, "playbooks.md")
-    assert roles["cortexlikeingesterunhealthy"][0] is SectionRole.INCIDENT
+    assert roles["ledgersyncstalled"][0] is SectionRole.INCIDENT
     assert roles["how-the-ring-works"][0] is SectionRole.PART
     assert roles["fixing-it"][0] is SectionRole.PART
     assert roles["alerts"][0] is SectionRole.CONTAINER
@@ -103,7 +103,8 @@ def test_a_front_matter_title_makes_the_page_a_section() -> None:
     assert library_dir.is_dir()
     sections = parse_runbook(
         "alerts/disk-full.html.md",
-        "\n" * 4 + "Description\n\nThe disk is full.\n\n## Potential resolution steps\n\nDelete logs.\n",
+        "\n" * 4
+        + "Description\n\nThe disk is full.\n\n## Potential resolution steps\n\nDelete logs.\n",
         page_title="Disk full",
     )
     page = sections[0]
@@ -136,8 +137,7 @@ def test_named_roles(heading: str, role: SectionRole | None) -> None:
 
 def test_shape_roles() -> None:
     links = [
-        Block("list_item", f"- [Panel {n}](https://grafana.example.com/d/{n})", n)
-        for n in range(4)
+        Block("list_item", f"- [Panel {n}](https://grafana.example.com/d/{n})", n) for n in range(4)
     ]
     assert shape_role(links) is SectionRole.REFERENCE
     index = [Block("list_item", f"- [Problem {n}](problem-{n}.md)", n) for n in range(4)]
@@ -150,7 +150,7 @@ def test_shape_roles() -> None:
     ("heading", "expected"),
     [
         ("KubePodCrashLooping", True),
-        ("`CortexIngesterUnhealthy`", True),
+        ("`LedgerSyncStalled`", True),
         ("node_disk_full", True),
         ("Redis down", False),
         ("Checkout", False),

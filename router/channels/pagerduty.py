@@ -288,8 +288,8 @@ def _delivery_error(exc: pdpyras.PDClientError) -> DeliveryError:
 def _possible_sections(context: Mapping[str, Any]) -> str:
     """The best candidates of a page without a section, one per line with their confidence."""
     lines = [
-        f"- {c.get('heading') or c.get('anchor')} ({float(c.get('confidence') or 0):.0%} "
-        f"confidence): {c.get('link')}"
+        f"- {c.get('heading') or c.get('anchor')} "
+        f"({min(float(c.get('confidence') or 0), 0.99):.0%} confidence): {c.get('link')}"
         for c in context.get("runbook_candidates") or []
         if isinstance(c, Mapping)
     ]

@@ -12,6 +12,7 @@
 All of it is pure: it reads files only in `RunbookLibrary.load` and never touches the network.
 """
 
+from router.runbooks.confidence import ATTACH_CONFIDENCE
 from router.runbooks.excerpt import (
     BUDGETS,
     EMAIL_BUDGET,
@@ -20,7 +21,6 @@ from router.runbooks.excerpt import (
     SMS_BUDGET,
     render_excerpt,
 )
-from router.runbooks.confidence import ATTACH_CONFIDENCE
 from router.runbooks.library import Candidate, RunbookLibrary, RunbookMatch
 from router.runbooks.sections import CodeBlock, Section, part_label
 from router.runbooks.slugs import Slugger, slugify

@@ -1,18 +1,20 @@
 """How sure the search is that its first section is the right one: a calibrated probability.
 
-A raw score does not say how likely a section is to be right: an alert with a long description
-explains less of itself than one with a name alone, and a best score of 0.4 means little when the
-runner-up scores 0.39. The confidence is a logistic model of three things the ranking knows:
+A raw score does not say how likely a section is to be right: a best score of 0.6 means little
+when the runner-up scores 0.59, and a near miss (`KubeAggregatedAPIDown` against the section
+"KubeAPIDown") can score high. The confidence is a logistic model of what the ranking knows about
+a hit (library.confidence_features):
 
-- the best score (how much of what the alert says the section explains),
-- its margin over the runner-up,
-- how closely the section's heading is the alert's name (search.py's heading match),
+- its margin over the runner-up (its whole score when nothing else matched),
+- whether the section holds every term of the alert's name,
+- how much of the section's heading, by IDF, the alert says,
 
 fitted by maximum likelihood on the tuning part of the runbook corpus
-(`tests/fixtures/runbooks/corpus/`, `make eval-runbooks`), where "right" means the first section is
-the one a responder should get, and every alert that has no section counts as wrong. So the figure
-reads as a probability: of the tuning alerts searched with confidence near 0.8, about 80 % got the
-right section. The evaluation prints the calibration by decile for both parts of the corpus.
+(`tests/fixtures/runbooks/corpus/` and the shipped runbooks; `make eval-runbooks`), where "right"
+means that the first section is the one a responder should get, and every alert that has no
+section counts as wrong. So the figure reads as a probability: of the tuning alerts searched with
+a confidence near 0.8, about 80 % got the right section first. The evaluation prints the
+calibration by decile for both parts of the corpus.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class ConfidenceModel:
     """P(first section is right) = σ(intercept + Σ weight·feature), features in the order of
-    `library.confidence_features`: score, margin, heading match, name coverage, heading coverage."""
+    `library.confidence_features`: margin, whole name held, heading coverage."""
 
     intercept: float
     weights: tuple[float, ...]
@@ -36,9 +38,9 @@ class ConfidenceModel:
 
 # Fitted by `make eval-runbooks` on the tuning part of the corpus; the evaluation prints the
 # coefficients it finds, to be copied here when the search changes.
-MODEL = ConfidenceModel(intercept=-4.0, weights=(6.0, 6.0, 3.0, 0.0, 0.0))
+MODEL = ConfidenceModel(intercept=-1.44, weights=(3.33, 1.44, 1.79))
 
 # A section is attached to a page when its confidence reaches this; below it, the page lists the
 # best candidates as "possible runbook sections" instead. Chosen on the tuning part so that no
 # alert without a section gets one, with room to spare.
-ATTACH_CONFIDENCE = 0.5
+ATTACH_CONFIDENCE = 0.95

@@ -38,7 +38,7 @@ _NAME_WEIGHT = 1.0
 _RULE_WEIGHT = 0.6
 _SUMMARY_WEIGHT = 0.6
 _PROSE_WEIGHT = 0.4
-_LABEL_WEIGHT = 0.3
+_LABEL_WEIGHT = 0.1
 _SUMMARY_ANNOTATIONS = ("summary", "title")
 _PROSE_ANNOTATIONS = ("description", "message")
 # Labels that name what is affected (not where it runs: instance, pod and node are noise).
@@ -61,6 +61,9 @@ _IDENTIFYING_LABELS = (
 _SCOPE_LABELS = ("service", "job", "app")
 # Annotations that are links or numbers, not words about the problem.
 _NOT_TEXT = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://\S*|[-+0-9.eE%]+)\s*$")
+
+# A name coverage this close to 1 is the whole name (rounding of the IDF sums aside).
+_WHOLE = 0.999
 
 # How many candidates a match keeps (the dry run and the incident show them with their evidence;
 # a page without a section links the first two).
@@ -221,16 +224,13 @@ class RunbookLibrary:
         return self.get(f"{best}#{anchor}" if anchor else best)
 
     def query(self, alert: Alert, rule_names: Sequence[str] = ()) -> Query:
-        """What `alert` says, weighted: its name, rule names, text annotations, identifying labels."""
+        """What `alert` says, weighted: name, rule names, text annotations, identifying labels."""
         sources: list[tuple[str, str, float]] = [("alertname", alert.name, _NAME_WEIGHT)]
         sources += [("rule", name, _RULE_WEIGHT) for name in rule_names]
         for key, value in alert.annotations.items():
             if key in RUNBOOK_ANNOTATIONS or _NOT_TEXT.match(value):
                 continue
-            if key in _SUMMARY_ANNOTATIONS:
-                weight = _SUMMARY_WEIGHT
-            else:
-                weight = _PROSE_WEIGHT
+            weight = _SUMMARY_WEIGHT if key in _SUMMARY_ANNOTATIONS else _PROSE_WEIGHT
             sources.append((key, value, weight))
         sources += [
             (label, alert.labels[label], _LABEL_WEIGHT)
@@ -249,7 +249,7 @@ class RunbookLibrary:
     ) -> RunbookMatch:
         """The section for `alert`: by rule reference, annotation, confident search, or none."""
         query = self.query(alert, rule_names)
-        hits = self._index.rank(query)
+        hits = self._index.rank(query, limit=CANDIDATES)
         candidates = tuple(
             Candidate(
                 hit.section,
@@ -285,16 +285,14 @@ class RunbookLibrary:
 
 
 def confidence_features(hits: Sequence[Hit], position: int) -> tuple[float, ...]:
-    """What the confidence of `hits[position]` depends on: its score, its margin over the best
-    other hit (negative below the first), how closely its heading is the alert's name, and how
-    much of the name the section holds and of the heading the alert says (search.Hit)."""
+    """What the confidence of `hits[position]` depends on (search.Hit): its margin over the best
+    other hit (negative below the first; its whole score when it is alone), whether the section
+    holds every term of the alert's name, and how much of the section's heading the alert says."""
     hit = hits[position]
     best_other = next((h.score for i, h in enumerate(hits[:3]) if i != position), 0.0)
     return (
-        hit.score,
         hit.score - best_other,
-        hit.heading_match,
-        hit.name_coverage,
+        1.0 if hit.name_coverage >= _WHOLE else 0.0,
         hit.heading_coverage,
     )
 

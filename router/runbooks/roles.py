@@ -157,6 +157,14 @@ _REFERENCE_NAMES = frozenset(
         "contributing",
         "license",
         "appendix",
+        # the fixed chapters of documentation sites
+        "before you begin",
+        "whats next",
+        "what s next",
+        "objectives",
+        "cleaning up",
+        "further information",
+        "feedback",
     }
 )
 
@@ -167,14 +175,21 @@ _NUMBERING = re.compile(r"^(?:step\s+|appendix\s+)?(?:\d+(?:\.\d+)*|[ivx]+|[a-z]
 
 
 def normalise_heading(text: str) -> str:
-    """Lower-case letters, digits and single spaces: `"📋 1. Table of Contents:"` → `table of contents`."""
+    """Letters, digits and single spaces: `"📋 1. Table of Contents:"` → `table of contents`."""
     kept = "".join(char if unicodedata.category(char)[0] in "LN" else " " for char in text.lower())
     kept = " ".join(kept.split())
     return _NUMBERING.sub("", kept + " ").strip() if _NUMBERING.match(kept + " ") else kept
 
 
+# A heading that is only a template tag (`{{% heading "whatsnext" %}}` on a Hugo site) is one of
+# the site's fixed chapters, not a problem.
+_TEMPLATE_TAG = re.compile(r"^\s*\{\{.*\}\}\s*$")
+
+
 def named_role(heading: str) -> SectionRole | None:
     """The role a heading's name alone gives, or None when the name says nothing."""
+    if _TEMPLATE_TAG.match(heading):
+        return SectionRole.REFERENCE
     name = normalise_heading(heading)
     if name in _NAVIGATION_NAMES:
         return SectionRole.NAVIGATION
@@ -184,7 +199,7 @@ def named_role(heading: str) -> SectionRole | None:
 
 
 # An alert name written as a heading: one identifier with at least two capitalised words or
-# snake_case pieces (`CortexIngesterUnhealthy`, `KubePodCrashLooping`, `node_disk_full`).
+# snake_case pieces (`LedgerSyncStalled`, `KubePodCrashLooping`, `node_disk_full`).
 _ALERT_NAME = re.compile(
     r"^`?(?:(?=[A-Za-z0-9]*[a-z])[A-Z][a-z0-9]*[A-Z][A-Za-z0-9]*|[a-z0-9]+(?:_[a-z0-9]+)+)`?$"
 )
@@ -194,6 +209,36 @@ _CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 def looks_like_alert_name(heading: str) -> bool:
     """True when the heading is a single identifier such as an alert's name."""
     return bool(_ALERT_NAME.match(heading.strip()))
+
+
+# The first words of a heading that names a step of a procedure rather than a problem: "Check pod
+# health", "Get Redis master", "Resending emails", "Step 2: verify the rollout", "How to restart".
+# Only words that cannot start the name of a problem ("Restart loop" and "Update failed" are
+# problems; "Restarting pods" is a step).
+# fmt: off
+_PROCEDURE_WORDS = frozenset((
+    "check", "checking", "verify", "verifying", "confirm", "confirming", "testing", "get",
+    "find", "finding", "look", "inspect", "inspecting", "identify", "identifying", "determine",
+    "determining", "investigate", "investigating", "troubleshoot", "troubleshooting", "debug",
+    "debugging", "diagnose", "diagnosing", "understand", "understanding", "restarting",
+    "rebooting", "resend", "resending", "rerun", "retry", "scaling", "increase", "increasing",
+    "decrease", "decreasing", "add", "adding", "remove", "removing", "delete", "deleting",
+    "clean", "cleaning", "cleanup", "draining", "flushing", "rollback", "revert", "reverting",
+    "updating", "upgrading", "apply", "applying", "fix", "fixing", "recover", "recovering",
+    "restoring", "resolve", "resolving", "mitigate", "mitigating", "escalate", "escalating",
+    "contact", "contacting", "notify", "enable", "enabling", "disable", "disabling", "manually",
+    "ensure", "ensuring", "make", "pay", "use", "using", "try", "trying", "configure",
+    "configuring", "avoid", "consider", "wait", "read", "collect", "collecting", "gather",
+    "gathering", "capture", "compare", "review", "reviewing", "examine", "examining", "query",
+    "search", "locate", "validate", "validating", "step", "steps", "how", "option",
+))
+# fmt: on
+
+
+def looks_procedural(heading: str) -> bool:
+    """True when the heading names a step of a procedure ("2. Check pod health")."""
+    words = normalise_heading(heading).split()
+    return bool(words) and words[0] in _PROCEDURE_WORDS
 
 
 def names_file(heading: str, file: str) -> bool:

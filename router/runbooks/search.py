@@ -21,6 +21,7 @@ named like the alert's service score `SERVICE_BOOST` more. docs/runbooks.md expl
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 import re
 from collections import Counter
@@ -84,6 +85,7 @@ _WORD = re.compile(r"[^\W_]+")
 _CAMEL_PIECE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+[a-z]*")
 # Numbers alone (`15`, `0.95`) and hexadecimal ids say nothing about the problem.
 _NOISE = re.compile(r"^(?:\d+|[0-9a-f]{8,})$")
+_STATUS_CODE = re.compile(r"^[45]\d\d$")
 
 
 def words(text: str) -> list[str]:
@@ -103,12 +105,15 @@ def terms(text: str) -> list[str]:
 
 
 def word_terms(text: str) -> list[tuple[str, str]]:
-    """(word as written, term) for every word of `text` that is a search term."""
-    return [
-        (w, _term(w))
-        for w in words(text)
-        if w not in _STOPWORDS and len(w) > 1 and not _NOISE.match(w)
-    ]
+    """(word as written, term) for every word of `text` that is a search term. An HTTP status
+    code is the word for its class (`503` → `5xx`), the way alerts name them."""
+    found = []
+    for w in words(text):
+        if _STATUS_CODE.match(w):
+            found.append((w, _term(w[0] + "xx")))
+        elif w not in _STOPWORDS and len(w) > 1 and not _NOISE.match(w):
+            found.append((w, _term(w)))
+    return found
 
 
 @functools.lru_cache(maxsize=65536)
@@ -162,6 +167,19 @@ def _section_fields(section: Section) -> dict[str, list[str]]:
         "file": file_terms(section.file),
         "body": terms(own_text),
     }
+
+
+# The numbering runbooks put before an incident's name: "Incident 3:", "Scenario 2 -", "1.".
+_INCIDENT_NUMBER = re.compile(
+    r"^\W*(?:(?:incident|scenario|problem|issue|case|alert|runbook)\s*#?\d+\s*[:.)\-–—]?|\d+(?:\.\d+)*[.):])\s*",
+    re.IGNORECASE,
+)
+
+
+def heading_name(heading: str) -> str:
+    """What a heading names, its numbering left out: "Incident 2: High Error Rate" → "High Error
+    Rate" (the heading match compares this with the alert's name)."""
+    return _INCIDENT_NUMBER.sub("", heading, count=1) or heading
 
 
 def _squeezed(text: str) -> str:
@@ -262,14 +280,14 @@ class SearchIndex:
         self._all_terms = [frozenset(t for terms_ in f.values() for t in terms_) for f in fields]
         self._file_terms = [frozenset(file_terms(s.file)) for s in self.sections]
         # What a heading (or, for a file's title, the file name) says the section is about.
-        self._heading_terms = [frozenset(f["heading"]) for f in fields]
-        self._heading_words = [_squeezed(s.heading) for s in self.sections]
+        self._heading_terms = [frozenset(terms(heading_name(s.heading))) for s in self.sections]
+        self._heading_words = [_squeezed(heading_name(s.heading)) for s in self.sections]
         averages = {
             name: (sum(len(f[name]) for f in fields) / len(fields)) if fields else 0.0
             for name in _FIELDS
         }
         # term -> [(section index, weighted normalised term frequency)]
-        postings: dict[str, list[tuple[int, float]]] = {}
+        frequencies: dict[str, list[tuple[int, float]]] = {}
         for index, section_fields in enumerate(fields):
             combined: dict[str, float] = {}
             for name, (weight, b) in _FIELDS.items():
@@ -280,19 +298,36 @@ class SearchIndex:
                 for term, count in Counter(tokens).items():
                     combined[term] = combined.get(term, 0.0) + weight * count / norm
             for term, frequency in combined.items():
-                postings.setdefault(term, []).append((index, frequency))
-        self._postings = postings
+                frequencies.setdefault(term, []).append((index, frequency))
         count = len(self.sections)
         self._idf = {
             term: math.log(1.0 + (count - len(hits) + 0.5) / (len(hits) + 0.5))
-            for term, hits in postings.items()
+            for term, hits in frequencies.items()
+        }
+        # term -> [(section index, IDF × saturated frequency)]: what the term adds to each section
+        # for a query weight of 1, computed once so that a query only multiplies and adds.
+        self._postings = {
+            term: [(index, self._idf[term] * f / (_K1 + f)) for index, f in hits]
+            for term, hits in frequencies.items()
         }
         # A term that no section holds weighs as much as the rarest held term.
         self._unseen_idf = math.log(1.0 + (count - 1 + 0.5) / 1.5) if count else 0.0
+        # Where to look for heading matches and for the runbook of a service, without a scan.
+        self._by_heading_term: dict[str, list[int]] = {}
+        self._by_heading_word: dict[str, list[int]] = {}
+        self._by_file_term: dict[str, set[int]] = {}
+        for index, heading in enumerate(self._heading_terms):
+            for term in heading:
+                self._by_heading_term.setdefault(term, []).append(index)
+            self._by_heading_word.setdefault(self._heading_words[index], []).append(index)
+            for term in self._file_terms[index]:
+                self._by_file_term.setdefault(term, set()).add(index)
 
-    def rank(self, query: Query) -> list[Hit]:
-        """Sections with a positive score, best first (ties: file, then line)."""
-        scores: dict[int, float] = {}
+    def rank(self, query: Query, limit: int | None = None) -> list[Hit]:
+        """Sections with a positive score, best first (ties: in the order the index was given the
+        sections, which for a library is file, then line); the first `limit` when it is given."""
+        # One slot per section: adding into a list is the cheapest accumulation Python has.
+        scores = [0.0] * len(self.sections)
         ceiling = 0.0
         for term, held in query.terms.items():
             idf = self._idf.get(term)
@@ -301,22 +336,27 @@ class SearchIndex:
                     ceiling += held.weight * self._unseen_idf * UNSEEN_SHARE
                 continue
             ceiling += held.weight * idf
-            for index, frequency in self._postings[term]:
-                saturated = frequency / (_K1 + frequency)
-                scores[index] = scores.get(index, 0.0) + held.weight * idf * saturated
+            weight = held.weight
+            for index, gain in self._postings[term]:
+                scores[index] += weight * gain
         if ceiling <= 0.0:
             return []
-        hits = []
-        for index, raw in scores.items():
-            score = raw / ceiling
-            own = self._file_terms[index]
-            if query.scope and own and (own <= query.scope or query.scope <= own):
-                score *= 1.0 + SERVICE_BOOST
-            match = self._heading_match(query, index)
-            hits.append(
-                Hit(self.sections[index], score + HEADING_MATCH_WEIGHT * match, match, index)
-            )
-        hits.sort(key=lambda hit: (-hit.score, hit.section.file, hit.section.line_start))
+        for index in self._in_scope(query):
+            scores[index] *= 1.0 + SERVICE_BOOST
+        # Ranked on the raw sums, the heading bonus scaled to them: dividing by the ceiling once
+        # per chosen hit rather than once per section keeps a storm's searches cheap.
+        matches = self._heading_matches(query)
+        for index, match in matches.items():
+            if scores[index] > 0.0:
+                scores[index] += HEADING_MATCH_WEIGHT * match * ceiling
+        # Best first; ties keep the library's order (file, then line), as sorting is stable.
+        everything = range(len(scores))
+        if limit is None:
+            ranked = sorted(everything, key=scores.__getitem__, reverse=True)
+        else:
+            ranked = heapq.nlargest(limit, everything, key=scores.__getitem__)
+        chosen = [index for index in ranked if scores[index] > 0.0]
+        hits = [Hit(self.sections[i], scores[i] / ceiling, matches.get(i, 0.0), i) for i in chosen]
         for position, hit in enumerate(hits[:COVERED_HITS]):
             hits[position] = replace(
                 hit,
@@ -324,6 +364,30 @@ class SearchIndex:
                 heading_coverage=self._covered(self._heading_terms[hit.index], query.terms.keys()),
             )
         return hits
+
+    def _in_scope(self, query: Query) -> set[int]:
+        """The sections of the runbook named like the alert's service (`payments.md` for
+        `service=payments`, `checkout.md` for `app=checkout-web`)."""
+        found: set[int] = set()
+        for term in query.scope:
+            for index in self._by_file_term.get(term, ()):
+                own = self._file_terms[index]
+                if own <= query.scope or query.scope <= own:
+                    found.add(index)
+        return found
+
+    def _heading_matches(self, query: Query) -> dict[int, float]:
+        """`_heading_match` of every section whose heading shares a term with the alert's name."""
+        if not query.name_terms:
+            return {}
+        matches = {
+            index: self._heading_match(query, index)
+            for term in query.name_terms
+            for index in self._by_heading_term.get(term, ())
+        }
+        for index in self._by_heading_word.get(query.name, ()):
+            matches[index] = 1.0
+        return matches
 
     def _covered(self, wanted: Iterable[str], held: Collection[str]) -> float:
         """The share of `wanted` terms, weighted by IDF, that are in `held` (1.0 for none)."""

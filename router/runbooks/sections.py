@@ -26,8 +26,8 @@ from markdown_it.token import Token
 from router.runbooks.roles import (
     SectionRole,
     looks_like_alert_name,
+    looks_procedural,
     named_role,
-    names_file,
     shape_role,
 )
 from router.runbooks.slugs import Slugger
@@ -66,6 +66,13 @@ _LABELS: Mapping[str, str] = {
             "alert description",
             "explanation",
             "context",
+            "understanding the alert",
+            "about this alert",
+            "about the alert",
+            "what this alert means",
+            "what is this alert",
+            "alert details",
+            "why this alert fires",
         ],
         SYMPTOMS,
     ),
@@ -394,11 +401,11 @@ def _assign_parts(headings: list[_Heading], file: str, lines: list[str]) -> None
     """Mark the headings that are parts of an incident rather than sections of their own.
 
     A section holds parts when at least half its sub-headings are known part names (two at least
-    under a document title), or its first sub-heading describes the problem (Symptoms, Impact), when its heading is an alert name
-    (`### CortexIngesterUnhealthy`), or when it is the title of a file named like it
-    (`KubePodCrashLooping.md`). Then every heading under it is a part, known by name or not
-    ("Get Redis master" under an incident is one of its steps). Directly under a document title
-    that holds no parts, a heading such as "Escalation Path" is a chapter of its own.
+    under a document title), when its first sub-heading describes the problem (Symptoms, Impact),
+    when its heading is an alert name (`### LedgerSyncStalled`), or when it is the title of a file
+    named like it (`KubePodCrashLooping.md`). Then every heading under it is a part, known by name
+    or not ("Get Redis master" under an incident is one of its steps). A title or an alert-named
+    heading whose sub-sections have parts of their own holds incidents, not parts.
     """
     title = _document_title(headings)
     children: dict[int, list[_Heading]] = {}
@@ -410,7 +417,11 @@ def _assign_parts(headings: list[_Heading], file: str, lines: list[str]) -> None
         if not below or heading.part is not None:
             continue
         known = [part_label(child.text) for child in below]
-        named = sum(label is not None for label in known)
+        # Steps of a procedure ("Check pod health", "Get Redis master") count as parts too.
+        named = sum(
+            label is not None or looks_procedural(child.text)
+            for label, child in zip(known, below, strict=True)
+        )
         is_title = heading.index == title
         # Named like an alert or like its file, a section holds parts unless its sub-sections
         # have parts of their own, as sub-headings or labels (then they are the incidents).
@@ -420,13 +431,7 @@ def _assign_parts(headings: list[_Heading], file: str, lines: list[str]) -> None
             for grandchild in children.get(child.index, [])
         ) or any(_has_labels(child, headings, lines) for child in below)
         holds_parts = (
-            (
-                not grandparent
-                and (
-                    looks_like_alert_name(heading.text)
-                    or (is_title and names_file(heading.text, file))
-                )
-            )
+            (not grandparent and looks_like_alert_name(heading.text))
             or (named >= min(2 if is_title else 1, len(below)) and named * 2 >= len(below))
             or (not is_title and known[0] in _OPENING_PARTS)
         )
@@ -452,6 +457,10 @@ def _descendants(heading: _Heading, headings: list[_Heading]) -> list[_Heading]:
     return found
 
 
+# Characters of prose under a heading, before its sub-sections, that make it more than a chapter.
+_CONTAINER_PROSE = 300
+
+
 def _assign_roles(headings: list[_Heading], section_blocks: list[list[Block]]) -> None:
     """The role of every heading that is not a part: by name, by shape, else by its place."""
     has_children = {h.parent for h in headings if h.parent is not None}
@@ -464,7 +473,10 @@ def _assign_roles(headings: list[_Heading], section_blocks: list[list[Block]]) -
         own = [b for b in blocks if not b.foreign]
         role = named_role(heading.text)
         if role is None and heading.index in has_children and not holds_parts:
-            role = SectionRole.CONTAINER
+            # A chapter over incidents says little itself; one that describes a problem at
+            # length before its sub-sections is an incident too, beside them.
+            prose = sum(len(b.markdown) for b in own if b.kind in ("paragraph", "list_item"))
+            role = SectionRole.CONTAINER if prose < _CONTAINER_PROSE else None
         if role is None and not holds_parts:
             role = shape_role(own)
         heading.role = role or SectionRole.INCIDENT
@@ -605,7 +617,8 @@ def _section_end(heading: _Heading, headings: list[_Heading], lines: list[str]) 
             break
     while end >= heading.after_line and lines[end].strip() in ("", "---", "***", "___"):
         end -= 1
-    return max(end, heading.first_line + (heading.after_line - heading.first_line) - 1)
+    # A heading's own lines at least; a page section (no heading line) its first line.
+    return max(end, heading.first_line + max(heading.after_line - heading.first_line, 1) - 1)
 
 
 def _section_blocks(
