@@ -154,9 +154,10 @@ def _runbooks(directory: Path | None) -> int:
         for section in sections:
             lines = f"L{section.line_start}-{section.line_end}"
             parts = f"  [{', '.join(section.parts)}]" if section.parts else ""
-            kind = "  (part)" if section.is_part else ""
-            path = " › ".join(section.path)
-            print(f"  {lines:<10} #{section.anchor:<40} {path}{parts}{kind}")
+            # Only incidents are attached to pages; every other role is named.
+            kind = "" if section.attachable else f"  ({section.role})"
+            anchor = f"#{section.anchor}" if section.anchor else "(the whole page)"
+            print(f"  {lines:<10} {anchor:<41} {' › '.join(section.path)}{parts}{kind}")
     print(f"{len(library.files)} files, {len(library.sections)} sections")
     for note in library.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -65,6 +65,7 @@ def route_notification(
                 timeline[0].at,
                 renderer,
                 runbook=routed.runbook,
+                candidates=routed.candidates,
                 excerpt=functools.partial(routing.excerpt, routed.runbook),
                 next_escalation=(following.at, following.tiers) if following else None,
             )

@@ -48,13 +48,15 @@ def preview_pages(
     renderer: Renderer,
     *,
     runbook: Mapping[str, Any] | None = None,
+    candidates: Sequence[Mapping[str, Any]] = (),
     excerpt: Excerpt | None = None,
     next_escalation: tuple[datetime, Sequence[str]] | None = None,
 ) -> list[PreviewPage]:
     """The trigger page of every channel of `tiers`, as the first step would send it.
 
     `runbook` is the section found for the alert (`file`, `anchor`, `heading`, `method`, `link`)
-    and `excerpt` cuts it to a budget; `next_escalation` is when and whom the next step pages.
+    and `excerpt` cuts it to a budget; without one, `candidates` are the searched sections the page
+    lists as possible (`routing.candidate_json`); `next_escalation` is when and whom the next step pages.
     A template that fails shows as a page whose body is the error, so a dry run reports it.
     """
     from router.channels.apprise import page_format_for
@@ -71,6 +73,7 @@ def preview_pages(
                 tier,
                 opened_at,
                 runbook=runbook,
+                candidates=candidates,
                 next_escalation=next_escalation,
                 severity_rank=ruleset.rank(classification.severity),
             )
@@ -101,6 +104,7 @@ def preview_context(
     opened_at: datetime,
     *,
     runbook: Mapping[str, Any] | None = None,
+    candidates: Sequence[Mapping[str, Any]] = (),
     next_escalation: tuple[datetime, Sequence[str]] | None = None,
     severity_rank: int | None = None,
 ) -> dict[str, Any]:
@@ -117,6 +121,8 @@ def preview_context(
         "matched_rules": list(classification.matched_rules),
         "alert": alert.page_json(),
         "runbook": dict(runbook) if runbook is not None else None,
+        # Without a section, the page lists the two best candidates (as the incident service does).
+        "runbook_candidates": [] if runbook is not None else [dict(c) for c in candidates[:2]],
         "incident_url": INCIDENT_URL_PLACEHOLDER,
         "tier": tier,
         "event": "trigger",

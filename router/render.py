@@ -489,6 +489,23 @@ def sample_context(
             if runbook
             else None
         ),
+        # Without a section, the best searched sections as possible ones (a page shows them).
+        "runbook_candidates": (
+            []
+            if runbook
+            else [
+                {
+                    "heading": "Slow Proof Generation",
+                    "link": "https://runbooks.example/zkp-ledger.md#slow-proof-generation",
+                    "confidence": 0.62,
+                },
+                {
+                    "heading": "Invalid Proofs",
+                    "link": "https://runbooks.example/zkp-ledger.md#invalid-proofs",
+                    "confidence": 0.21,
+                },
+            ]
+        ),
         "incident_url": "http://router.example/api/v1/incidents/0",
         "tier": tier,
         "step": 1,

@@ -301,3 +301,37 @@ async def test_template_without_a_summary_falls_back_to_the_incident_title(
     await channel.close()
     summary = fake.events[0]["payload"]["summary"]
     assert summary == "ProofGenerationSlow: proof generation takes 14s"
+
+
+async def test_event_without_a_section_carries_the_possible_ones(
+    pagerduty: tuple[FakePagerDuty, str], channel: PagerDutyChannel
+) -> None:
+    fake, _url = pagerduty
+    candidates = [
+        {
+            "heading": "Slow Proof Generation",
+            "link": "https://rb.example/z.md#slow",
+            "confidence": 0.62,
+        },
+        {
+            "heading": "Invalid Proofs",
+            "link": "https://rb.example/z.md#invalid",
+            "confidence": 0.999,
+        },
+    ]
+    await channel.send(
+        delivery("trigger", TARGET, excerpt=False, runbook=None, runbook_candidates=candidates)
+    )
+    body = fake.requests[0].json()
+    details = body["payload"]["custom_details"]
+    assert details["runbook_found_by"] == "none"
+    assert details["runbook"] == (
+        "possible runbook sections (not sure enough to attach one):\n"
+        "- Slow Proof Generation (62% confidence): https://rb.example/z.md#slow\n"
+        "- Invalid Proofs (99% confidence): https://rb.example/z.md#invalid"
+    )
+    links = [(link["href"], link["text"]) for link in body["links"]]
+    assert links[:2] == [
+        ("https://rb.example/z.md#slow", "Possible runbook section: Slow Proof Generation"),
+        ("https://rb.example/z.md#invalid", "Possible runbook section: Invalid Proofs"),
+    ]

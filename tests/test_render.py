@@ -18,6 +18,7 @@ from router.render import (
     Renderer,
     check_templates,
     fit,
+    sample_context,
     sections,
     shorten,
     telling_labels,
@@ -246,3 +247,23 @@ def test_check_reports_every_broken_or_stray_template(tmp_path: Path) -> None:
         "apprise, sms, log and EVENT one of trigger, escalate, acknowledge, resolve; files "
         "starting with _ are for macros)",
     ]
+
+
+@pytest.mark.parametrize("kind", ["log", "apprise"])
+@pytest.mark.parametrize("event", ["trigger", "escalate"])
+def test_a_page_without_a_section_lists_the_possible_ones(kind: str, event: str) -> None:
+    context = sample_context(event, runbook=False)
+    page = Renderer().render(FORMATS[kind], event, context, lambda _budget, _style: "")
+    first, second = context["runbook_candidates"]
+    assert "ossible runbook sections" in page.body
+    assert first["link"] in page.body and second["link"] in page.body
+    assert "62% confidence" in page.body and "21% confidence" in page.body
+    assert "no runbook section matched" not in page.body
+
+
+def test_a_page_with_neither_section_nor_candidates_says_none_matched() -> None:
+    context = sample_context("trigger", runbook=False)
+    context["runbook_candidates"] = []
+    page = Renderer().render(FORMATS["log"], "trigger", context, lambda _budget, _style: "")
+    assert "no runbook section matched this alert" in page.body
+    assert "Possible runbook sections" not in page.body
