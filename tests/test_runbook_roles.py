@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from router.models import Alert, AlertStatus, Source
+from router.models import Alert
 from router.runbooks import RunbookLibrary
 from router.runbooks.roles import SectionRole, looks_like_alert_name, named_role, shape_role
 from router.runbooks.search import terms
 from router.runbooks.sections import Block, parse_runbook
+
+from .alerts import make_alert
 
 REDIS = """\
 # Redis
@@ -99,8 +101,6 @@ def test_a_per_alert_file_is_one_incident() -> None:
 
 
 def test_a_front_matter_title_makes_the_page_a_section() -> None:
-    library_dir = Path(__file__).parent / "fixtures" / "runbooks" / "styles"
-    assert library_dir.is_dir()
     sections = parse_runbook(
         "alerts/disk-full.html.md",
         "\n" * 4
@@ -162,14 +162,7 @@ def test_alert_names_as_headings(heading: str, expected: bool) -> None:
 
 
 def _alert(name: str, labels: dict[str, str] | None = None, **annotations: str) -> Alert:
-    return Alert(
-        source=Source.ALERTMANAGER,
-        status=AlertStatus.FIRING,
-        fingerprint="0" * 16,
-        labels={"alertname": name, **(labels or {})},
-        annotations=annotations,
-        starts_at=None,
-    )
+    return make_alert({"alertname": name, **(labels or {})}, annotations)
 
 
 @pytest.fixture
