@@ -55,9 +55,10 @@ def preview_pages(
     """The trigger page of every channel of `tiers`, as the first step would send it.
 
     `runbook` is the section found for the alert (`file`, `anchor`, `heading`, `method`, `link`)
-    and `excerpt` cuts it to a budget; without one, `candidates` are the searched sections the page
-    lists as possible (`routing.candidate_json`); `next_escalation` is when and whom the next step pages.
-    A template that fails shows as a page whose body is the error, so a dry run reports it.
+    and `excerpt` cuts it to a budget; without one, `candidates` are the searched sections the
+    page lists as possible (`routing.candidate_json`); `next_escalation` is when and whom the next
+    step pages. A template that fails shows as a page whose body is the error, so a dry run
+    reports it.
     """
     from router.channels.apprise import page_format_for
     from router.channels.pagerduty import PagerDutyChannel
