@@ -23,14 +23,10 @@ from aiohttp import web
 
 from router.escalation import IncidentState
 from router.http import HttpError
-from router.incidents import (
-    AckOutcome,
-    IncidentNotFound,
-    IncidentService,
-    incident_id_from_dedup_key,
-)
+from router.incidents import AckOutcome, IncidentNotFound, IncidentService
 from router.links import AckLinks, InvalidLink, pagerduty_signature_valid
 from router.logs import fields
+from router.page_context import incident_id_from_dedup_key
 from router.settings import Settings
 from router.store import Store
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.models import Alert, Notification
+from router.page_context import PageRunbook
 from router.payloads import decode_json, parse_alertmanager, parse_grafana
 from router.preview import PreviewPage, format_pages, preview_pages
 from router.render import Renderer
@@ -66,7 +67,7 @@ def route_notification(
                 renderer,
                 runbook=routed.runbook,
                 candidates=routed.candidates,
-                excerpt=functools.partial(routing.excerpt, routed.runbook),
+                excerpt=functools.partial(routing.excerpt, PageRunbook.from_json(routed.runbook)),
                 next_escalation=(following.at, following.tiers) if following else None,
             )
         assert routed.match is not None

@@ -18,6 +18,7 @@ from router.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
 from router.metrics import Metrics
 from router.models import Alert, AlertStatus, Notification
+from router.page_context import NextEscalation, PageContext, incident_context
 from router.routing import RoutedAlert, Routing, percent
 from router.store import IngestResult, Store
 from router.store.base import IncidentRecord, NewPage, Transaction
@@ -324,7 +325,7 @@ class IncidentService:
                 channel=channel.kind,
                 channel_index=index,
                 channel_label=channel.label,
-                context={**context, "tier": tier},
+                context=context.with_(tier=tier),
                 due_at=now,
                 deadline_at=now + DELIVERY_DEADLINE,
             )
@@ -345,7 +346,7 @@ class IncidentService:
         """Tell every channel that was paged that the incident was acknowledged or resolved, and
         by whom. The channel the news came from (PagerDuty, through its webhook) is skipped.
         """
-        context = {**self._incident_context(incident), "event": event, "by": who}
+        context = self._incident_context(incident, self._routing()).with_(event=event, by=who)
         pages = [
             NewPage(
                 incident_id=incident.id,
@@ -356,7 +357,7 @@ class IncidentService:
                 channel=paged.channel,
                 channel_index=paged.channel_index,
                 channel_label=paged.channel_label,
-                context={**context, "tier": paged.tier},
+                context=context.with_(tier=paged.tier),
                 due_at=now,
                 deadline_at=now + DELIVERY_DEADLINE,
             )
@@ -366,26 +367,22 @@ class IncidentService:
         await tx.enqueue_pages(pages)
         effects.pages += len(pages)
 
-    def _incident_context(self, incident: IncidentRecord) -> dict[str, Any]:
-        return {
-            "incident_id": incident.id,
-            "incident_key": incident.key,
-            "dedup_key": dedup_key(incident),
-            "title": incident.title,
-            "severity": incident.severity,
-            "opened_at": incident.opened_at.isoformat(),
-            "reason": incident.classification.get("reason"),
-            "matched_rules": incident.classification.get("matched_rules", []),
-            "alert": incident.classification.get("alert", {}),
-            "runbook": incident.runbook,
-            # Without a section, the page lists the two best candidates to start from.
-            "runbook_candidates": (
-                []
-                if incident.runbook
-                else incident.classification.get("runbook_candidates", [])[:2]
-            ),
-            "incident_url": f"{self._base_url}/api/v1/incidents/{incident.id}",
-        }
+    def _incident_context(self, incident: IncidentRecord, routing: Routing) -> PageContext:
+        classification = incident.classification
+        return incident_context(
+            incident_id=incident.id,
+            incident_key=incident.key,
+            title=incident.title,
+            severity=incident.severity,
+            severity_rank=routing.rank(incident.severity),
+            opened_at=incident.opened_at.isoformat(),
+            reason=classification.get("reason"),
+            matched_rules=classification.get("matched_rules", []),
+            alert=classification.get("alert", {}),
+            runbook=incident.runbook,
+            candidates=classification.get("runbook_candidates", []),
+            incident_url=f"{self._base_url}/api/v1/incidents/{incident.id}",
+        )
 
     def _page_context(
         self,
@@ -396,23 +393,23 @@ class IncidentService:
         policy: str,
         severity: str,
         now: datetime,
-    ) -> dict[str, Any]:
+    ) -> PageContext:
         progress = decision.progress
         next_escalation = None
         if progress.next_action is escalation.NextAction.ESCALATE and progress.next_action_at:
             tiers = routing.next_tiers(policy, severity, progress.step, progress.round)
             if tiers:
-                next_escalation = {"at": progress.next_action_at.isoformat(), "tiers": list(tiers)}
+                next_escalation = NextEscalation(progress.next_action_at.isoformat(), tiers)
         token = self._links().issue(incident.id, now)
-        return {
-            **self._incident_context(incident),
-            "severity": severity,
-            "event": order.kind,
-            "step": order.step + 1,
-            "round": order.round,
-            "ack_url": f"{self._base_url}/ack/{token}",
-            "next_escalation": next_escalation,
-        }
+        return self._incident_context(incident, routing).with_(
+            severity=severity,
+            severity_rank=routing.rank(severity),
+            event=order.kind,
+            step=order.step + 1,
+            round=order.round,
+            ack_url=f"{self._base_url}/ack/{token}",
+            next_escalation=next_escalation,
+        )
 
     def _count(self, effects: _Effects) -> None:
         m = self._metrics
@@ -429,18 +426,6 @@ class IncidentService:
             m.escalation_lag.observe(max(lag, 0.0))
         if effects.pages:
             self._on_new_work()
-
-
-def dedup_key(incident: IncidentRecord) -> str:
-    """PagerDuty's dedup_key for an incident: stable, unique per incident, at most 255 chars."""
-    return f"rr-{incident.id}:{incident.key}"[:255]
-
-
-def incident_id_from_dedup_key(key: str) -> int | None:
-    head, _, _ = key.partition(":")
-    if head.startswith("rr-") and head[3:].isdigit():
-        return int(head[3:])
-    return None
 
 
 def _describe(alert: Alert) -> str:
@@ -488,6 +473,4 @@ __all__ = [
     "IncidentNotFound",
     "IncidentService",
     "IncidentState",
-    "dedup_key",
-    "incident_id_from_dedup_key",
 ]

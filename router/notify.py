@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from router.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.errors import DeliveryError
 from router.logs import fields
 from router.metrics import Metrics
+from router.page_context import PageContext, PageContextError, PageRunbook
 from router.routing import Routing
 from router.rules import ChannelTarget
 from router.store import Store
@@ -57,7 +57,7 @@ class Dispatcher:
         routing: Callable[[], Routing],
         metrics: Metrics,
         clock: Clock,
-        excerpts: Callable[[dict[str, Any] | None], Excerpt] = lambda _runbook: no_excerpt,
+        excerpts: Callable[[PageRunbook | None], Excerpt] = lambda _runbook: no_excerpt,
         *,
         concurrency: int = 8,
         lease: timedelta = timedelta(minutes=2),
@@ -98,19 +98,23 @@ class Dispatcher:
         try:
             target = self._target(page)
             channel = self._channels.for_kind(target.kind)
-            runbook = page.context.get("runbook")
+            context = PageContext.from_json(page.context)
             delivery = Delivery(
                 page_id=page.id,
                 event=page.event,
                 tier=page.tier,
                 target=target,
-                context=page.context,
-                excerpt=self._excerpts(runbook if isinstance(runbook, dict) else None),
+                context=context,
+                excerpt=self._excerpts(context.runbook),
             )
             sent: Sent | None = await channel.send(delivery)
             error: DeliveryError | None = None
         except DeliveryError as exc:
             sent, error = None, exc
+        except PageContextError as exc:
+            # Queued by a newer release sharing the database: retried, so that one of its
+            # replicas sends it; this one never sends half of what it cannot read.
+            sent, error = None, DeliveryError(str(exc), retryable=True, reason="newer_release")
         except Exception as exc:  # a channel bug must not stop the other deliveries
             log.exception("channel raised unexpectedly", extra=fields(page=page.id, channel=label))
             sent = None

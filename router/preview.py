@@ -18,12 +18,12 @@ from typing import Any
 from router.channels.base import Delivery, no_excerpt
 from router.errors import DeliveryError
 from router.models import Alert
+from router.page_context import NextEscalation, PageContext, incident_context
 from router.render import LOG_FORMAT, Excerpt, Renderer
 from router.rules import Classification, RuleSet
 
 ACK_PLACEHOLDER = "<ack link>"
 INCIDENT_URL_PLACEHOLDER = "<incident url>"
-INCIDENT_ID_PLACEHOLDER = "(dry run)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,34 +108,34 @@ def preview_context(
     candidates: Sequence[Mapping[str, Any]] = (),
     next_escalation: tuple[datetime, Sequence[str]] | None = None,
     severity_rank: int | None = None,
-) -> dict[str, Any]:
-    """The page context of a first page, as the incident service stores it, with placeholders."""
-    return {
-        "incident_id": INCIDENT_ID_PLACEHOLDER,
-        "incident_key": classification.incident_key,
-        "dedup_key": f"rr-?:{classification.incident_key}"[:255],
-        "title": alert.title,
-        "severity": classification.severity,
-        "severity_rank": severity_rank,
-        "opened_at": opened_at.isoformat(),
-        "reason": classification.reason,
-        "matched_rules": list(classification.matched_rules),
-        "alert": alert.page_json(),
-        "runbook": dict(runbook) if runbook is not None else None,
-        # Without a section, the page lists the two best candidates (as the incident service does).
-        "runbook_candidates": [] if runbook is not None else [dict(c) for c in candidates[:2]],
-        "incident_url": INCIDENT_URL_PLACEHOLDER,
-        "tier": tier,
-        "event": "trigger",
-        "step": 1,
-        "round": 0,
-        "ack_url": ACK_PLACEHOLDER,
-        "next_escalation": (
-            {"at": next_escalation[0].isoformat(), "tiers": list(next_escalation[1])}
+) -> PageContext:
+    """The context of a first page, as the incident service would queue it, with placeholders
+    for what only a stored incident has (its number, its URL, the acknowledgement link)."""
+    return incident_context(
+        incident_id=None,
+        incident_key=classification.incident_key,
+        title=alert.title,
+        severity=classification.severity,
+        severity_rank=severity_rank,
+        opened_at=opened_at.isoformat(),
+        reason=classification.reason,
+        matched_rules=classification.matched_rules,
+        alert=alert.page_json(),
+        runbook=runbook,
+        candidates=candidates,
+        incident_url=INCIDENT_URL_PLACEHOLDER,
+    ).with_(
+        tier=tier,
+        event="trigger",
+        step=1,
+        round=0,
+        ack_url=ACK_PLACEHOLDER,
+        next_escalation=(
+            NextEscalation(next_escalation[0].isoformat(), tuple(next_escalation[1]))
             if next_escalation
             else None
         ),
-    }
+    )
 
 
 def format_pages(pages: Sequence[PreviewPage], indent: str = "    ") -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import jinja2
 
 from router.errors import DeliveryError
+from router.page_context import PageContext
 from router.runbooks.excerpt import cut_at_word
 
 EVENTS = ("trigger", "escalate", "acknowledge", "resolve")
@@ -123,66 +124,61 @@ LOG_FORMAT = PageFormat("log", 1_500, 300, "text", excerpt_budget=600)
 # --- the view a template sees ----------------------------------------------------------------
 
 
-def page_view(event: str, context: Mapping[str, Any], budget: int) -> dict[str, Any]:
-    """The variables of a page template, from the context the incident service stored."""
-    alert = _mapping(context.get("alert"))
-    labels = {str(k): str(v) for k, v in _mapping(alert.get("labels")).items()}
-    annotations = {str(k): str(v) for k, v in _mapping(alert.get("annotations")).items()}
-    title = str(context.get("title") or alert.get("name") or "alert")
-    runbook = context.get("runbook")
-    next_escalation = _mapping(context.get("next_escalation"))
-    step = context.get("step")
+# How a page that is never sent (a dry run) names its incident.
+DRY_RUN_INCIDENT = "(dry run)"
+
+
+def page_view(event: str, context: PageContext, budget: int) -> dict[str, Any]:
+    """The variables of a page template, from the page's context."""
+    alert = context.alert
+    labels = dict(alert.labels)
+    annotations = dict(alert.annotations)
+    runbook = context.runbook
+    following = context.next_escalation
     return {
         "page": {
             "event": event,
             "status": STATUS.get(event, event),
-            "tier": context.get("tier"),
-            "step": step,
-            "round": context.get("round") or 0,
+            "tier": context.tier,
+            "step": context.step,
+            "round": context.round,
         },
         "incident": {
-            "id": context.get("incident_id"),
-            "key": context.get("incident_key"),
-            "title": title,
-            "severity": str(context.get("severity") or "?"),
-            "opened_at": context.get("opened_at"),
-            "url": context.get("incident_url"),
-            "reason": context.get("reason"),
-            "matched_rules": list(context.get("matched_rules") or []),
+            "id": DRY_RUN_INCIDENT if context.incident_id is None else context.incident_id,
+            "key": context.incident_key,
+            "title": context.title or alert.name or "alert",
+            "severity": context.severity or "?",
+            "opened_at": context.opened_at,
+            "url": context.incident_url,
+            "reason": context.reason,
+            "matched_rules": list(context.matched_rules),
         },
         "alert": {
-            "name": alert.get("name") or "",
-            "source": alert.get("source") or "",
+            "name": alert.name,
+            "source": alert.source,
             "labels": labels,
             "annotations": annotations,
             "summary": annotations.get("summary") or annotations.get("title") or "",
             "description": annotations.get("description") or annotations.get("message") or "",
-            "value": alert.get("value") or "",
+            "value": alert.value or "",
             "service": labels.get("service") or "",
             "telling_labels": telling_labels(labels),
-            "starts_at": alert.get("starts_at") or context.get("opened_at"),
-            "generator_url": alert.get("generator_url") or "",
-            "dashboard_url": alert.get("dashboard_url") or "",
-            "panel_url": alert.get("panel_url") or "",
+            "starts_at": alert.starts_at or context.opened_at,
+            "generator_url": alert.generator_url or "",
+            "dashboard_url": alert.dashboard_url or "",
+            "panel_url": alert.panel_url or "",
         },
-        "runbook": dict(runbook) if isinstance(runbook, Mapping) else None,
+        "runbook": runbook.to_json() if runbook else None,
         "runbook_candidates": [
-            {
-                "heading": str(c.get("heading") or c.get("anchor") or ""),
-                "link": str(c.get("link") or ""),
-                "confidence": float(c.get("confidence") or 0.0),
-            }
-            for c in context.get("runbook_candidates") or []
-            if isinstance(c, Mapping)
+            {"heading": p.heading, "link": p.link, "confidence": p.confidence}
+            for p in context.possible_sections
         ],
         "runbook_excerpt": "",
-        "ack_url": context.get("ack_url"),
+        "ack_url": context.ack_url,
         "next_escalation": (
-            {"at": next_escalation.get("at"), "tiers": list(next_escalation.get("tiers") or [])}
-            if next_escalation.get("at")
-            else None
+            {"at": following.at, "tiers": list(following.tiers)} if following else None
         ),
-        "by": context.get("by"),
+        "by": context.by,
         "budget": budget,
     }
 
@@ -196,10 +192,6 @@ def telling_labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
         if value and name not in _DULL_LABELS and name not in _TELLING_LABELS
     )
     return (chosen + rest)[:TELLING_LABEL_COUNT]
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -319,7 +311,7 @@ class Renderer:
         self,
         fmt: PageFormat,
         event: str,
-        context: Mapping[str, Any],
+        context: PageContext,
         excerpt: Excerpt | None = None,
     ) -> RenderedPage:
         """The page for `event` in `fmt`, within its budgets; DeliveryError if a template fails."""
@@ -455,8 +447,8 @@ def sample_context(
     tier: str = "oncall",
     runbook: bool = True,
     ack_url: str = "<ack link>",
-) -> dict[str, Any]:
-    """A page context such as the incident service stores, for checks and dry runs."""
+) -> PageContext:
+    """A page context such as the incident service queues, for template checks and tests."""
     started = "2024-05-06T10:00:00+00:00"
     context: dict[str, Any] = {
         "incident_id": 0,
@@ -516,4 +508,4 @@ def sample_context(
         context["next_escalation"] = {"at": "2024-05-06T10:15:00+00:00", "tiers": ["team-lead"]}
     if event == "escalate":
         context["step"] = 2
-    return context
+    return PageContext.from_json(context)

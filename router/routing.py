@@ -15,6 +15,7 @@ from typing import Any
 from router.errors import ConfigError
 from router.escalation import Context
 from router.models import Alert
+from router.page_context import PageRunbook
 from router.rules import DEFAULT_POLICY, Classification, RuleSet, SeverityPolicy, load_rules
 from router.runbooks import Candidate, RunbookLibrary, RunbookMatch, Section, render_excerpt
 from router.runbooks.excerpt import ExcerptStyle
@@ -124,17 +125,15 @@ class Routing:
             "confidence": round(match.confidence, 3),
         }
 
-    def section(self, runbook: Mapping[str, Any] | None) -> Section | None:
-        if not runbook:
-            return None
-        return self.runbooks.get(f"{runbook['file']}#{runbook['anchor']}")
+    def section(self, runbook: PageRunbook | None) -> Section | None:
+        return self.runbooks.get(runbook.reference) if runbook else None
 
-    def excerpt(self, runbook: Mapping[str, Any] | None, budget: int, style: ExcerptStyle) -> str:
+    def excerpt(self, runbook: PageRunbook | None, budget: int, style: ExcerptStyle) -> str:
         """The runbook text for a page of `budget` characters: the section as it is now on disk,
         or, if it is gone since the page was queued, the link alone."""
         section = self.section(runbook)
         if section is None:
-            link = str(runbook.get("link", "")) if runbook else ""
+            link = runbook.link if runbook else ""
             return link if len(link) <= budget else ""
         link = section.link(self.rules.runbook_base_url)
         return render_excerpt(section, budget=budget, link=link, style=style)

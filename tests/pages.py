@@ -7,6 +7,7 @@ from typing import Any
 
 from router.channels import Delivery
 from router.models import Notification
+from router.page_context import PageContext, dedup_key
 from router.payloads import parse_alertmanager
 from router.render import sample_context
 from router.rules import ChannelTarget
@@ -46,16 +47,15 @@ def runbook_excerpt(budget: int, style: str) -> str:
     return "\n\n".join([*chunks, footer])
 
 
-def page_context(event: str, **overrides: Any) -> dict[str, Any]:
-    context = sample_context(event, ack_url=ACK_URL)
+def page_context(event: str, **overrides: Any) -> PageContext:
+    """The sample page of incident 12; `overrides` are keys of the stored (JSON) form."""
+    context = sample_context(event, ack_url=ACK_URL).to_json()
     context["runbook"]["link"] = RUNBOOK_LINK
     context["incident_id"] = 12
-    context["dedup_key"] = (
-        "rr-12:slow-proof-generation|alertname=ProofGenerationSlow|service=prover"
-    )
+    context["dedup_key"] = dedup_key(12, context["incident_key"])
     context["incident_url"] = "https://router.example.com/api/v1/incidents/12"
     context.update(overrides)
-    return context
+    return PageContext.from_json(context)
 
 
 def delivery(

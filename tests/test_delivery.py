@@ -4,7 +4,9 @@ them through the real channels to fakes on loopback ports, and time moves only w
 
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -256,3 +258,54 @@ async def test_escalation_acknowledgement_and_resolution_reach_every_paged_targe
     ]
     assert world.pages("pagerduty", "failed") == 0
     assert world.pages("apprise", "delivered", tier="team-lead") == 3
+
+
+LEGACY_CONTEXTS = json.loads(
+    (FIXTURES / "delivery" / "contexts-before-versions.json").read_text(encoding="utf-8")
+)
+
+
+def _set_contexts(database: Path, contexts: dict[str, Any]) -> None:
+    """Put page contexts into the queued rows by channel, as another release would have."""
+    with sqlite3.connect(database) as db:
+        for channel, context in contexts.items():
+            if not channel.startswith("_"):
+                db.execute(
+                    "UPDATE pages SET context = ? WHERE channel = ?", (json.dumps(context), channel)
+                )
+
+
+async def test_pages_queued_by_the_release_before_versioned_contexts_are_delivered(
+    world: World, tmp_path: Path
+) -> None:
+    await world.service.ingest(alertmanager("firing"), world.clock())
+    _set_contexts(tmp_path / "router.db", LEGACY_CONTEXTS)
+
+    assert await world.deliver() == 2
+    legacy = LEGACY_CONTEXTS["pagerduty"]
+    (event,) = world.pagerduty.events
+    assert (
+        event["dedup_key"] == legacy["dedup_key"] == "rr-1:disk-full|alertname=DiskFull|service=api"
+    )
+    assert (
+        event["payload"]["summary"]
+        == "[P0] DiskFull (api): disk /var is 97% full [instance=db-1:9100]"
+    )
+    assert event["payload"]["severity"] == "critical"
+    assert event["payload"]["custom_details"]["ack_link"] == legacy["ack_url"]
+    assert event["payload"]["custom_details"]["next_escalation"].startswith("team-lead at ")
+    (mail,) = world.smtp.messages
+    assert LEGACY_CONTEXTS["apprise"]["ack_url"] in text_of(mail)
+    assert world.pages("pagerduty", "delivered") == world.pages("apprise", "delivered") == 1
+
+
+async def test_a_page_queued_by_a_newer_release_waits_for_it(world: World, tmp_path: Path) -> None:
+    await world.service.ingest(alertmanager("firing"), world.clock())
+    newer = {**LEGACY_CONTEXTS["pagerduty"], "version": 99}
+    _set_contexts(tmp_path / "router.db", {"pagerduty": newer})
+
+    await world.deliver()
+    assert world.pagerduty.events == [], "nothing half-understood is sent"
+    retried = details(await world.timeline(), "page_retried")
+    assert len(retried) == 1
+    assert "page context version 99 is newer than this release reads (1)" in retried[0]

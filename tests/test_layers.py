@@ -17,6 +17,7 @@ CORE = [
     "schedule",
     "escalation",
     "links",
+    "page_context",
     "render",
     "routing",
     "rules",

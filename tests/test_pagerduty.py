@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from router.rules import ChannelTarget
 
 from .conftest import FIXTURES
 from .fakes import FakePagerDuty
-from .pages import delivery
+from .pages import delivery, page_context
 from .support import free_port
 
 EVENTS = FIXTURES / "pagerduty"
@@ -74,14 +75,19 @@ async def test_acknowledge_and_resolve_carry_only_the_documented_fields(
         }
 
 
+def _alert(**annotations: str) -> dict[str, Any]:
+    """The sample page's alert (stored form) with more annotations."""
+    alert = page_context("trigger").alert.to_json()
+    alert["annotations"].update(annotations)
+    return alert
+
+
 async def test_summary_fits_pagerdutys_limit(
     pagerduty: tuple[FakePagerDuty, str], channel: PagerDutyChannel
 ) -> None:
     fake, _url = pagerduty
     long_summary = "the disk is filling up " * 100
-    page = delivery("trigger", TARGET)
-    page.context["alert"]["annotations"]["summary"] = long_summary  # type: ignore[index]
-    await channel.send(page)
+    await channel.send(delivery("trigger", TARGET, alert=_alert(summary=long_summary)))
 
     summary = fake.events[0]["payload"]["summary"]
     assert len(summary) <= 1024
@@ -93,9 +99,7 @@ async def test_huge_annotation_is_bounded(
     pagerduty: tuple[FakePagerDuty, str], channel: PagerDutyChannel
 ) -> None:
     fake, _url = pagerduty
-    page = delivery("trigger", TARGET)
-    page.context["alert"]["annotations"]["description"] = "x" * 1_000_000  # type: ignore[index]
-    await channel.send(page)
+    await channel.send(delivery("trigger", TARGET, alert=_alert(description="x" * 1_000_000)))
 
     description = fake.events[0]["payload"]["custom_details"]["annotations"]["description"]
     assert len(description) == 2000

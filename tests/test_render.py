@@ -254,7 +254,7 @@ def test_check_reports_every_broken_or_stray_template(tmp_path: Path) -> None:
 def test_a_page_without_a_section_lists_the_possible_ones(kind: str, event: str) -> None:
     context = sample_context(event, runbook=False)
     page = Renderer().render(FORMATS[kind], event, context, lambda _budget, _style: "")
-    first, second = context["runbook_candidates"]
+    first, second = (p.to_json() for p in context.possible_sections)
     assert "ossible runbook sections" in page.body
     assert first["link"] in page.body and second["link"] in page.body
     assert "62% confidence" in page.body and "21% confidence" in page.body
@@ -262,8 +262,7 @@ def test_a_page_without_a_section_lists_the_possible_ones(kind: str, event: str)
 
 
 def test_a_page_with_neither_section_nor_candidates_says_none_matched() -> None:
-    context = sample_context("trigger", runbook=False)
-    context["runbook_candidates"] = []
+    context = sample_context("trigger", runbook=False).with_(possible_sections=())
     page = Renderer().render(FORMATS["log"], "trigger", context, lambda _budget, _style: "")
     assert "no runbook section matched this alert" in page.body
     assert "Possible runbook sections" not in page.body

@@ -7,10 +7,11 @@ retrying (`DeliveryError.retryable`) and gives a short `reason` for the metric l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from router.page_context import PageContext
 from router.rules import ChannelTarget
 
 # (budget in characters, "markdown" or "text") -> the runbook excerpt with its link, or "" when
@@ -27,18 +28,15 @@ class Delivery:
     """One page to one channel target.
 
     `event` is `trigger` (first page), `escalate` (a later step, a repeat, a re-trigger or a
-    severity raise), `acknowledge` or `resolve`. `context` is what the incident service stored
-    with the page: incident_id, incident_key, dedup_key, title, severity, opened_at, reason,
-    matched_rules, alert (name, source, labels, annotations, value, urls, starts_at), runbook
-    (file, anchor, heading, method, score, link) or None, incident_url, step, round, tier,
-    ack_url and next_escalation ({"at", "tiers"} or None) for triggers and escalations.
+    severity raise), `acknowledge` or `resolve`. `context` is what the page says
+    (router/page_context.py), as the incident service queued it.
     """
 
     page_id: int
     event: str
     tier: str
     target: ChannelTarget
-    context: Mapping[str, Any]
+    context: PageContext
     excerpt: Excerpt = no_excerpt
 
 

@@ -30,12 +30,14 @@ class LogChannel:
             extra=fields(
                 event=delivery.event,
                 tier=delivery.tier,
-                severity=context.get("severity"),
-                incident=context.get("incident_id"),
+                severity=context.severity,
+                incident=context.incident_id,
                 title=page.title,
-                step=context.get("step"),
-                ack_url=context.get("ack_url"),
-                next_escalation=context.get("next_escalation"),
+                step=context.step,
+                ack_url=context.ack_url,
+                next_escalation=(
+                    context.next_escalation.to_json() if context.next_escalation else None
+                ),
                 page=page.body.replace("\n", " ⏎ "),
             ),
         )

@@ -21,13 +21,14 @@ import logging
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import requests
 
 from router.channels.base import Delivery, Sent
 from router.channels.ratelimit import RateLimit, TokenBucket
 from router.errors import DeliveryError
+from router.page_context import PageAlert, PageContext
 from router.render import (
     PAGERDUTY_EXCERPT_BUDGET,
     PAGERDUTY_FORMAT,
@@ -110,8 +111,8 @@ class PagerDutyChannel:
 
     async def send(self, delivery: Delivery) -> Sent:
         routing_key = delivery.target.target
-        dedup_key = delivery.context.get("dedup_key")
-        if not isinstance(dedup_key, str) or not dedup_key:
+        dedup_key = delivery.context.dedup_key
+        if not dedup_key:
             raise DeliveryError("the page has no dedup_key", retryable=False, reason="invalid_page")
         if delivery.event in ("trigger", "escalate"):
             event = self.trigger_event(delivery)
@@ -136,68 +137,67 @@ class PagerDutyChannel:
     def trigger_event(self, delivery: Delivery) -> dict[str, Any]:
         """The Events API v2 `trigger` event for a page, without its routing key."""
         context = delivery.context
-        alert = _mapping(context.get("alert"))
-        labels = _mapping(alert.get("labels"))
-        severity = str(context.get("severity") or "")
-        rank = context.get("severity_rank")
-        if not isinstance(rank, int):
+        alert = context.alert
+        severity = context.severity
+        rank = context.severity_rank
+        if rank is None:
             rank = self._severity_rank(severity)
         page = self._renderer.render(PAGERDUTY_FORMAT, delivery.event, context)
         # PagerDuty refuses an event without a summary: a template that gives none falls back.
-        summary = page.title or shorten(str(context.get("title") or "alert"), 1024)
+        summary = page.title or shorten(context.title or "alert", 1024)
         payload: dict[str, Any] = {
             "summary": summary,
-            "source": _source(labels, alert),
+            "source": _source(alert),
             "severity": pagerduty_severity(severity, rank),
         }
-        if alert.get("starts_at"):
-            payload["timestamp"] = alert["starts_at"]
-        if alert.get("name"):
-            payload["class"] = str(alert["name"])
-        group = labels.get("service") or labels.get("job")
+        if alert.starts_at:
+            payload["timestamp"] = alert.starts_at
+        if alert.name:
+            payload["class"] = alert.name
+        group = alert.labels.get("service") or alert.labels.get("job")
         if group:
-            payload["group"] = str(group)
+            payload["group"] = group
         payload["custom_details"] = self._details(delivery, severity)
         event: dict[str, Any] = {
             "event_action": "trigger",
-            "dedup_key": context["dedup_key"],
+            "dedup_key": context.dedup_key,
             "payload": payload,
             "links": _links(context),
             "client": CLIENT_NAME,
         }
-        if _is_http(context.get("incident_url")):
-            event["client_url"] = context["incident_url"]
+        if _is_http(context.incident_url):
+            event["client_url"] = context.incident_url
         return event
 
     def _details(self, delivery: Delivery, severity: str) -> dict[str, Any]:
         context = delivery.context
-        alert = _mapping(context.get("alert"))
-        runbook = _mapping(context.get("runbook"))
+        alert = context.alert
+        runbook = context.runbook
         excerpt = delivery.excerpt(PAGERDUTY_EXCERPT_BUDGET, "text") if runbook else ""
         if not excerpt and runbook:
-            excerpt = f"{runbook.get('heading') or runbook.get('anchor')}: {runbook.get('link')}"
+            excerpt = f"{runbook.heading or runbook.anchor}: {runbook.link}"
         elif not excerpt:
             excerpt = _possible_sections(context) or "no runbook section matched this alert"
-        next_escalation = _mapping(context.get("next_escalation"))
+        next_escalation = context.next_escalation
         return {
             "severity": severity,
             "status": STATUS.get(delivery.event, delivery.event),
             "tier": delivery.tier,
-            "step": context.get("step"),
+            "step": context.step,
             "runbook": excerpt,
-            "runbook_found_by": runbook.get("method") if runbook else "none",
-            "alert": alert.get("name"),
-            "labels": _bounded(_mapping(alert.get("labels"))),
-            "annotations": _bounded(_mapping(alert.get("annotations"))),
-            "value": alert.get("value"),
-            "matched_rules": list(context.get("matched_rules") or []),
-            "reason": context.get("reason"),
-            "ack_link": context.get("ack_url"),
-            "incident_url": context.get("incident_url"),
+            "runbook_found_by": runbook.method if runbook else "none",
+            "alert": alert.name,
+            "labels": _bounded(alert.labels),
+            "annotations": _bounded(alert.annotations),
+            "value": alert.value,
+            "matched_rules": list(context.matched_rules),
+            "reason": context.reason,
+            "ack_link": context.ack_url,
+            "incident_url": context.incident_url,
             "next_escalation": (
-                f"{', '.join(next_escalation.get('tiers') or [])} at "
-                f"{when(next_escalation.get('at'))} unless acknowledged"
-                if next_escalation.get("at")
+                f"{', '.join(next_escalation.tiers)} at "
+                f"{when(next_escalation.at)} unless acknowledged"
+                if next_escalation
                 else None
             ),
         }
@@ -285,45 +285,42 @@ def _delivery_error(exc: pdpyras.PDClientError) -> DeliveryError:
     return DeliveryError(f"PagerDuty unreachable ({what})", retryable=True, reason="network")
 
 
-def _possible_sections(context: Mapping[str, Any]) -> str:
+def _possible_sections(context: PageContext) -> str:
     """The best candidates of a page without a section, one per line with their confidence."""
     lines = [
-        f"- {c.get('heading') or c.get('anchor')} "
-        f"({min(float(c.get('confidence') or 0), 0.99):.0%} confidence): {c.get('link')}"
-        for c in context.get("runbook_candidates") or []
-        if isinstance(c, Mapping)
+        f"- {p.heading} ({min(p.confidence, 0.99):.0%} confidence): {p.link}"
+        for p in context.possible_sections
     ]
     if not lines:
         return ""
     return "possible runbook sections (not sure enough to attach one):\n" + "\n".join(lines)
 
 
-def _links(context: Mapping[str, Any]) -> list[dict[str, str]]:
+def _links(context: PageContext) -> list[dict[str, str]]:
     """Events API `links`: the runbook section, the acknowledgement link, the alert's sources."""
-    runbook = _mapping(context.get("runbook"))
-    alert = _mapping(context.get("alert"))
-    possible = [
-        (c.get("link"), f"Possible runbook section: {c.get('heading') or c.get('anchor')}")
-        for c in context.get("runbook_candidates") or []
-        if isinstance(c, Mapping)
+    runbook = context.runbook
+    alert = context.alert
+    candidates: list[tuple[str | None, str]] = []
+    if runbook is not None:
+        candidates.append((runbook.link, f"Runbook: {runbook.heading or runbook.anchor}"))
+    candidates += [
+        (p.link, f"Possible runbook section: {p.heading}") for p in context.possible_sections
     ]
-    candidates = [
-        (runbook.get("link"), f"Runbook: {runbook.get('heading') or runbook.get('anchor')}"),
-        *possible,
-        (context.get("ack_url"), "Acknowledge in runbook-router"),
-        (alert.get("generator_url"), "Alert source"),
-        (alert.get("dashboard_url"), "Dashboard"),
-        (alert.get("panel_url"), "Dashboard panel"),
-        (alert.get("silence_url"), "Silence this alert"),
+    candidates += [
+        (context.ack_url, "Acknowledge in runbook-router"),
+        (alert.generator_url, "Alert source"),
+        (alert.dashboard_url, "Dashboard"),
+        (alert.panel_url, "Dashboard panel"),
+        (alert.silence_url, "Silence this alert"),
     ]
-    return [{"href": str(href), "text": text} for href, text in candidates if _is_http(href)]
+    return [{"href": href, "text": text} for href, text in candidates if _is_http(href)]
 
 
-def _source(labels: Mapping[str, Any], alert: Mapping[str, Any]) -> str:
+def _source(alert: PageAlert) -> str:
     for name in _SOURCE_LABELS:
-        if labels.get(name):
-            return str(labels[name])
-    return str(alert.get("source") or CLIENT_NAME)
+        if alert.labels.get(name):
+            return alert.labels[name]
+    return alert.source or CLIENT_NAME
 
 
 def _bounded(values: Mapping[str, Any]) -> dict[str, str]:
@@ -335,9 +332,5 @@ def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _is_http(value: Any) -> bool:
+def _is_http(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith(("http://", "https://"))

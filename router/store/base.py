@@ -16,6 +16,7 @@ from typing import Any
 
 from router.escalation import IncidentState, NextAction, Progress
 from router.models import Alert
+from router.page_context import PageContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class NewPage:
     channel: str
     channel_index: int
     channel_label: str
-    context: dict[str, Any]
+    context: PageContext
     due_at: datetime
     deadline_at: datetime
 

@@ -480,7 +480,7 @@ class SqlTransaction(Transaction):
                     "channel": page.channel,
                     "channel_index": page.channel_index,
                     "channel_label": page.channel_label,
-                    "context": page.context,
+                    "context": page.context.to_json(),
                     "state": "pending",
                     "attempts": 0,
                     "next_attempt_at": page.due_at,
