@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from router.schedule import SeverityPolicyLike
+from router.schedule import SeverityPolicyLike, format_duration
 
 
 class IncidentState(enum.StrEnum):
@@ -95,19 +95,6 @@ class Context:
     hours: HoursLike | None = None  # set only for severities with `hours: business`
 
 
-def describe(delta: timedelta) -> str:
-    """A duration as people write it in rules: 90s, 5m, 1h30m, 2d."""
-    seconds = int(delta.total_seconds())
-    if seconds == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
 def _step_label(step: int, round_: int) -> str:
     return f"step {step + 1}" + (f" (repeat {round_})" if round_ else "")
 
@@ -141,7 +128,7 @@ def _page(
         next_action, due, until = None, None, "no acknowledgement deadline"
     else:
         next_action, due = NextAction.ESCALATE, now + ack_within
-        until = f"acknowledge within {describe(ack_within)}"
+        until = f"acknowledge within {format_duration(ack_within)}"
     return Decision(
         progress=Progress(state, step, round_, next_action, due),
         pages=(PageOrder(step, round_, tiers, kind),),
@@ -194,13 +181,14 @@ def _escalate(progress: Progress, context: Context, now: datetime) -> Decision:
             notes=(
                 Note(
                     "exhausted",
-                    f"ack SLA {describe(lapsed)} of {_step_label(step, progress.round)} lapsed; "
+                    f"ack SLA {format_duration(lapsed)} of {_step_label(step, progress.round)} "
+                    "lapsed; "
                     f"escalation exhausted after {pages_sent} pages: nobody acknowledged",
                 ),
             ),
             sla_breached_tiers=breached,
         )
-    reason = f"ack SLA {describe(lapsed)} lapsed with no acknowledgement"
+    reason = f"ack SLA {format_duration(lapsed)} lapsed with no acknowledgement"
     decision = _page(
         context, IncidentState.TRIGGERED, next_step, next_round, now, "escalate", reason
     )
@@ -216,7 +204,7 @@ def _acknowledgement_expired(progress: Progress, context: Context, now: datetime
         return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
     expires = context.policy.ack_expires or timedelta(0)
     step = min(progress.step, len(context.policy.steps) - 1)
-    reason = f"acknowledgement expired after {describe(expires)} while still firing"
+    reason = f"acknowledgement expired after {format_duration(expires)} while still firing"
     return _page(context, IncidentState.TRIGGERED, step, progress.round, now, "escalate", reason)
 
 
@@ -237,7 +225,7 @@ def acknowledge(progress: Progress, context: Context, now: datetime, who: str) -
         next_action, due = NextAction.ACK_EXPIRED, now + expires
         note = (
             f"acknowledged by {who}: escalation stopped; re-triggers at "
-            f"{due.isoformat()} if still firing (ack_expires {describe(expires)})"
+            f"{due.isoformat()} if still firing (ack_expires {format_duration(expires)})"
         )
     return Decision(
         progress=Progress(

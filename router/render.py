@@ -29,6 +29,10 @@ from typing import Any, Literal
 
 import jinja2
 
+from router.budgets import (
+    EMAIL_BUDGET,
+    PAGERDUTY_SUMMARY_BUDGET,
+)
 from router.errors import DeliveryError
 from router.page_context import PageContext
 from router.runbooks.excerpt import cut_at_word
@@ -107,17 +111,7 @@ class RenderedPage:
     body: str
 
 
-# PagerDuty Events API v2: `payload.summary` is at most 1024 characters ("Send an Alert Event").
-PAGERDUTY_SUMMARY_BUDGET = 1024
-# The excerpt in `custom_details`. The whole event may be 512 KB (Events API v2 overview); this
-# keeps it readable in the PagerDuty app. The same figure as the runbook library's PAGERDUTY_BUDGET.
-PAGERDUTY_EXCERPT_BUDGET = 8_000
 PAGERDUTY_FORMAT = PageFormat("pagerduty", 0, PAGERDUTY_SUMMARY_BUDGET, "text")
-# One SMS segment is 160 GSM-7 characters (3GPP TS 23.038).
-SMS_BUDGET = 160
-# Chat targets: Slack's chat.postMessage documentation asks for text under 4,000 characters.
-CHAT_BUDGET = 3_500
-EMAIL_BUDGET = 20_000
 LOG_FORMAT = PageFormat("log", 1_500, 300, "text", excerpt_budget=600)
 
 

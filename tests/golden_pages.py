@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from router.budgets import CHAT_BUDGET, SMS_BUDGET
 from router.render import (
-    CHAT_BUDGET,
     LOG_FORMAT,
     PAGERDUTY_FORMAT,
-    SMS_BUDGET,
     PageFormat,
     Renderer,
 )

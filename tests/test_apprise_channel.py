@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from router.budgets import CHAT_BUDGET, EMAIL_BUDGET
 from router.channels.apprise import AppriseChannel, apprise_format
 from router.errors import DeliveryError
-from router.render import CHAT_BUDGET, EMAIL_BUDGET, Renderer
+from router.render import (
+    Renderer,
+)
 from router.rules import ChannelTarget
 
 from .fakes import Receiver, SmtpServer, text_of

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from router.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
 from router.errors import DeliveryError
 from router.render import (
-    CHAT_BUDGET,
-    EMAIL_BUDGET,
     PACKAGED_TEMPLATES,
-    SMS_BUDGET,
     TEMPLATE_EVENTS,
     PageFormat,
     Renderer,

@@ -7,16 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.runbooks import (
-    BUDGETS,
-    EMAIL_BUDGET,
-    PAGERDUTY_BUDGET,
-    SLACK_BUDGET,
-    SMS_BUDGET,
-    RunbookLibrary,
-    Section,
-    render_excerpt,
-)
+from router.budgets import BUDGETS, CHAT_BUDGET, EMAIL_BUDGET, PAGERDUTY_BUDGET, SMS_BUDGET
+from router.runbooks import RunbookLibrary, Section, render_excerpt
 
 ROOT = Path(__file__).parent.parent
 EXCERPTS = ROOT / "tests" / "fixtures" / "runbooks" / "excerpts"
@@ -35,7 +27,7 @@ SIZES = (
     300,
     700,
     1500,
-    SLACK_BUDGET,
+    CHAT_BUDGET,
     PAGERDUTY_BUDGET,
     EMAIL_BUDGET,
 )

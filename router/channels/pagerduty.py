@@ -25,18 +25,19 @@ from typing import Any, TypeGuard
 
 import requests
 
+from router.budgets import PAGERDUTY_BUDGET
 from router.channels.base import Delivery, Sent
 from router.channels.ratelimit import RateLimit, TokenBucket
 from router.errors import DeliveryError
 from router.page_context import PageAlert, PageContext
 from router.render import (
-    PAGERDUTY_EXCERPT_BUDGET,
     PAGERDUTY_FORMAT,
     STATUS,
     Renderer,
     shorten,
     when,
 )
+from router.runbooks.excerpt import cut_at_word
 
 # pdpyras 5.4.1, its last release, warns at import that it is deprecated in favour of the
 # `pagerduty` package. The design names pdpyras and the warning says nothing we can act on here,
@@ -173,7 +174,7 @@ class PagerDutyChannel:
         context = delivery.context
         alert = context.alert
         runbook = context.runbook
-        excerpt = delivery.excerpt(PAGERDUTY_EXCERPT_BUDGET, "text") if runbook else ""
+        excerpt = delivery.excerpt(PAGERDUTY_BUDGET, "text") if runbook else ""
         if not excerpt and runbook:
             excerpt = f"{runbook.heading or runbook.anchor}: {runbook.link}"
         elif not excerpt:
@@ -325,11 +326,7 @@ def _source(alert: PageAlert) -> str:
 
 def _bounded(values: Mapping[str, Any]) -> dict[str, str]:
     items = sorted(values.items())[:_MAX_DETAIL_ITEMS]
-    return {str(k): _cap(str(v), _MAX_DETAIL_VALUE) for k, v in items}
-
-
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return {str(k): cut_at_word(str(v), _MAX_DETAIL_VALUE) for k, v in items}
 
 
 def _is_http(value: object) -> TypeGuard[str]:

@@ -7,31 +7,19 @@
     search.py    BM25F ranking of incident sections against what an alert says, with evidence
     confidence.py  the calibrated probability that the first section is right
     library.py   RunbookLibrary: load a directory, resolve references and links, choose a section
-    excerpt.py   the excerpt per channel budget
+    excerpt.py   the excerpt for a budget (router/budgets.py has the channels' figures)
 
 All of it is pure: it reads files only in `RunbookLibrary.load` and never touches the network.
 """
 
 from router.runbooks.confidence import ATTACH_CONFIDENCE
-from router.runbooks.excerpt import (
-    BUDGETS,
-    EMAIL_BUDGET,
-    PAGERDUTY_BUDGET,
-    SLACK_BUDGET,
-    SMS_BUDGET,
-    render_excerpt,
-)
+from router.runbooks.excerpt import render_excerpt
 from router.runbooks.library import Candidate, RunbookLibrary, RunbookMatch
 from router.runbooks.sections import CodeBlock, Section, part_label
 from router.runbooks.slugs import Slugger, slugify
 
 __all__ = [
     "ATTACH_CONFIDENCE",
-    "BUDGETS",
-    "EMAIL_BUDGET",
-    "PAGERDUTY_BUDGET",
-    "SLACK_BUDGET",
-    "SMS_BUDGET",
     "Candidate",
     "CodeBlock",
     "RunbookLibrary",

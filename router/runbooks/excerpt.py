@@ -28,20 +28,6 @@ from router.runbooks.sections import (
 
 ExcerptStyle = Literal["markdown", "text"]
 
-# PagerDuty's Events API v2 refuses an event larger than 512 KB (Events API v2 overview); the
-# excerpt sits in `custom_details` far below that, so a page stays readable in the PagerDuty app.
-PAGERDUTY_BUDGET = 8_000
-# Slack's chat.postMessage documentation asks for message text under 4,000 characters.
-SLACK_BUDGET = 3_500
-EMAIL_BUDGET = 20_000
-# One SMS segment is 160 GSM-7 characters (3GPP TS 23.038).
-SMS_BUDGET = 160
-BUDGETS = {
-    "pagerduty": PAGERDUTY_BUDGET,
-    "slack": SLACK_BUDGET,
-    "email": EMAIL_BUDGET,
-    "sms": SMS_BUDGET,
-}
 
 # What stands in for Immediate Actions when a section has none, nearest first.
 ACTION_PARTS = (IMMEDIATE_ACTIONS, MITIGATION, RESOLUTION, DIAGNOSIS, INVESTIGATION)
