@@ -1,6 +1,7 @@
 """The `runbook-router` command: `serve`, and the tools that explain and check routing.
 
-`runbooks [DIR]` lists the runbook library (files, sections, anchors, line ranges).
+`runbooks [DIR]` lists the runbook library (files, sections, anchors, line ranges);
+`templates export DIR` copies the shipped page templates out, to start an override.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the incident opens, e.g. 2024-05-06T10:00:00Z (default: now; no offset: UTC)",
     )
     route.add_argument("--json", action="store_true", help="print one JSON object")
+
+    templates = commands.add_parser(
+        "templates", help="work with the page templates", description="Work with the page templates."
+    )
+    template_commands = templates.add_subparsers(dest="templates_command", required=True)
+    export = template_commands.add_parser(
+        "export",
+        help="copy the shipped page templates into DIR, to start overriding them",
+        description="Copy the shipped page templates into DIR (for example rules/templates). "
+        "Keep only the files you change: the others then follow the shipped ones.",
+    )
+    export.add_argument("directory", type=Path, metavar="DIR", help="where to write them")
+    export.add_argument("--force", action="store_true", help="overwrite templates already there")
     return parser
 
 
@@ -104,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     if args.command == "route":
         return _route(args)
+    if args.command == "templates":
+        return _export_templates(args.directory, force=args.force)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -164,6 +180,25 @@ def _runbooks(directory: Path | None) -> int:
     for problem in library.problems:
         print(problem, file=sys.stderr)
     return 1 if library.problems else 0
+
+
+def _export_templates(directory: Path, *, force: bool) -> int:
+    from router.render import export_templates
+
+    try:
+        written = export_templates(directory, force=force)
+    except ConfigError as exc:
+        return _report(exc)
+    except OSError as exc:
+        print(f"runbook-router: cannot write templates to {directory}: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    print(
+        f"{len(written)} templates written; keep only the ones you change, the others then "
+        "follow the shipped ones"
+    )
+    return 0
 
 
 def _rules_dir(given: Path | None) -> Path:

@@ -33,7 +33,7 @@ from router.budgets import (
     EMAIL_BUDGET,
     PAGERDUTY_SUMMARY_BUDGET,
 )
-from router.errors import DeliveryError
+from router.errors import ConfigError, DeliveryError
 from router.page_context import PageContext
 from router.runbooks.excerpt import cut_at_word
 
@@ -56,11 +56,30 @@ STATUS = {
     "resolve": "resolved",
 }
 
-# The repository's `rules/templates/` (a source checkout or an editable install), else the copy
-# inside the package: an installed wheel (the container image) holds only the package.
-_REPOSITORY_TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
+# The shipped templates are package data, and only there: a rules directory holds the user's
+# overrides alone, so that a fix to a shipped template reaches every deployment that did not
+# override it (`runbook-router templates export DIR` copies them out to start an override).
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
-SHIPPED_TEMPLATES = _REPOSITORY_TEMPLATES if _REPOSITORY_TEMPLATES.is_dir() else PACKAGED_TEMPLATES
+SHIPPED_TEMPLATES = PACKAGED_TEMPLATES
+
+
+def export_templates(directory: Path, *, force: bool = False) -> list[Path]:
+    """Copy the shipped templates into `directory` (created if missing); the files written.
+
+    An existing file is left alone unless `force`: ConfigError names the ones in the way.
+    """
+    shipped = sorted(SHIPPED_TEMPLATES.rglob("*.j2"))
+    targets = [directory / path.relative_to(SHIPPED_TEMPLATES) for path in shipped]
+    existing = [target for target in targets if target.exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{len(existing)} template(s) already in {directory}; --force overwrites them",
+            tuple(f"{target}: exists" for target in existing),
+        )
+    for source, target in zip(shipped, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    return targets
 
 Style = Literal["markdown", "text"]
 Excerpt = Callable[[int, str], str]

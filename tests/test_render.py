@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from router.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
-from router.errors import DeliveryError
+from router.errors import ConfigError, DeliveryError
 from router.render import (
     PACKAGED_TEMPLATES,
+    SHIPPED_TEMPLATES,
     TEMPLATE_EVENTS,
     PageFormat,
     Renderer,
     check_templates,
+    export_templates,
     fit,
     sample_context,
     sections,
@@ -27,7 +29,7 @@ from .golden_pages import FORMATS, PAGES, render_golden
 from .pages import ACK_URL, RUNBOOK_LINK, page_context, runbook_excerpt
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "rules" / "templates"
+RULES_TEMPLATES = ROOT / "rules" / "templates"
 ALL_PAGES = [(kind, event) for kind, events in TEMPLATE_EVENTS.items() for event in events]
 
 
@@ -43,17 +45,35 @@ def test_every_channel_and_event_has_a_golden_page() -> None:
     assert {(kind, event) for kind, event in ALL_PAGES} <= goldens
 
 
-def test_packaged_templates_are_the_shipped_ones() -> None:
-    shipped = sorted(p.relative_to(SHIPPED) for p in SHIPPED.rglob("*.j2"))
-    packaged = sorted(p.relative_to(PACKAGED_TEMPLATES) for p in PACKAGED_TEMPLATES.rglob("*.j2"))
-    assert shipped == packaged
-    mismatched = [p for p in shipped if not filecmp.cmp(SHIPPED / p, PACKAGED_TEMPLATES / p, False)]
-    assert mismatched == [], "copy rules/templates/ over router/templates/"
+def test_templates_are_shipped_once_and_the_rules_directory_holds_overrides_only() -> None:
+    assert SHIPPED_TEMPLATES == PACKAGED_TEMPLATES
+    assert sorted(RULES_TEMPLATES.rglob("*.j2")) == [], "overrides only: ship templates in router/"
+    assert {(kind, event) for kind, event in ALL_PAGES} <= {
+        (p.parent.name, p.stem) for p in PACKAGED_TEMPLATES.glob("*/*.j2")
+    }
 
 
 def test_shipped_templates_pass_the_check() -> None:
     assert check_templates(None) == []
-    assert check_templates(SHIPPED) == []
+    assert check_templates(RULES_TEMPLATES) == []
+
+
+def test_export_copies_the_shipped_templates_and_keeps_what_is_there(tmp_path: Path) -> None:
+    written = export_templates(tmp_path / "templates")
+    shipped = sorted(p.relative_to(PACKAGED_TEMPLATES) for p in PACKAGED_TEMPLATES.rglob("*.j2"))
+    assert sorted(p.relative_to(tmp_path / "templates") for p in written) == shipped
+    assert all(
+        filecmp.cmp(PACKAGED_TEMPLATES / p, tmp_path / "templates" / p, False) for p in shipped
+    )
+    # Used as overrides, the copies are templates in force like the shipped ones.
+    assert check_templates(tmp_path / "templates") == []
+    mine = tmp_path / "templates" / "log" / "trigger.j2"
+    mine.write_text("{% set title %}mine{% endset %}mine")
+    with pytest.raises(ConfigError, match=r"\d+ template\(s\) already in .*; --force overwrites"):
+        export_templates(tmp_path / "templates")
+    assert mine.read_text() == "{% set title %}mine{% endset %}mine"
+    export_templates(tmp_path / "templates", force=True)
+    assert filecmp.cmp(PACKAGED_TEMPLATES / "log" / "trigger.j2", mine, False)
 
 
 # --- budgets -------------------------------------------------------------------------------------
