@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--json", action="store_true", help="print one JSON object")
 
     templates = commands.add_parser(
-        "templates", help="work with the page templates", description="Work with the page templates."
+        "templates",
+        help="work with the page templates",
+        description="Work with the page templates.",
     )
     template_commands = templates.add_subparsers(dest="templates_command", required=True)
     export = template_commands.add_parser(

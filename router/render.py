@@ -81,6 +81,7 @@ def export_templates(directory: Path, *, force: bool = False) -> list[Path]:
         target.write_bytes(source.read_bytes())
     return targets
 
+
 Style = Literal["markdown", "text"]
 Excerpt = Callable[[int, str], str]
 
