@@ -8,6 +8,9 @@ the network; the engine stores the Progress and acts on the Decision in one tran
 
 Business hours: a severity with `hours: business` pages only while the window is open. A page that
 falls outside it becomes a `PAGE` action at the next opening, and the timeline says so.
+
+`plan_timeline` runs these same functions on a virtual clock: it is the plan `route` shows and the
+"next escalation" a page announces (`next_tiers`), so they cannot disagree with the engine.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from router.schedule import SeverityPolicyLike, format_duration
+from router.schedule import SeverityPolicyLike, format_duration, require_aware
 
 
 class IncidentState(enum.StrEnum):
@@ -249,3 +252,75 @@ def raise_severity(progress: Progress, context: Context, previous: str, now: dat
     step = min(progress.step, len(context.policy.steps) - 1)
     reason = f"severity raised from {previous} to {context.severity}"
     return _page(context, IncidentState.TRIGGERED, step, 0, now, "escalate", reason)
+
+
+# --- the plan: the state machine run on a virtual clock ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """One page of the planned timeline.
+
+    `step` is 1-based; `round` is 0 on the first pass through the steps and n on the n-th repeat
+    of the last step after it, as in an incident's escalation progress. `waited_for_business_hours`
+    says that the page waited for the next opening of business hours.
+    """
+
+    step: int
+    round: int
+    tiers: tuple[str, ...]
+    at: datetime
+    ack_within: timedelta | None
+    waited_for_business_hours: bool
+
+
+def plan_timeline(
+    policy: PolicyLike, hours: HoursLike | None, opened_at: datetime, severity: str = ""
+) -> list[PlannedStep]:
+    """Every page an incident opened at `opened_at` gets if nobody acknowledges it, in order.
+
+    This is `start` and then `when_due` at every due time, the decisions the engine takes, on a
+    virtual clock: the plan cannot disagree with what the daemon does. (Step 1 at `opened_at`;
+    each later page `ack_within` after the one before; with `hours`, a page outside business hours
+    waits for the next opening; a step without `ack_within` ends the timeline.)
+    """
+    require_aware(opened_at)
+    if not policy.steps:
+        return []
+    context = Context(severity, policy, hours)
+    planned: list[PlannedStep] = []
+    now = wanted = opened_at
+    decision = start(context, now)
+    # Each decision either pages, waits once for the opening, or ends: this bounds the loop.
+    for _ in range(2 * (len(policy.steps) + policy.repeat) + 2):
+        planned += [
+            PlannedStep(
+                step=order.step + 1,
+                round=order.round,
+                tiers=order.tiers,
+                at=now,
+                ack_within=policy.steps[order.step].ack_within,
+                waited_for_business_hours=now != wanted,
+            )
+            for order in decision.pages
+        ]
+        progress = decision.progress
+        if progress.next_action is None or progress.next_action_at is None:
+            break
+        now = progress.next_action_at
+        if progress.next_action is not NextAction.PAGE:
+            wanted = now
+        decision = when_due(progress, context, now)
+    return planned
+
+
+def next_tiers(progress: Progress, context: Context) -> tuple[str, ...]:
+    """The tiers the next escalation pages if nobody acknowledges, or () when none follows: the
+    decision `when_due` would take at the progress's due time (after any wait for the opening)."""
+    if progress.next_action is not NextAction.ESCALATE or progress.next_action_at is None:
+        return ()
+    decision = when_due(progress, context, progress.next_action_at)
+    waited = decision.progress
+    if not decision.pages and waited.next_action is NextAction.PAGE and waited.next_action_at:
+        decision = when_due(waited, context, waited.next_action_at)
+    return decision.pages[0].tiers if decision.pages else ()

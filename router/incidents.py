@@ -397,7 +397,7 @@ class IncidentService:
         progress = decision.progress
         next_escalation = None
         if progress.next_action is escalation.NextAction.ESCALATE and progress.next_action_at:
-            tiers = routing.next_tiers(policy, severity, progress.step, progress.round)
+            tiers = escalation.next_tiers(progress, routing.escalation_context(policy, severity))
             if tiers:
                 next_escalation = NextEscalation(progress.next_action_at.isoformat(), tiers)
         token = self._links().issue(incident.id, now)

@@ -165,13 +165,3 @@ class Routing:
             policy=self.severity_policy(policy, severity),
             hours=self.rules.hours_for(known or self.rules.default_severity),
         )
-
-    def next_tiers(self, policy: str, severity: str, step: int, round_: int) -> tuple[str, ...]:
-        """The tiers the step after (step, round) pages, or () when escalation ends there."""
-        severity_policy = self.severity_policy(policy, severity)
-        steps = severity_policy.steps
-        if step + 1 < len(steps):
-            return tuple(steps[step + 1].tiers)
-        if round_ < severity_policy.repeat:
-            return tuple(steps[-1].tiers)
-        return ()

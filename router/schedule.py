@@ -1,8 +1,8 @@
-"""Time arithmetic of escalation: durations, business hours, and the planned timeline of pages.
+"""Time arithmetic of escalation: durations and business hours.
 
 Everything here is pure: `now` and every other instant is passed in as an aware datetime, never read
-from the clock. The escalation engine and the `route` dry run both plan with `plan_timeline`, so
-what `route` shows is what the daemon does.
+from the clock. The timeline of pages an incident gets is planned by the escalation state machine
+itself (`escalation.plan_timeline`), so what `route` shows is what the daemon does.
 
 Durations use Prometheus' and Alertmanager's notation (`5m`, `1h30m`, `2d`), parsed by the same
 regular expression as `prometheus/common` `model.ParseDuration`.
@@ -64,7 +64,7 @@ def format_duration(value: timedelta) -> str:
     return sign + "".join(parts)
 
 
-def _require_aware(at: datetime) -> None:
+def require_aware(at: datetime) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"expected a timezone-aware datetime, got {at.isoformat()}")
 
@@ -100,13 +100,13 @@ class BusinessHours:
         return tuple(WEEKDAYS[day] for day in sorted(self.days))
 
     def is_open(self, at: datetime) -> bool:
-        _require_aware(at)
+        require_aware(at)
         local = at.astimezone(self.tz)
         return local.weekday() in self.days and self.start <= local.time() < self.end
 
     def next_open(self, at: datetime) -> datetime:
         """`at` itself when open; otherwise the next opening, in `at`'s timezone."""
-        _require_aware(at)
+        require_aware(at)
         if self.is_open(at):
             return at
         local = at.astimezone(self.tz)
@@ -146,57 +146,3 @@ class SeverityPolicyLike(Protocol):
 
     @property
     def repeat(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedStep:
-    """One page of the planned timeline.
-
-    `step` is 1-based; `round` is 0 on the first pass through the steps and n on the n-th repeat
-    of the last step after it, as in an incident's escalation progress. `waited_for_business_hours`
-    says that `at` was moved to the next opening of business hours.
-    """
-
-    step: int
-    round: int
-    tiers: tuple[str, ...]
-    at: datetime
-    ack_within: timedelta | None
-    waited_for_business_hours: bool
-
-
-def plan_timeline(
-    severity_policy: SeverityPolicyLike, hours: BusinessHours | None, opened_at: datetime
-) -> list[PlannedStep]:
-    """Every page an unacknowledged incident opened at `opened_at` gets, in order.
-
-    Step 1 is paged at `opened_at`; each later page is due `ack_within` of the page before it. With
-    `hours` (the severity has `hours: business`), a page that falls outside business hours waits for
-    the next opening. A step without `ack_within` ends the timeline: nothing escalates from it.
-    """
-    _require_aware(opened_at)
-    steps = list(severity_policy.steps)
-    if not steps:
-        return []
-    pages = [(index + 1, 0, step) for index, step in enumerate(steps)]
-    last = len(steps)
-    pages += [(last, 1 + repeat, steps[-1]) for repeat in range(severity_policy.repeat)]
-
-    planned: list[PlannedStep] = []
-    due = opened_at
-    for number, round_, step in pages:
-        at = hours.next_open(due) if hours is not None else due
-        planned.append(
-            PlannedStep(
-                step=number,
-                round=round_,
-                tiers=tuple(step.tiers),
-                at=at,
-                ack_within=step.ack_within,
-                waited_for_business_hours=at != due,
-            )
-        )
-        if step.ack_within is None:
-            break
-        due = at + step.ack_within
-    return planned

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from router.escalation import PlannedStep, plan_timeline
 from router.models import Alert
 from router.rules.conditions import (
     TEXT_FIELDS,
@@ -28,7 +29,7 @@ from router.rules.conditions import (
     alert_value,
 )
 from router.rules.matchers import Matcher, MatchType
-from router.schedule import BusinessHours, PlannedStep, plan_timeline
+from router.schedule import BusinessHours
 
 DEFAULT_POLICY = "default"
 # Incident keys are stored and sent to PagerDuty as `dedup_key`, which takes at most 255 characters
@@ -207,6 +208,7 @@ class RuleSet:
             self.severity_policy(classification.policy, classification.severity),
             self.hours_for(classification.severity),
             opened_at,
+            classification.severity,
         )
 
     # --- classification ---------------------------------------------------------------------
