@@ -16,7 +16,6 @@ import html
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -29,10 +28,10 @@ from router.logs import fields
 from router.page_context import incident_id_from_dedup_key
 from router.settings import Settings
 from router.store import Store
+from router.types import Clock
 
 log = logging.getLogger("router.api")
 
-Clock = Callable[[], datetime]
 
 _STATE_FILTERS: dict[str, tuple[IncidentState, ...] | None] = {
     "open": (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED),

@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -34,10 +33,9 @@ from router.render import check_templates
 from router.routing import Routing, load_routing
 from router.settings import Settings
 from router.store import Store, open_store
+from router.types import Clock
 
 log = logging.getLogger("router.app")
-
-Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:

@@ -23,10 +23,10 @@ from router.metrics import Metrics
 from router.notify import Dispatcher
 from router.store import Store
 from router.store.base import Pruned
+from router.types import Clock
 
 log = logging.getLogger("router.engine")
 
-Clock = Callable[[], datetime]
 
 # A pass slower than this is logged: escalations are running late.
 SLOW_PASS_SECONDS = 1.0

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from router.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.errors import DeliveryError
@@ -28,10 +28,9 @@ from router.routing import Routing
 from router.rules import ChannelTarget
 from router.store import Store
 from router.store.base import PageRecord
+from router.types import Clock
 
 log = logging.getLogger("router.notify")
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,9 @@ from router.channels.base import Delivery, no_excerpt
 from router.errors import DeliveryError
 from router.models import Alert
 from router.page_context import NextEscalation, PageContext, incident_context
-from router.render import LOG_FORMAT, Excerpt, Renderer
+from router.render import LOG_FORMAT, Renderer
 from router.rules import Classification, RuleSet
+from router.types import Excerpt
 
 ACK_PLACEHOLDER = "<ack link>"
 INCIDENT_URL_PLACEHOLDER = "<incident url>"

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jinja2
 
@@ -36,6 +36,7 @@ from router.budgets import (
 from router.errors import ConfigError, DeliveryError
 from router.page_context import PageContext
 from router.runbooks.excerpt import cut_at_word
+from router.types import Excerpt, Style
 
 EVENTS = ("trigger", "escalate", "acknowledge", "resolve")
 KINDS = ("pagerduty", "apprise", "sms", "log")
@@ -81,9 +82,6 @@ def export_templates(directory: Path, *, force: bool = False) -> list[Path]:
         target.write_bytes(source.read_bytes())
     return targets
 
-
-Style = Literal["markdown", "text"]
-Excerpt = Callable[[int, str], str]
 
 # An excerpt squeezed into less room than this would be the link alone; the link is in the page.
 MIN_EXCERPT = 80

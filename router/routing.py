@@ -18,8 +18,8 @@ from router.models import Alert
 from router.page_context import PageRunbook
 from router.rules import DEFAULT_POLICY, Classification, RuleSet, SeverityPolicy, load_rules
 from router.runbooks import Candidate, RunbookLibrary, RunbookMatch, Section, render_excerpt
-from router.runbooks.excerpt import ExcerptStyle
 from router.runbooks.search import Evidence
+from router.types import Style
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ class Routing:
     def section(self, runbook: PageRunbook | None) -> Section | None:
         return self.runbooks.get(runbook.reference) if runbook else None
 
-    def excerpt(self, runbook: PageRunbook | None, budget: int, style: ExcerptStyle) -> str:
+    def excerpt(self, runbook: PageRunbook | None, budget: int, style: Style) -> str:
         """The runbook text for a page of `budget` characters: the section as it is now on disk,
         or, if it is gone since the page was queued, the link alone."""
         section = self.section(runbook)

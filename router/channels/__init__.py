@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from router.channels.base import Channel, Delivery, Excerpt, Sent, no_excerpt
+from router.channels.base import Channel, Delivery, Sent, no_excerpt
 from router.channels.log import LogChannel
 from router.errors import DeliveryError
 from router.render import Renderer
 from router.settings import Settings
+from router.types import Excerpt
 
 
 class ChannelSet:

@@ -7,16 +7,12 @@ retrying (`DeliveryError.retryable`) and gives a short `reason` for the metric l
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from router.page_context import PageContext
 from router.rules import ChannelTarget
-
-# (budget in characters, "markdown" or "text") -> the runbook excerpt with its link, or "" when
-# the incident has no runbook section.
-Excerpt = Callable[[int, str], str]
+from router.types import Excerpt
 
 
 def no_excerpt(_budget: int, _style: str) -> str:

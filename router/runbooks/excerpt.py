@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Literal
 
 from router.runbooks.sections import (
     DIAGNOSIS,
@@ -25,9 +24,7 @@ from router.runbooks.sections import (
     Block,
     Section,
 )
-
-ExcerptStyle = Literal["markdown", "text"]
-
+from router.types import Style
 
 # What stands in for Immediate Actions when a section has none, nearest first.
 ACTION_PARTS = (IMMEDIATE_ACTIONS, MITIGATION, RESOLUTION, DIAGNOSIS, INVESTIGATION)
@@ -38,9 +35,7 @@ _PATH_SEPARATOR = " › "
 _SKIPPED_KINDS = frozenset({"diagram", "html", "rule"})
 
 
-def render_excerpt(
-    section: Section, *, budget: int, link: str, style: ExcerptStyle = "markdown"
-) -> str:
+def render_excerpt(section: Section, *, budget: int, link: str, style: Style = "markdown") -> str:
     """The excerpt of `section` for a page body, at most `budget` characters, ending in `link`."""
     footer = f"Runbook: {link}"
     title = _PATH_SEPARATOR.join(section.path) or section.heading
@@ -79,7 +74,7 @@ def _own(section: Section) -> list[Block]:
 class _Writer:
     """Collects chunks separated by blank lines while they fit in `room` characters."""
 
-    def __init__(self, room: int, header: str, style: ExcerptStyle) -> None:
+    def __init__(self, room: int, header: str, style: Style) -> None:
         self.room = room
         self.style = style
         self.chunks = [header]
@@ -152,7 +147,7 @@ class _Writer:
         self.length += 2 + len(chunk)
 
 
-def _render_block(block: Block, style: ExcerptStyle) -> str:
+def _render_block(block: Block, style: Style) -> str:
     if block.kind == "heading":
         heading = block.markdown.splitlines()[0].strip().lstrip("#").strip()
         return f"**{heading}**" if style == "markdown" else heading
