@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
+from router.errors import HttpError, IncidentNotFound, InvalidLink
 from router.escalation import IncidentState
-from router.http import HttpError
-from router.incidents import AckOutcome, IncidentNotFound, IncidentService
-from router.links import AckLinks, InvalidLink, pagerduty_signature_valid
+from router.incidents import AckOutcome, AckResult, IncidentService
+from router.links import AckLinks, pagerduty_signature_valid
 from router.logs import fields
 from router.page_context import incident_id_from_dedup_key
 from router.settings import Settings
@@ -163,7 +163,7 @@ class IncidentApi:
         outcome = await self._act(
             self._incidents().acknowledge, claim.incident_id, name, "link", once=claim.nonce
         )
-        if outcome.message == "already used":
+        if outcome.result is AckResult.ALREADY_USED:
             return _html_page("Link already used", "<p>This link was used before.</p>", 409)
         title = "Acknowledged" if outcome.changed else "Nothing to do"
         return _html_page(title, f"<p>{html.escape(outcome.message)}.</p>")
@@ -198,7 +198,7 @@ class IncidentApi:
             outcome = await self._act(action, incident_id, who, "pagerduty", once=webhook_id)
         except HttpError:
             return web.json_response({"status": "ignored"})  # not an incident of ours (any more)
-        status = "duplicate" if outcome.message == "already used" else "accepted"
+        status = "duplicate" if outcome.result is AckResult.ALREADY_USED else "accepted"
         return web.json_response({"status": status, "changed": outcome.changed})
 
 

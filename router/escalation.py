@@ -81,12 +81,24 @@ class Note:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What to do: the new progress, the pages, the timeline notes; `Decision.unchanged` when
+    nothing is to be stored (then the progress is the one given, and nothing is paged)."""
+
     progress: Progress
     pages: tuple[PageOrder, ...] = ()
     notes: tuple[Note, ...] = ()
     sla_breached_tiers: tuple[str, ...] = ()  # tiers whose ack_within lapsed
     escalated_tiers: tuple[str, ...] = ()  # tiers paged because of an escalation
     changed: bool = True  # False: nothing to store
+
+    def __post_init__(self) -> None:
+        if not self.changed and (self.pages or self.sla_breached_tiers or self.escalated_tiers):
+            raise ValueError("an unchanged decision pages nobody")
+
+    @classmethod
+    def unchanged(cls, progress: Progress, *notes: Note) -> Decision:
+        """Nothing to store: the progress stays as it is (notes may still say why)."""
+        return cls(progress, notes=notes, changed=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +160,7 @@ def when_due(progress: Progress, context: Context, now: datetime) -> Decision:
     """The incident's next action fell due: page, escalate, or re-trigger."""
     action = progress.next_action
     if progress.state is IncidentState.RESOLVED or action is None:
-        return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
+        return Decision.unchanged(progress)
     if action is NextAction.PAGE:
         kind = "trigger" if progress.step == 0 and progress.round == 0 else "escalate"
         return _page(
@@ -168,7 +180,7 @@ def when_due(progress: Progress, context: Context, now: datetime) -> Decision:
 def _escalate(progress: Progress, context: Context, now: datetime) -> Decision:
     if progress.state is not IncidentState.TRIGGERED:
         # Acknowledged in the meantime; the acknowledgement replaced this action already.
-        return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
+        return Decision.unchanged(progress)
     steps = context.policy.steps
     step = min(progress.step, len(steps) - 1)
     lapsed = steps[step].ack_within or timedelta(0)
@@ -204,7 +216,7 @@ def _escalate(progress: Progress, context: Context, now: datetime) -> Decision:
 
 def _acknowledgement_expired(progress: Progress, context: Context, now: datetime) -> Decision:
     if progress.state is not IncidentState.ACKNOWLEDGED:
-        return Decision(replace(progress, next_action=None, next_action_at=None), changed=False)
+        return Decision.unchanged(progress)
     expires = context.policy.ack_expires or timedelta(0)
     step = min(progress.step, len(context.policy.steps) - 1)
     reason = f"acknowledgement expired after {format_duration(expires)} while still firing"
@@ -214,13 +226,11 @@ def _acknowledgement_expired(progress: Progress, context: Context, now: datetime
 def acknowledge(progress: Progress, context: Context, now: datetime, who: str) -> Decision:
     """Stop escalating. Resolution wins: acknowledging a resolved incident changes nothing."""
     if progress.state is IncidentState.RESOLVED:
-        return Decision(
-            progress,
-            notes=(Note("ignored", f"acknowledgement by {who} ignored: already resolved"),),
-            changed=False,
+        return Decision.unchanged(
+            progress, Note("ignored", f"acknowledgement by {who} ignored: already resolved")
         )
     if progress.state is IncidentState.ACKNOWLEDGED:
-        return Decision(progress, changed=False)
+        return Decision.unchanged(progress)
     expires = context.policy.ack_expires
     if expires is None:
         next_action, due, note = None, None, f"acknowledged by {who}: escalation stopped"
@@ -240,7 +250,7 @@ def acknowledge(progress: Progress, context: Context, now: datetime, who: str) -
 
 def resolve(progress: Progress, who: str) -> Decision:
     if progress.state is IncidentState.RESOLVED:
-        return Decision(progress, changed=False)
+        return Decision.unchanged(progress)
     return Decision(
         progress=Progress(IncidentState.RESOLVED, progress.step, progress.round),
         notes=(Note("resolved", f"resolved by {who}"),),

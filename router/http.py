@@ -19,10 +19,21 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from router.errors import PayloadError, StoreError
+from router.errors import (
+    ConfigError,
+    DeliveryError,
+    HttpError,
+    IncidentNotFound,
+    InvalidLink,
+    MatcherError,
+    PayloadError,
+    RouterError,
+    StoreError,
+)
 from router.logs import fields
 from router.metrics import Metrics
 from router.models import Notification, Source
+from router.page_context import PageContextError
 from router.payloads import parse_body
 from router.settings import Settings
 from router.store import IngestResult
@@ -32,25 +43,28 @@ log = logging.getLogger("router.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class HttpError(Exception):
-    """A request refused with `status`; `reason` is the metric label, `message` the JSON error."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
+# How each error a request can meet reaches the sender: (status, metric reason, message). A
+# store failure is logged in full where it is caught; the sender only learns to retry.
+HTTP_ERRORS: dict[type[RouterError], tuple[int, str, str | None]] = {
+    PayloadError: (400, "malformed", None),
+    IncidentNotFound: (404, "not_found", "no such incident"),
+    InvalidLink: (403, "invalid_link", None),
+    StoreError: (503, "store_unavailable", "storage unavailable, retry later"),
+}
+# Errors that no request handler lets through: each is handled where it is raised (rules at
+# start and reload, deliveries in the dispatcher). Met in a request, they are a bug: 500.
+NOT_IN_REQUESTS: frozenset[type[RouterError]] = frozenset(
+    {ConfigError, DeliveryError, MatcherError, PageContextError}
+)
 
 
 def as_http_error(exc: Exception) -> HttpError:
     """The status, reason and message for an error raised while handling a request."""
     if isinstance(exc, HttpError):
         return exc
-    if isinstance(exc, PayloadError):
-        return HttpError(400, "malformed", str(exc))
-    if isinstance(exc, StoreError):
-        # Logged in full where it is caught; the sender only learns to retry.
-        return HttpError(503, "store_unavailable", "storage unavailable, retry later")
+    for kind, (status, reason, message) in HTTP_ERRORS.items():
+        if isinstance(exc, kind):
+            return HttpError(status, reason, message or str(exc))
     return HttpError(500, "internal", "internal error")
 
 

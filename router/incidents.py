@@ -8,12 +8,14 @@ the transaction committed, so a rolled-back attempt counts nothing.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from router import escalation
+from router.errors import IncidentNotFound
 from router.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
 from router.metrics import Metrics
@@ -25,10 +27,6 @@ from router.store.base import IncidentRecord, NewPage, Transaction
 
 # A delivery that still fails this long after it was due is given up and recorded as failed.
 DELIVERY_DEADLINE = timedelta(minutes=30)
-
-
-class IncidentNotFound(LookupError):
-    pass
 
 
 @dataclass
@@ -45,9 +43,21 @@ class _Effects:
 
 @dataclass(frozen=True, slots=True)
 class AckOutcome:
+    """What an acknowledgement or a resolution did: `result`, and `message` for people."""
+
     incident: IncidentRecord
-    changed: bool
+    result: AckResult
     message: str
+
+    @property
+    def changed(self) -> bool:
+        return self.result is AckResult.CHANGED
+
+
+class AckResult(enum.StrEnum):
+    CHANGED = "changed"  # acknowledged or resolved now
+    UNCHANGED = "unchanged"  # already in that state (or resolved before an acknowledgement)
+    ALREADY_USED = "already_used"  # a one-time link or webhook id seen before: nothing done
 
 
 class IncidentService:
@@ -202,7 +212,7 @@ class IncidentService:
         async with self._store.transaction("acknowledge incident") as tx:
             incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
-                return AckOutcome(incident, False, "already used")
+                return AckOutcome(incident, AckResult.ALREADY_USED, "already used")
             context = routing.escalation_context(incident.policy, incident.severity)
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
             # Notes are recorded either way ("ignored: already resolved"); the columns only
@@ -226,7 +236,7 @@ class IncidentService:
         self._count(effects)
         assert updated is not None
         message = decision.notes[0].detail if decision.notes else f"already {incident.state.value}"
-        return AckOutcome(updated, decision.changed, message)
+        return AckOutcome(updated, _result(decision.changed), message)
 
     async def resolve(
         self, incident_id: int, who: str, via: str, now: datetime, *, once: str | None = None
@@ -236,7 +246,7 @@ class IncidentService:
         async with self._store.transaction("resolve incident") as tx:
             incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
-                return AckOutcome(incident, False, "already used")
+                return AckOutcome(incident, AckResult.ALREADY_USED, "already used")
             changed = await self._resolve(
                 tx, routing, incident, f"{who} via {via}", now, effects, via
             )
@@ -244,7 +254,7 @@ class IncidentService:
         assert updated is not None
         self._count(effects)
         message = f"resolved by {who} via {via}" if changed else "already resolved"
-        return AckOutcome(updated, changed, message)
+        return AckOutcome(updated, _result(changed), message)
 
     @staticmethod
     async def _lock_incident(
@@ -428,6 +438,10 @@ class IncidentService:
             self._on_new_work()
 
 
+def _result(changed: bool) -> AckResult:
+    return AckResult.CHANGED if changed else AckResult.UNCHANGED
+
+
 def _describe(alert: Alert) -> str:
     """`alertmanager alert LedgerDown (ledger, ledger-0:9100, 9f3c2a1b7e5d4c60)`."""
     labels = alert.labels
@@ -470,6 +484,7 @@ def _runbook_note(item: RoutedAlert) -> str:
 
 __all__ = [
     "AckOutcome",
+    "AckResult",
     "IncidentNotFound",
     "IncidentService",
     "IncidentState",

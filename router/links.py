@@ -15,14 +15,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from router.errors import InvalidLink
+
 # How long a link in a page stays valid. Every escalation sends fresh links.
 ACK_LINK_TTL = timedelta(hours=24)
 
 _TOKEN = re.compile(r"^(\d{1,18})\.(\d{1,12})\.([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{43})$")
-
-
-class InvalidLink(Exception):
-    """An acknowledgement link that must not be honoured; the message says why, for people."""
 
 
 @dataclass(frozen=True, slots=True)

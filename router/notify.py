@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from router.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
-from router.errors import DeliveryError
+from router.errors import DeliveryError, FailureReason
 from router.logs import fields
 from router.metrics import Metrics
 from router.page_context import PageContext, PageContextError, PageRunbook
@@ -113,11 +113,16 @@ class Dispatcher:
         except PageContextError as exc:
             # Queued by a newer release sharing the database: retried, so that one of its
             # replicas sends it; this one never sends half of what it cannot read.
-            sent, error = None, DeliveryError(str(exc), retryable=True, reason="newer_release")
+            sent, error = (
+                None,
+                DeliveryError(str(exc), retryable=True, reason=FailureReason.NEWER_RELEASE),
+            )
         except Exception as exc:  # a channel bug must not stop the other deliveries
             log.exception("channel raised unexpectedly", extra=fields(page=page.id, channel=label))
             sent = None
-            error = DeliveryError(f"unexpected error: {exc!r}", retryable=True, reason="error")
+            error = DeliveryError(
+                f"unexpected error: {exc!r}", retryable=True, reason=FailureReason.ERROR
+            )
         self._metrics.delivery_duration.labels(channel=page.channel).observe(
             time.perf_counter() - started
         )
@@ -134,7 +139,7 @@ class Dispatcher:
         raise DeliveryError(
             f"tier {page.tier} no longer has channel {page.channel_label} (rules changed)",
             retryable=False,
-            reason="tier_changed",
+            reason=FailureReason.TIER_CHANGED,
         )
 
     async def _record(

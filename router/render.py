@@ -33,7 +33,7 @@ from router.budgets import (
     EMAIL_BUDGET,
     PAGERDUTY_SUMMARY_BUDGET,
 )
-from router.errors import ConfigError, DeliveryError
+from router.errors import ConfigError, DeliveryError, FailureReason
 from router.page_context import PageContext
 from router.runbooks.excerpt import cut_at_word
 from router.types import Excerpt, Style
@@ -376,19 +376,19 @@ class Renderer:
             raise DeliveryError(
                 f"template {exc.name} not found (looked in {self._where()})",
                 retryable=False,
-                reason="template_error",
+                reason=FailureReason.TEMPLATE_ERROR,
             ) from exc
         except jinja2.TemplateSyntaxError as exc:
             raise DeliveryError(
                 f"template {exc.filename or name}:{exc.lineno}: {exc.message}",
                 retryable=False,
-                reason="template_error",
+                reason=FailureReason.TEMPLATE_ERROR,
             ) from exc
         except Exception as exc:  # any failure inside a user's template is the template's
             raise DeliveryError(
                 f"template {_failed_at(exc, name)}: {exc}",
                 retryable=False,
-                reason="template_error",
+                reason=FailureReason.TEMPLATE_ERROR,
             ) from exc
 
     def source_of(self, name: str) -> str:

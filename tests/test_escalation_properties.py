@@ -159,13 +159,13 @@ CONTEXT = Context("P0", THREE)
         (Progress(IncidentState.ACKNOWLEDGED, 1, 0, NextAction.ACK_EXPIRED, T0), "due",
          IncidentState.TRIGGERED, NextAction.ESCALATE, True),  # re-triggered
         (Progress(IncidentState.ACKNOWLEDGED, 0, 0, NextAction.ESCALATE, T0), "due",
-         IncidentState.ACKNOWLEDGED, None, False),  # a stale escalation after an ack
+         IncidentState.ACKNOWLEDGED, NextAction.ESCALATE, False),  # stale after an ack: kept
         (Progress(IncidentState.TRIGGERED, 0, 0, NextAction.ESCALATE, T0), "resolve",
          IncidentState.RESOLVED, None, True),
         (Progress(IncidentState.RESOLVED), "ack", IncidentState.RESOLVED, None, False),
         (Progress(IncidentState.RESOLVED), "resolve", IncidentState.RESOLVED, None, False),
         (Progress(IncidentState.RESOLVED, 0, 0, NextAction.ESCALATE, T0), "due",
-         IncidentState.RESOLVED, None, False),
+         IncidentState.RESOLVED, NextAction.ESCALATE, False),
     ],
 )  # fmt: skip
 def test_state_machine_transitions(
@@ -190,6 +190,8 @@ def test_state_machine_transitions(
         changed,
     )
     if not decision.changed:
+        # Nothing to store: the progress is the one given, and nobody is paged.
+        assert decision.progress is progress
         assert decision.pages == ()
 
 
@@ -256,3 +258,12 @@ async def test_the_plan_route_shows_is_what_the_service_does(
         for page in await router.store.list_pages()
     ]
     assert paged == [(p.step, p.round, tier, p.at) for p in planned for tier in p.tiers]
+
+
+def test_an_unchanged_decision_cannot_page() -> None:
+    with pytest.raises(ValueError, match="an unchanged decision pages nobody"):
+        escalation.Decision(
+            Progress(IncidentState.TRIGGERED),
+            pages=(escalation.PageOrder(0, 0, ("oncall",), "trigger"),),
+            changed=False,
+        )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from router.channels.base import Channel, Delivery, Sent, no_excerpt
 from router.channels.log import LogChannel
-from router.errors import DeliveryError
+from router.errors import DeliveryError, FailureReason
 from router.render import Renderer
 from router.settings import Settings
 from router.types import Excerpt
@@ -33,7 +33,9 @@ class ChannelSet:
             return self._channels[kind]
         except KeyError:
             raise DeliveryError(
-                f"no channel of kind {kind!r} is available", retryable=False, reason="no_channel"
+                f"no channel of kind {kind!r} is available",
+                retryable=False,
+                reason=FailureReason.NO_CHANNEL,
             ) from None
 
     async def close(self) -> None:

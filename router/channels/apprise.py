@@ -21,7 +21,7 @@ from typing import Any
 
 from router.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
 from router.channels.base import Delivery, Sent
-from router.errors import DeliveryError
+from router.errors import DeliveryError, FailureReason
 from router.render import PageFormat, Renderer
 
 # Apprise loads its plugins on first use, and one of them imports the standard library's `imghdr`,
@@ -82,7 +82,9 @@ def _plugin(url: str, label: str) -> Any:
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         raise DeliveryError(
-            f"{label}: Apprise does not accept this URL", retryable=False, reason="bad_url"
+            f"{label}: Apprise does not accept this URL",
+            retryable=False,
+            reason=FailureReason.BAD_URL,
         )
     return plugin
 
@@ -116,14 +118,16 @@ class AppriseChannel:
             )
         except TimeoutError:
             raise DeliveryError(
-                f"{label}: no answer within {self._timeout:g}s", retryable=True, reason="timeout"
+                f"{label}: no answer within {self._timeout:g}s",
+                retryable=True,
+                reason=FailureReason.TIMEOUT,
             ) from None
         if not sent:
             raise DeliveryError(
                 f"{label}: Apprise could not deliver the notification (it does not say why; "
                 "see the apprise log lines)",
                 retryable=True,
-                reason="apprise_failed",
+                reason=FailureReason.APPRISE_FAILED,
             )
         return Sent(page.title, page.body)
 

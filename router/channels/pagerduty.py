@@ -28,7 +28,7 @@ import requests
 from router.budgets import PAGERDUTY_BUDGET
 from router.channels.base import Delivery, Sent
 from router.channels.ratelimit import RateLimit, TokenBucket
-from router.errors import DeliveryError
+from router.errors import DeliveryError, FailureReason
 from router.page_context import PageAlert, PageContext
 from router.render import (
     PAGERDUTY_FORMAT,
@@ -114,7 +114,9 @@ class PagerDutyChannel:
         routing_key = delivery.target.target
         dedup_key = delivery.context.dedup_key
         if not dedup_key:
-            raise DeliveryError("the page has no dedup_key", retryable=False, reason="invalid_page")
+            raise DeliveryError(
+                "the page has no dedup_key", retryable=False, reason=FailureReason.INVALID_PAGE
+            )
         if delivery.event in ("trigger", "escalate"):
             event = self.trigger_event(delivery)
         elif delivery.event in ("acknowledge", "resolve"):
@@ -123,7 +125,7 @@ class PagerDutyChannel:
             raise DeliveryError(
                 f"no Events API action for {delivery.event!r}",
                 retryable=False,
-                reason="invalid_page",
+                reason=FailureReason.INVALID_PAGE,
             )
         await self._wait_for_room(routing_key)
         session = self._checkout(routing_key)
@@ -214,7 +216,7 @@ class PagerDutyChannel:
                 f"over the Events API rate limit for this routing key for more than "
                 f"{self._rate_limit.max_wait:g}s",
                 retryable=True,
-                reason="rate_limited",
+                reason=FailureReason.RATE_LIMITED,
             )
         if wait > 0:
             await self._sleep(wait)
@@ -254,7 +256,7 @@ def _send_event(session: pdpyras.EventsAPISession, event: dict[str, Any]) -> Non
         raise _delivery_error(exc) from exc
     except ValueError as exc:  # pdpyras refused the event before sending it
         raise DeliveryError(
-            f"invalid event: {exc}", retryable=False, reason="invalid_page"
+            f"invalid event: {exc}", retryable=False, reason=FailureReason.INVALID_PAGE
         ) from exc
 
 
@@ -267,23 +269,25 @@ def _delivery_error(exc: pdpyras.PDClientError) -> DeliveryError:
             return DeliveryError(
                 f"PagerDuty answered HTTP {status} with an unexpected body: {answer}",
                 retryable=True,
-                reason="bad_response",
+                reason=FailureReason.BAD_RESPONSE,
             )
         retryable = status == 429 or status >= 500
         return DeliveryError(
             f"PagerDuty answered HTTP {status}: {answer}",
             retryable=retryable,
-            reason=f"http_{status}",
+            reason=FailureReason.for_status(status),
         )
     cause = exc.__cause__
     if isinstance(cause, requests.exceptions.Timeout):
         return DeliveryError(
             f"PagerDuty did not answer in time ({type(cause).__name__})",
             retryable=True,
-            reason="timeout",
+            reason=FailureReason.TIMEOUT,
         )
     what = type(cause).__name__ if cause is not None else "error"
-    return DeliveryError(f"PagerDuty unreachable ({what})", retryable=True, reason="network")
+    return DeliveryError(
+        f"PagerDuty unreachable ({what})", retryable=True, reason=FailureReason.NETWORK
+    )
 
 
 def _possible_sections(context: PageContext) -> str:

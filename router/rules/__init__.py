@@ -9,6 +9,7 @@ Alertmanager's matcher syntax; `conditions` the `text` and `value` conditions; `
 objects and classification; `loader` the strict checks that build a RuleSet.
 """
 
+from router.errors import MatcherError
 from router.rules.conditions import Quantity, TextCondition, ValueCondition, alert_value
 from router.rules.loader import (
     CheckReport,
@@ -17,7 +18,7 @@ from router.rules.loader import (
     rules_files,
     split_runbook_reference,
 )
-from router.rules.matchers import Matcher, MatcherError, MatchType, parse_matcher, parse_matchers
+from router.rules.matchers import Matcher, MatchType, parse_matcher, parse_matchers
 from router.rules.model import (
     DEFAULT_POLICY,
     ChannelTarget,

@@ -23,9 +23,9 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from router.errors import ConfigError
+from router.errors import ConfigError, MatcherError
 from router.rules.conditions import TextCondition, ValueCondition
-from router.rules.matchers import Matcher, MatcherError, parse_matchers
+from router.rules.matchers import Matcher, parse_matchers
 from router.rules.model import (
     DEFAULT_POLICY,
     ChannelTarget,

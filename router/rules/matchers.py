@@ -29,9 +29,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-
-class MatcherError(ValueError):
-    """A matcher that cannot be parsed; the message says what is wrong with which part."""
+from router.errors import MatcherError
 
 
 class MatchType(enum.Enum):
