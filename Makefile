@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The Python trees to format and lint; a tree not created yet is left out rather than failing.
 PY_TREES := $(wildcard router tests bench)
 
-.PHONY: run test check format bench eval-runbooks clean
+.PHONY: run test check format bench eval-runbooks schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -37,6 +37,10 @@ bench: $(STAMP)
 # calibration, per collection, for the tuning and the test part (docs/runbooks.md).
 eval-runbooks: $(STAMP)
 	$(BIN)/python -m bench.eval_runbooks
+
+# rules/schema.json is made from the keys the loader reads (router/rules/schema.py).
+schema: $(STAMP)
+	$(BIN)/python -c 'from router.rules.schema import schema_text; print(schema_text(), end="")' > rules/schema.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

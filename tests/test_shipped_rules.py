@@ -13,6 +13,7 @@ import yaml
 from router.cli import main
 from router.rules import load_rules
 from router.rules import loader as rules_loader
+from router.rules import schema as rules_schema
 from router.schedule import format_duration
 from tests.alerts import make_alert
 
@@ -129,6 +130,12 @@ def test_shipped_files_reference_and_satisfy_the_schema(path: Path) -> None:
     text = path.read_text("utf-8")
     assert text.splitlines()[0] == "# yaml-language-server: $schema=schema.json"
     jsonschema.validate(yaml.safe_load(text), SCHEMA)
+
+
+def test_the_committed_schema_is_the_one_the_loader_makes() -> None:
+    assert (SHIPPED / "schema.json").read_text("utf-8") == rules_schema.schema_text(), (
+        "run make schema"
+    )
 
 
 def test_the_schema_knows_the_keys_the_loader_knows() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from router.errors import ConfigError, MatcherError
+from router.rules import schema
 from router.rules.conditions import TextCondition, ValueCondition
 from router.rules.matchers import Matcher, parse_matchers
 from router.rules.model import (
@@ -43,16 +44,17 @@ from router.schedule import WEEKDAYS, BusinessHours, parse_duration
 RULES_FILE_PATTERN = "*.yaml"
 RUNBOOKS_DIR = "runbooks"
 
-SCALAR_KEYS = ("timezone", "business_hours", "runbook_base_url", "group_by", "default_severity")
-SECTION_KEYS = ("severities", "tiers", "policies")
-TOP_LEVEL_KEYS = (*SCALAR_KEYS, *SECTION_KEYS, "rules")
-BUSINESS_HOURS_KEYS = ("days", "start", "end")
-SEVERITY_KEYS = ("aliases", "hours")
-TIER_KEYS = ("pagerduty", "apprise", "log")
-PAGERDUTY_KEYS = ("routing_key",)
-SEVERITY_POLICY_KEYS = ("steps", "repeat", "ack_expires")
-STEP_KEYS = ("notify", "ack_within")
-RULE_KEYS = ("name", "matchers", "text", "value", "severity", "policy", "runbook", "group_by")
+# The keys each part of a rules file may hold: those of its JSON Schema (rules/schema.py).
+SCALAR_KEYS = tuple(schema.SCALARS)
+SECTION_KEYS = tuple(schema.SECTIONS)
+TOP_LEVEL_KEYS = tuple(schema.TOP_LEVEL)
+BUSINESS_HOURS_KEYS = tuple(schema.BUSINESS_HOURS)
+SEVERITY_KEYS = tuple(schema.SEVERITY)
+TIER_KEYS = tuple(schema.TIER)
+PAGERDUTY_KEYS = tuple(schema.PAGERDUTY)
+SEVERITY_POLICY_KEYS = tuple(schema.SEVERITY_POLICY)
+STEP_KEYS = tuple(schema.STEP)
+RULE_KEYS = tuple(schema.RULE)
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BUSINESS_DAYS = WEEKDAYS[:5]

@@ -1,0 +1,260 @@
+"""Every key a rules file may hold, with its JSON Schema: the loader's key lists and the editors'
+schema (`rules/schema.json`) both come from here, so they cannot drift apart.
+
+`make schema` writes `rules/schema.json` with `schema_text()`, and
+`tests/test_shipped_rules.py` checks that the committed file is what this module makes. The schema
+checks each file's shape; `runbook-router check` checks the whole directory (docs/rules.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Json = dict[str, Any]
+
+_NAME: Json = {"$ref": "#/definitions/name"}
+_CLOCK: Json = {"$ref": "#/definitions/clock"}
+_DURATION = "#/definitions/duration"
+_LABEL_NAMES: Json = {"$ref": "#/definitions/labelNames"}
+_STRINGS: Json = {"type": "array", "items": {"type": "string"}}
+
+BUSINESS_HOURS: dict[str, Json] = {
+    "days": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+    },
+    "start": _CLOCK,
+    "end": _CLOCK,
+}
+
+SEVERITY: dict[str, Json] = {
+    "aliases": {
+        "description": "Values of an alert's severity label that mean this severity (any case).",
+        **_STRINGS,
+    },
+    "hours": {
+        "description": "business: pages wait for business_hours.",
+        "type": "string",
+        "enum": ["always", "business"],
+    },
+}
+
+PAGERDUTY: dict[str, Json] = {
+    "routing_key": {
+        "description": "Events API v2 integration key; empty drops the channel.",
+        "type": "string",
+    },
+}
+
+TIER: dict[str, Json] = {
+    "pagerduty": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["routing_key"],
+        "properties": PAGERDUTY,
+    },
+    "apprise": {
+        "description": "Apprise URLs (SCHEME://...); an empty one is dropped.",
+        **_STRINGS,
+    },
+    "log": {"description": "Also write the tier's pages to the log.", "type": "boolean"},
+}
+
+STEP: dict[str, Json] = {
+    "notify": {
+        "description": "Tiers paged together.",
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string"},
+    },
+    "ack_within": {
+        "description": "Time to acknowledge before the next step is paged; needed on every step "
+        "but the last.",
+        "$ref": _DURATION,
+    },
+}
+
+SEVERITY_POLICY: dict[str, Json] = {
+    "steps": {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["notify"],
+            "properties": STEP,
+        },
+    },
+    "repeat": {
+        "description": "After the last step, page it again this many times.",
+        "type": "integer",
+        "minimum": 0,
+    },
+    "ack_expires": {
+        "description": "An acknowledged incident still firing after this re-triggers.",
+        "$ref": _DURATION,
+    },
+}
+
+RULE: dict[str, Json] = {
+    "name": _NAME,
+    "matchers": {
+        "description": "Alertmanager matchers, all must hold: 'alertname=~\"Foo.*\"', "
+        "'service!=\"test\"'.",
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string"},
+    },
+    "text": {
+        "description": "Case-insensitive text, or /regex/, searched in summary, description, "
+        "title and message.",
+        "type": "string",
+        "minLength": 1,
+    },
+    "value": {
+        "description": 'A comparison of the alert\'s value: "> 10s", ">= 1s", "> 20%", '
+        '"> 8GB", "> 100".',
+        "type": "string",
+        "pattern": r"^\s*(>=|<=|==|>|<)\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*"
+        r"(ms|s|m|h|%|[KMGTkmgt]?[iI]?[Bb])?\s*$",
+    },
+    "severity": {"type": "string"},
+    "policy": {"type": "string"},
+    "runbook": {
+        "description": "FILE.md or FILE.md#anchor under runbooks/; the anchor is the GitHub slug "
+        "of the heading.",
+        "type": "string",
+        "pattern": r"^[^#\s]+\.md(#[^#\sA-Z]+)?$",
+    },
+    "group_by": _LABEL_NAMES,
+}
+
+# Top-level keys that hold one value, and those that hold named entries merged across files.
+SCALARS: dict[str, Json] = {
+    "timezone": {
+        "description": "IANA time zone of business_hours (default UTC).",
+        "type": "string",
+        "examples": ["UTC", "Europe/Berlin", "America/New_York"],
+    },
+    "business_hours": {
+        "description": "When pages of severities with `hours: business` are sent (default mon-fri "
+        "09:00-18:00).",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": BUSINESS_HOURS,
+    },
+    "runbook_base_url": {
+        "description": "Prefix of runbook links in pages; the runbook file and #anchor are "
+        "appended.",
+        "type": "string",
+    },
+    "group_by": {
+        "description": "Labels whose values, with the rule name, make the incident key (default "
+        "[alertname]).",
+        **_LABEL_NAMES,
+    },
+    "default_severity": {
+        "description": "Severity of an alert that no rule classifies and whose severity label "
+        "maps to none (default: the least severe).",
+        "type": "string",
+    },
+}
+SECTIONS: dict[str, Json] = {
+    "severities": {
+        "description": "Severities, most severe first.",
+        "type": "object",
+        "propertyNames": _NAME,
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "null"},
+                {"type": "object", "additionalProperties": False, "properties": SEVERITY},
+            ]
+        },
+    },
+    "tiers": {
+        "description": "Who is paged, and through which channels. ${NAME} reads a secret from the "
+        "environment.",
+        "type": "object",
+        "propertyNames": _NAME,
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": TIER,
+        },
+    },
+    "policies": {
+        "description": "Escalation per severity. Rules use `default` unless they name another.",
+        "type": "object",
+        "propertyNames": _NAME,
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/definitions/severityPolicy"},
+        },
+    },
+}
+TOP_LEVEL: dict[str, Json] = {
+    **SCALARS,
+    **SECTIONS,
+    "rules": {
+        "description": "Classification rules. Every rule is evaluated; the most severe that holds "
+        "decides, the earlier between equals.",
+        "type": "array",
+        "items": {"$ref": "#/definitions/rule"},
+    },
+}
+
+
+def schema() -> Json:
+    """The JSON Schema (draft 07) of one rules file."""
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "runbook-router rules file",
+        "description": "One file of a runbook-router rules directory. Files merge: rules lists "
+        "concatenate; severities, tiers and policies merge by name. `runbook-router check` "
+        "validates the whole directory, cross-references included. See docs/rules.md.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": TOP_LEVEL,
+        "definitions": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+            "clock": {
+                "description": 'A time of day, HH:MM (quote it: "18:00").',
+                "type": "string",
+                "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+            },
+            "duration": {
+                "description": "A duration such as 30s, 5m, 1h30m, 2d.",
+                "type": "string",
+                "pattern": "^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?"
+                "(([0-9]+)s)?(([0-9]+)ms)?$",
+            },
+            "labelNames": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+            },
+            "severityPolicy": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["steps"],
+                "properties": SEVERITY_POLICY,
+            },
+            "rule": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "severity"],
+                "anyOf": [
+                    {"required": ["matchers"]},
+                    {"required": ["text"]},
+                    {"required": ["value"]},
+                ],
+                "properties": RULE,
+            },
+        },
+    }
+
+
+def schema_text() -> str:
+    """The schema as `rules/schema.json` holds it."""
+    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
