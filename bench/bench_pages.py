@@ -12,9 +12,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from router.channels import Delivery
-from router.channels.pagerduty import PagerDutyChannel
-from router.render import (
+from router.outbox.channels import Delivery
+from router.outbox.channels.pagerduty import PagerDutyChannel
+from router.outbox.render import (
     CHAT_BUDGET,
     EMAIL_BUDGET,
     LOG_FORMAT,

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from router.ingest.payloads import label_fingerprint
 from router.models import Alert, AlertStatus, Source
-from router.payloads import label_fingerprint
 from router.rules import RuleSet, load_rules
 
 RULES = 1000

@@ -19,17 +19,17 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from router.api import IncidentApi
-from router.channels import ChannelSet, build_channels
+from router.api.http import RuntimeState, WebhookReceiver, add_routes, error_middleware
+from router.api.incidents import IncidentApi
 from router.engine import Engine
 from router.errors import ConfigError, StoreError
-from router.http import RuntimeState, WebhookReceiver, add_routes, error_middleware
-from router.incidents import IncidentService
+from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
-from router.notify import Dispatcher
-from router.render import check_templates
+from router.outbox.channels import ChannelSet, build_channels
+from router.outbox.dispatcher import Dispatcher
+from router.outbox.render import check_templates
 from router.routing import Routing, load_routing
 from router.settings import Settings
 from router.store import Store, open_store

@@ -185,7 +185,7 @@ def _runbooks(directory: Path | None) -> int:
 
 
 def _export_templates(directory: Path, *, force: bool) -> int:
-    from router.render import export_templates
+    from router.outbox.render import export_templates
 
     try:
         written = export_templates(directory, force=force)
@@ -211,7 +211,7 @@ def _rules_dir(given: Path | None) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from router.render import check_templates
+    from router.outbox.render import check_templates
     from router.routing import reference_problems
     from router.rules import check_rules
     from router.runbooks import RunbookLibrary
@@ -245,7 +245,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _route(args: argparse.Namespace) -> int:
     from router.dryrun import format_routes, parse_payload, route_notification, routes_to_json
-    from router.render import Renderer
+    from router.outbox.render import Renderer
     from router.routing import load_routing
 
     rules_dir = _rules_dir(args.rules)

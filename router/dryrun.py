@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.escalation import PlannedStep
+from router.incidents.escalation import PlannedStep
+from router.incidents.schedule import format_duration
+from router.ingest.payloads import decode_json, parse_alertmanager, parse_grafana
 from router.models import Alert, Notification
-from router.page_context import PageRunbook
-from router.payloads import decode_json, parse_alertmanager, parse_grafana
-from router.preview import PreviewPage, format_pages, preview_pages
-from router.render import Renderer
+from router.outbox.context import PageRunbook
+from router.outbox.preview import PreviewPage, format_pages, preview_pages
+from router.outbox.render import Renderer
 from router.routing import Routing, candidate_json, format_evidence, percent, section_json
 from router.rules import Classification, RuleSet
 from router.runbooks import ATTACH_CONFIDENCE, RunbookMatch, Section
-from router.schedule import format_duration
 
 
 def parse_payload(body: bytes) -> Notification:

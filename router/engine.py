@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from router.errors import StoreError
-from router.incidents import IncidentService
+from router.incidents.service import IncidentService
 from router.logs import fields
 from router.metrics import Metrics
-from router.notify import Dispatcher
+from router.outbox.dispatcher import Dispatcher
 from router.store import Store
 from router.store.base import Pruned
 from router.types import Clock

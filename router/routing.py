@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from router.errors import ConfigError
-from router.escalation import Context
+from router.incidents.escalation import Context
 from router.models import Alert
-from router.page_context import PageRunbook
+from router.outbox.context import PageRunbook
 from router.rules import DEFAULT_POLICY, Classification, RuleSet, SeverityPolicy, load_rules
 from router.runbooks import Candidate, RunbookLibrary, RunbookMatch, Section, render_excerpt
 from router.runbooks.search import Evidence

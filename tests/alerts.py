@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from router.ingest.payloads import label_fingerprint
 from router.models import Alert, AlertStatus, Source
-from router.payloads import label_fingerprint
 
 
 def make_alert(

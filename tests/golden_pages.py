@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from router.budgets import CHAT_BUDGET, SMS_BUDGET
-from router.render import (
+from router.outbox.budgets import CHAT_BUDGET, SMS_BUDGET
+from router.outbox.render import (
     LOG_FORMAT,
     PAGERDUTY_FORMAT,
     PageFormat,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from router.channels import Delivery
+from router.ingest.payloads import parse_alertmanager
 from router.models import Notification
-from router.page_context import PageContext, dedup_key
-from router.payloads import parse_alertmanager
-from router.render import sample_context
+from router.outbox.channels import Delivery
+from router.outbox.context import PageContext, dedup_key
+from router.outbox.render import sample_context
 from router.rules import ChannelTarget
 
 STARTED = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)

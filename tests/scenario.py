@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
+from router.ingest.payloads import label_fingerprint
 from router.metrics import Metrics
-from router.payloads import label_fingerprint
 from router.settings import Settings
 
 from .conftest import WEBHOOK_TOKEN, auth_headers

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from router.budgets import CHAT_BUDGET, EMAIL_BUDGET
-from router.channels.apprise import AppriseChannel, apprise_format
 from router.errors import DeliveryError
-from router.render import (
+from router.outbox.budgets import CHAT_BUDGET, EMAIL_BUDGET
+from router.outbox.channels.apprise import AppriseChannel, apprise_format
+from router.outbox.render import (
     Renderer,
 )
 from router.rules import ChannelTarget

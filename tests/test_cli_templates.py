@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
-from router.render import PACKAGED_TEMPLATES
+from router.outbox.render import PACKAGED_TEMPLATES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from router.channels import build_channels
-from router.incidents import IncidentService
+from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.metrics import Metrics
-from router.notify import Dispatcher, RetryPolicy
+from router.outbox.channels import build_channels
+from router.outbox.dispatcher import Dispatcher, RetryPolicy
 from router.routing import load_routing
 from router.settings import Settings
 from router.store import Store, open_store

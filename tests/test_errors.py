@@ -9,6 +9,7 @@ import pkgutil
 import pytest
 
 import router
+from router.api.http import HTTP_ERRORS, NOT_IN_REQUESTS, as_http_error
 from router.errors import (
     FailureReason,
     HttpError,
@@ -18,7 +19,6 @@ from router.errors import (
     RouterError,
     StoreError,
 )
-from router.http import HTTP_ERRORS, NOT_IN_REQUESTS, as_http_error
 
 
 def _every_error() -> set[type[RouterError]]:
@@ -38,7 +38,7 @@ def test_every_error_is_mapped_or_kept_out_of_requests() -> None:
     unmapped = (
         {e for e in _every_error() if e is not HttpError} - set(HTTP_ERRORS) - NOT_IN_REQUESTS
     )
-    assert unmapped == set(), "say in router/http.py what the sender gets for these"
+    assert unmapped == set(), "say in router/api/http.py what the sender gets for these"
     assert not set(HTTP_ERRORS) & NOT_IN_REQUESTS
 
 

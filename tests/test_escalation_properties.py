@@ -20,13 +20,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router import escalation
 from router.app import RouterService
-from router.escalation import Context, IncidentState, NextAction, Progress, plan_timeline
-from router.notify import RetryPolicy
-from router.payloads import parse_alertmanager
+from router.incidents import escalation
+from router.incidents.escalation import Context, IncidentState, NextAction, Progress, plan_timeline
+from router.incidents.schedule import BusinessHours
+from router.ingest.payloads import parse_alertmanager
+from router.outbox.dispatcher import RetryPolicy
 from router.rules import SeverityPolicy, Step
-from router.schedule import BusinessHours
 
 from .scenario import FakeClock, alert, alertmanager_body, running_router, send
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.page_context import (
+from router.outbox.context import (
     PAGE_CONTEXT_VERSION,
     NextEscalation,
     PageContext,
@@ -18,7 +18,7 @@ from router.page_context import (
     dedup_key,
     incident_id_from_dedup_key,
 )
-from router.render import sample_context
+from router.outbox.render import sample_context
 
 from .conftest import FIXTURES
 

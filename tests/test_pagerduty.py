@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from router.channels.base import Sent
-from router.channels.pagerduty import PagerDutyChannel, pagerduty_severity
-from router.channels.ratelimit import RateLimit, TokenBucket
 from router.errors import DeliveryError
-from router.render import Renderer
+from router.outbox.channels.base import Sent
+from router.outbox.channels.pagerduty import PagerDutyChannel, pagerduty_severity
+from router.outbox.channels.ratelimit import RateLimit, TokenBucket
+from router.outbox.render import Renderer
 from router.rules import ChannelTarget
 
 from .conftest import FIXTURES

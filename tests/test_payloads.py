@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.errors import PayloadError
+from router.ingest.payloads import label_fingerprint, parse_body, parse_timestamp
 from router.models import AlertStatus, Source
-from router.payloads import label_fingerprint, parse_body, parse_timestamp
 
 from .conftest import FIXTURES
 

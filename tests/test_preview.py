@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from router.models import AlertStatus
-from router.preview import format_pages, preview_pages
-from router.render import Renderer
+from router.outbox.preview import format_pages, preview_pages
+from router.outbox.render import Renderer
 from router.rules import load_rules
 
 from .conftest import FIXTURES

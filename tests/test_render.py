@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from router.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
 from router.errors import ConfigError, DeliveryError
-from router.render import (
+from router.outbox.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
+from router.outbox.render import (
     PACKAGED_TEMPLATES,
     SHIPPED_TEMPLATES,
     TEMPLATE_EVENTS,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.budgets import BUDGETS, CHAT_BUDGET, EMAIL_BUDGET, PAGERDUTY_BUDGET, SMS_BUDGET
+from router.outbox.budgets import BUDGETS, CHAT_BUDGET, EMAIL_BUDGET, PAGERDUTY_BUDGET, SMS_BUDGET
 from router.runbooks import RunbookLibrary, Section, render_excerpt
 
 ROOT = Path(__file__).parent.parent

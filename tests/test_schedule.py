@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.escalation import PlannedStep, plan_timeline
+from router.incidents.escalation import PlannedStep, plan_timeline
+from router.incidents.schedule import BusinessHours, format_duration, parse_duration
 from router.rules import SeverityPolicy, Step
-from router.schedule import BusinessHours, format_duration, parse_duration
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

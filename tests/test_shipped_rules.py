@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from router.cli import main
+from router.incidents.schedule import format_duration
 from router.rules import load_rules
 from router.rules import loader as rules_loader
 from router.rules import schema as rules_schema
-from router.schedule import format_duration
 from tests.alerts import make_alert
 
 ROOT = Path(__file__).parent.parent

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from router.errors import ConfigError, MatcherError
+from router.incidents.schedule import WEEKDAYS, BusinessHours, parse_duration
 from router.rules import schema
 from router.rules.conditions import TextCondition, ValueCondition
 from router.rules.matchers import Matcher, parse_matchers
@@ -39,7 +40,6 @@ from router.rules.model import (
     Tier,
 )
 from router.rules.source import Node, Problem, Problems, Where, read_yaml
-from router.schedule import WEEKDAYS, BusinessHours, parse_duration
 
 RULES_FILE_PATTERN = "*.yaml"
 RUNBOOKS_DIR = "runbooks"

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from router.escalation import PlannedStep, plan_timeline
+from router.incidents.escalation import PlannedStep, plan_timeline
+from router.incidents.schedule import BusinessHours
 from router.models import Alert
 from router.rules.conditions import (
     TEXT_FIELDS,
@@ -29,7 +30,6 @@ from router.rules.conditions import (
     alert_value,
 )
 from router.rules.matchers import Matcher, MatchType
-from router.schedule import BusinessHours
 
 DEFAULT_POLICY = "default"
 # Incident keys are stored and sent to PagerDuty as `dedup_key`, which takes at most 255 characters

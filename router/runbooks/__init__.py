@@ -7,7 +7,7 @@
     search.py    BM25F ranking of incident sections against what an alert says, with evidence
     confidence.py  the calibrated probability that the first section is right
     library.py   RunbookLibrary: load a directory, resolve references and links, choose a section
-    excerpt.py   the excerpt for a budget (router/budgets.py has the channels' figures)
+    excerpt.py   the excerpt for a budget (router/outbox/budgets.py has the channels' figures)
 
 All of it is pure: it reads files only in `RunbookLibrary.load` and never touches the network.
 """

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from router.escalation import IncidentState, NextAction, Progress
+from router.incidents.escalation import IncidentState, NextAction, Progress
 from router.models import Alert
-from router.page_context import PageContext
+from router.outbox.context import PageContext
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from router.errors import StoreError
-from router.escalation import IncidentState, NextAction, Progress
+from router.incidents.escalation import IncidentState, NextAction, Progress
 from router.models import Alert, AlertStatus
 from router.store import schema
 from router.store.base import (

@@ -21,16 +21,16 @@ from typing import Any
 from aiohttp import web
 
 from router.errors import HttpError, IncidentNotFound, InvalidLink
-from router.escalation import IncidentState
-from router.incidents import AckOutcome, AckResult, IncidentService
+from router.incidents.escalation import IncidentState
+from router.incidents.service import AckOutcome, AckResult, IncidentService
 from router.links import AckLinks, pagerduty_signature_valid
 from router.logs import fields
-from router.page_context import incident_id_from_dedup_key
+from router.outbox.context import incident_id_from_dedup_key
 from router.settings import Settings
 from router.store import Store
 from router.types import Clock
 
-log = logging.getLogger("router.api")
+log = logging.getLogger("router.api.incidents")
 
 
 _STATE_FILTERS: dict[str, tuple[IncidentState, ...] | None] = {

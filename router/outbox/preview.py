@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from router.channels.base import Delivery, no_excerpt
 from router.errors import DeliveryError
 from router.models import Alert
-from router.page_context import NextEscalation, PageContext, incident_context
-from router.render import LOG_FORMAT, Renderer
+from router.outbox.channels.base import Delivery, no_excerpt
+from router.outbox.context import NextEscalation, PageContext, incident_context
+from router.outbox.render import LOG_FORMAT, Renderer
 from router.rules import Classification, RuleSet
 from router.types import Excerpt
 
@@ -61,8 +61,8 @@ def preview_pages(
     step pages. A template that fails shows as a page whose body is the error, so a dry run
     reports it.
     """
-    from router.channels.apprise import page_format_for
-    from router.channels.pagerduty import PagerDutyChannel
+    from router.outbox.channels.apprise import page_format_for
+    from router.outbox.channels.pagerduty import PagerDutyChannel
 
     pagerduty = PagerDutyChannel("http://pagerduty.invalid", renderer)
     pages = []

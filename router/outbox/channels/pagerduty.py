@@ -25,12 +25,12 @@ from typing import Any, TypeGuard
 
 import requests
 
-from router.budgets import PAGERDUTY_BUDGET
-from router.channels.base import Delivery, Sent
-from router.channels.ratelimit import RateLimit, TokenBucket
 from router.errors import DeliveryError, FailureReason
-from router.page_context import PageAlert, PageContext
-from router.render import (
+from router.outbox.budgets import PAGERDUTY_BUDGET
+from router.outbox.channels.base import Delivery, Sent
+from router.outbox.channels.ratelimit import RateLimit, TokenBucket
+from router.outbox.context import PageAlert, PageContext
+from router.outbox.render import (
     PAGERDUTY_FORMAT,
     STATUS,
     Renderer,
@@ -68,7 +68,7 @@ _SOURCE_LABELS = ("instance", "host", "hostname", "pod", "node", "service", "job
 
 # pdpyras logs about its own retries, which are off here ("exceeded maximum number of attempts
 # (-1)" on every failure); the outbox logs each outcome instead, so pdpyras is kept quiet.
-_PDPYRAS_LOG = logging.getLogger("router.channels.pdpyras")
+_PDPYRAS_LOG = logging.getLogger("router.outbox.channels.pdpyras")
 _PDPYRAS_LOG.setLevel(logging.CRITICAL)
 
 SeverityRank = Callable[[str], int | None]

@@ -29,12 +29,12 @@ from typing import Any
 
 import jinja2
 
-from router.budgets import (
+from router.errors import ConfigError, DeliveryError, FailureReason
+from router.outbox.budgets import (
     EMAIL_BUDGET,
     PAGERDUTY_SUMMARY_BUDGET,
 )
-from router.errors import ConfigError, DeliveryError, FailureReason
-from router.page_context import PageContext
+from router.outbox.context import PageContext
 from router.runbooks.excerpt import cut_at_word
 from router.types import Excerpt, Style
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from router.channels.base import Channel, Delivery, Sent, no_excerpt
-from router.channels.log import LogChannel
 from router.errors import DeliveryError, FailureReason
-from router.render import Renderer
+from router.outbox.channels.base import Channel, Delivery, Sent, no_excerpt
+from router.outbox.channels.log import LogChannel
+from router.outbox.render import Renderer
 from router.settings import Settings
 from router.types import Excerpt
 
@@ -53,8 +53,8 @@ def build_channels(
     templates. `severity_rank` (0 = most severe) maps severities other than P0..P3 to PagerDuty's.
     """
     # Imported here: they load pdpyras and Apprise's plugins, which only a daemon that pages needs.
-    from router.channels.apprise import AppriseChannel
-    from router.channels.pagerduty import PagerDutyChannel
+    from router.outbox.channels.apprise import AppriseChannel
+    from router.outbox.channels.pagerduty import PagerDutyChannel
 
     renderer = Renderer(templates_dir)
     return ChannelSet(

@@ -30,15 +30,15 @@ from router.errors import (
     RouterError,
     StoreError,
 )
+from router.ingest.payloads import parse_body
 from router.logs import fields
 from router.metrics import Metrics
 from router.models import Notification, Source
-from router.page_context import PageContextError
-from router.payloads import parse_body
+from router.outbox.context import PageContextError
 from router.settings import Settings
 from router.store import IngestResult
 
-log = logging.getLogger("router.http")
+log = logging.getLogger("router.api.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,10 +1,9 @@
 """Incidents: open, update, escalate, acknowledge and resolve them, each in one transaction.
 
-This is where the pure decisions of `router.escalation` meet the store. Every method opens one
-transaction, reads what it needs under lock, asks `escalation` what to do, and writes the new
-progress, the timeline notes and the pages to the outbox together. Metrics are counted only after
-the transaction committed, so a rolled-back attempt counts nothing.
-"""
+This is where the pure decisions of `router.incidents.escalation` meet the store. Every method
+opens one transaction, reads what it needs under lock, asks `escalation` what to do, and writes the
+new progress, the timeline notes and the pages to the outbox together. Metrics are counted only
+after the transaction committed, so a rolled-back attempt counts nothing."""
 
 from __future__ import annotations
 
@@ -14,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from router import escalation
 from router.errors import IncidentNotFound
-from router.escalation import Decision, IncidentState, PageOrder
+from router.incidents import escalation
+from router.incidents.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
 from router.metrics import Metrics
 from router.models import Alert, AlertStatus, Notification
-from router.page_context import NextEscalation, PageContext, incident_context
+from router.outbox.context import NextEscalation, PageContext, incident_context
 from router.routing import RoutedAlert, Routing, percent
 from router.store import IngestResult, Store
 from router.store.base import IncidentRecord, NewPage, Transaction

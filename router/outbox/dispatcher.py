@@ -19,18 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from router.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.errors import DeliveryError, FailureReason
 from router.logs import fields
 from router.metrics import Metrics
-from router.page_context import PageContext, PageContextError, PageRunbook
+from router.outbox.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
+from router.outbox.context import PageContext, PageContextError, PageRunbook
 from router.routing import Routing
 from router.rules import ChannelTarget
 from router.store import Store
 from router.store.base import PageRecord
 from router.types import Clock
 
-log = logging.getLogger("router.notify")
+log = logging.getLogger("router.outbox.dispatcher")
 
 
 @dataclass(frozen=True, slots=True)

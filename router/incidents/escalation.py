@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from router.schedule import SeverityPolicyLike, format_duration, require_aware
+from router.incidents.schedule import SeverityPolicyLike, format_duration, require_aware
 
 
 class IncidentState(enum.StrEnum):
@@ -43,7 +43,7 @@ class PolicyLike(SeverityPolicyLike, Protocol):
 
 
 class HoursLike(Protocol):
-    """Business hours: `router.schedule.BusinessHours`."""
+    """Business hours: `router.incidents.schedule.BusinessHours`."""
 
     def is_open(self, at: datetime) -> bool: ...
 

@@ -19,10 +19,10 @@ import logging
 import warnings
 from typing import Any
 
-from router.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
-from router.channels.base import Delivery, Sent
 from router.errors import DeliveryError, FailureReason
-from router.render import PageFormat, Renderer
+from router.outbox.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
+from router.outbox.channels.base import Delivery, Sent
+from router.outbox.render import PageFormat, Renderer
 
 # Apprise loads its plugins on first use, and one of them imports the standard library's `imghdr`,
 # deprecated since Python 3.11 (PEP 594). They are loaded here, once, with that one warning

@@ -1,8 +1,8 @@
 """What every channel implements: send one `Delivery`, or raise `DeliveryError`.
 
 A channel knows its own wire format and nothing of the outbox: retries, backoff, deadlines and
-recording are the dispatcher's (`router.notify`). A channel says whether a failure is worth
-retrying (`DeliveryError.retryable`) and gives a short `reason` for the metric label.
+recording are the dispatcher's (`router.outbox.dispatcher`). A channel says whether a failure is
+worth retrying (`DeliveryError.retryable`) and gives a short `reason` for the metric label.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.page_context import PageContext
+from router.outbox.context import PageContext
 from router.rules import ChannelTarget
 from router.types import Excerpt
 
@@ -25,7 +25,7 @@ class Delivery:
 
     `event` is `trigger` (first page), `escalate` (a later step, a repeat, a re-trigger or a
     severity raise), `acknowledge` or `resolve`. `context` is what the page says
-    (router/page_context.py), as the incident service queued it.
+    (router/outbox/context.py), as the incident service queued it.
     """
 
     page_id: int

@@ -2,16 +2,16 @@
 
 `make run` with no secrets pages every tier here, so the whole flow can be watched. Each page is
 one WARNING line that starts with `PAGE (log channel`, so it cannot be mistaken for a delivery.
-What the page says comes from the `log` templates (see `router.render`), on one line.
+What the page says comes from the `log` templates (see `router.outbox.render`), on one line.
 """
 
 from __future__ import annotations
 
 import logging
 
-from router.channels.base import Delivery, Sent
 from router.logs import fields
-from router.render import LOG_FORMAT, Renderer
+from router.outbox.channels.base import Delivery, Sent
+from router.outbox.render import LOG_FORMAT, Renderer
 
 log = logging.getLogger("router.page")
 
