@@ -1,5 +1,6 @@
 """The HTTP surface (aiohttp): webhooks in, the incident API, acknowledgement links, metrics.
 
-http.py       webhook receivers, authentication, the error middleware and the routes
+auth.py       the one check of a shared secret (webhook and API tokens)
+http.py       webhook receivers, the error middleware and the routes
 incidents.py  the incident API, acknowledgement links and PagerDuty's webhooks
 """

@@ -7,9 +7,6 @@ is a 503. One middleware turns every error into a JSON `{"error": ...}` body.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +16,7 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from router.api.auth import TokenCheck
 from router.errors import (
     ConfigError,
     DeliveryError,
@@ -106,8 +104,9 @@ class WebhookReceiver:
         self._metrics = metrics
         self._state = state
         self._clock = clock
-        token = settings.webhook_token
-        self._token = token.get_secret_value().encode() if token else None
+        self._auth = TokenCheck(
+            settings.webhook_token, basic=True, refusal="missing or wrong credentials"
+        )
 
     def handler(self, source: Source) -> Handler:
         async def receive(request: web.Request) -> web.Response:
@@ -119,7 +118,7 @@ class WebhookReceiver:
         started = time.perf_counter()
         alerts = 0
         try:
-            self._authorize(request)
+            self._auth.check(request)
             if self._state.shutting_down:
                 raise HttpError(503, "shutting_down", "shutting down, retry later")
             _require_json(request)
@@ -183,30 +182,6 @@ class WebhookReceiver:
         elapsed = time.perf_counter() - started
         self._metrics.webhook_duration.labels(source=source.value).observe(elapsed)
         return elapsed
-
-    def _authorize(self, request: web.Request) -> None:
-        """Bearer token, or the token as a basic-auth password; no token configured: open."""
-        if self._token is None:
-            return
-        presented = _presented_secret(request.headers.get("Authorization", ""))
-        # compare_digest takes time independent of where the strings differ.
-        if presented is None or not hmac.compare_digest(presented, self._token):
-            raise HttpError(401, "unauthorized", "missing or wrong credentials")
-
-
-def _presented_secret(header: str) -> bytes | None:
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer" and value:
-        return value.encode()
-    if scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        _user, separator, password = decoded.partition(b":")
-        return password if separator else None
-    return None
 
 
 def _require_json(request: web.Request) -> None:

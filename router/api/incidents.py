@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import logging
@@ -20,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.api.auth import TokenCheck
 from router.errors import HttpError, IncidentNotFound, InvalidLink
 from router.incidents.escalation import IncidentState
 from router.incidents.service import AckOutcome, AckResult, IncidentService
@@ -57,8 +57,9 @@ class IncidentApi:
         self._incidents = incidents
         self._links = links
         self._clock = clock
-        api_token = settings.api_token
-        self._api_token = api_token.get_secret_value().encode() if api_token else None
+        self._auth = TokenCheck(
+            settings.api_token, basic=False, refusal="missing or wrong API token"
+        )
         pd_secret = settings.pagerduty_webhook_secret
         self._pd_secret = pd_secret.get_secret_value().encode() if pd_secret else None
 
@@ -73,16 +74,8 @@ class IncidentApi:
 
     # --- /api/v1 ---------------------------------------------------------------------------
 
-    def _authorize(self, request: web.Request) -> None:
-        if self._api_token is None:
-            return
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        presented = value.strip().encode() if scheme.lower() == "bearer" else b""
-        if not hmac.compare_digest(presented, self._api_token):
-            raise HttpError(401, "unauthorized", "missing or wrong API token")
-
     async def list_incidents(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._auth.check(request)
         state = request.query.get("state", "open")
         if state not in _STATE_FILTERS:
             allowed = ", ".join(_STATE_FILTERS)
@@ -92,20 +85,20 @@ class IncidentApi:
         return web.json_response({"incidents": [record.to_json() for record in records]})
 
     async def get_incident(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._auth.check(request)
         detail = await self._store.incident_detail(_incident_id(request))
         if detail is None:
             raise HttpError(404, "not_found", "no such incident")
         return web.json_response(detail)
 
     async def ack_incident(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._auth.check(request)
         who = await _who(request)
         outcome = await self._act(self._incidents().acknowledge, _incident_id(request), who, "api")
         return _outcome_json(outcome)
 
     async def resolve_incident(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._auth.check(request)
         who = await _who(request)
         outcome = await self._act(self._incidents().resolve, _incident_id(request), who, "api")
         return _outcome_json(outcome)
