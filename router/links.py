@@ -1,4 +1,4 @@
-"""Signed acknowledgement links and PagerDuty webhook signatures: the router's two HMACs.
+"""Signed acknowledgement links: the router's own HMAC over what a link in a page may do.
 
 An acknowledgement link carries `INCIDENT.EXPIRES.NONCE.SIGNATURE`, where the signature is
 HMAC-SHA256 over the first three parts with the router's secret key. It acknowledges one incident,
@@ -63,14 +63,3 @@ class AckLinks:
         if now >= expires_at:
             raise InvalidLink(f"this link expired at {expires_at.isoformat()}")
         return AckClaim(int(incident), expires_at, nonce)
-
-
-def pagerduty_signature_valid(secret: bytes, body: bytes, header: str) -> bool:
-    """Check `X-PagerDuty-Signature`: one or more `v1=<hex HMAC-SHA256 of the body>`, comma
-    separated (PagerDuty sends several while a subscription's secret is being rotated)."""
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    for part in header.split(","):
-        version, _, signature = part.strip().partition("=")
-        if version == "v1" and hmac.compare_digest(signature.strip().lower(), expected):
-            return True
-    return False

@@ -14,7 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
-from router.links import AckLinks, InvalidLink, pagerduty_signature_valid
+from router.errors import InvalidLink
+from router.links import AckLinks
+from router.outbox.channels.pagerduty import signature_valid as pagerduty_signature_valid
 
 from .scenario import (
     FakeClock,

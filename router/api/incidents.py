@@ -23,9 +23,9 @@ from router.api.auth import TokenCheck
 from router.errors import HttpError, IncidentNotFound, InvalidLink
 from router.incidents.escalation import IncidentState
 from router.incidents.service import AckOutcome, AckResult, IncidentService
-from router.links import AckLinks, pagerduty_signature_valid
+from router.links import AckLinks
 from router.logs import fields
-from router.outbox.context import incident_id_from_dedup_key
+from router.outbox.channels import pagerduty
 from router.settings import Settings
 from router.store import Store
 from router.types import Clock
@@ -170,44 +170,19 @@ class IncidentApi:
                 "unauthorized",
                 "PagerDuty webhooks are disabled: set ROUTER_PAGERDUTY_WEBHOOK_SECRET",
             )
-        body = await request.read()
-        signature = request.headers.get("X-PagerDuty-Signature", "")
-        if not pagerduty_signature_valid(self._pd_secret, body, signature):
-            raise HttpError(401, "unauthorized", "X-PagerDuty-Signature does not match the body")
-        event = _pagerduty_event(body)
-        event_type = event.get("event_type")
-        data = _object(event.get("data"))
-        incident_id = incident_id_from_dedup_key(str(data.get("incident_key") or ""))
-        if event_type not in ("incident.acknowledged", "incident.resolved") or incident_id is None:
+        notice = pagerduty.read_notice(self._pd_secret, await request.read(), request.headers)
+        if notice is None:
             return web.json_response({"status": "ignored"})
-        agent = _object(event.get("agent"))
-        who = str(agent.get("summary") or "PagerDuty")[:MAX_NAME]
-        webhook_id = request.headers.get("X-Webhook-Id") or str(event.get("id") or "") or None
         incidents = self._incidents()
-        action = (
-            incidents.acknowledge if event_type == "incident.acknowledged" else incidents.resolve
-        )
+        action = incidents.acknowledge if notice.action == "acknowledge" else incidents.resolve
         try:
-            outcome = await self._act(action, incident_id, who, "pagerduty", once=webhook_id)
+            outcome = await self._act(
+                action, notice.incident_id, notice.who, "pagerduty", once=notice.webhook_id
+            )
         except HttpError:
             return web.json_response({"status": "ignored"})  # not an incident of ours (any more)
         status = "duplicate" if outcome.result is AckResult.ALREADY_USED else "accepted"
         return web.json_response({"status": status, "changed": outcome.changed})
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _pagerduty_event(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise HttpError(400, "malformed", "body: not valid JSON") from exc
-    event = document.get("event") if isinstance(document, dict) else None
-    if not isinstance(event, dict):
-        raise HttpError(400, "malformed", "event: expected an object")
-    return event
 
 
 def _incident_id(request: web.Request) -> int:
