@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from router.api.views import incident_json
 from router.app import RouterService
 from router.ingest.payloads import label_fingerprint
 from router.metrics import Metrics
@@ -118,13 +119,13 @@ async def page_contexts(service: RouterService, event: str) -> list[dict[str, An
 async def incidents(service: RouterService) -> list[dict[str, Any]]:
     """Every incident as the API shows it, oldest first."""
     records = await service.store.list_incidents(None, 1000)
-    return [record.to_json() for record in reversed(records)]
+    return [incident_json(record) for record in reversed(records)]
 
 
 async def timeline(service: RouterService, incident_id: int) -> list[tuple[str, str]]:
     detail = await service.store.incident_detail(incident_id)
     assert detail is not None
-    return [(event["kind"], event["detail"]) for event in detail["timeline"]]
+    return [(event.kind, event.detail) for event in detail.events]
 
 
 def dumps(value: Any) -> str:

@@ -428,4 +428,4 @@ async def test_retention_deletes_old_resolved_incidents_and_keeps_open_ones(
     assert await router.store.count_alerts() == 1  # the firing alert stays
     assert {page.incident_id for page in await router.store.list_pages()} == {2}
     detail = await router.store.incident_detail(2)
-    assert detail is not None and detail["timeline"][0]["kind"] == "opened"
+    assert detail is not None and detail.events[0].kind == "opened"

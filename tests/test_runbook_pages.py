@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from router.api.views import detail_json
 from router.app import RouterService
 from router.routing import percent
 
@@ -53,8 +54,9 @@ async def test_an_alert_with_no_section_says_so(
     await service.engine.run_once()
     (incident,) = await incidents(service)
     assert incident["runbook"] is None
-    detail = await service.store.incident_detail(incident["id"])
-    assert detail is not None
+    stored = await service.store.incident_detail(incident["id"])
+    assert stored is not None
+    detail = detail_json(stored)
     (note,) = [e["detail"] for e in detail["timeline"] if e["kind"] == "runbook"]
     candidates = detail["runbook_candidates"]
     # The alert's service label leads to the ledger's runbook, but to no section confidently.

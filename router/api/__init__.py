@@ -3,4 +3,5 @@
 auth.py       the one check of a shared secret (webhook and API tokens)
 http.py       webhook receivers, the error middleware and the routes
 incidents.py  the incident API, acknowledgement links and PagerDuty's webhooks
+views.py      the JSON the incident API shows, made from the store's records
 """

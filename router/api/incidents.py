@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from router.api.auth import TokenCheck
+from router.api.views import detail_json, incident_json
 from router.errors import HttpError, IncidentNotFound, InvalidLink
 from router.incidents.escalation import IncidentState
 from router.incidents.service import AckOutcome, AckResult, IncidentService
@@ -82,14 +83,14 @@ class IncidentApi:
             raise HttpError(400, "malformed", f"state: must be one of {allowed}, got {state!r}")
         limit = _int_query(request, "limit", 100, 1, MAX_LIST)
         records = await self._store.list_incidents(_STATE_FILTERS[state], limit)
-        return web.json_response({"incidents": [record.to_json() for record in records]})
+        return web.json_response({"incidents": [incident_json(record) for record in records]})
 
     async def get_incident(self, request: web.Request) -> web.Response:
         self._auth.check(request)
         detail = await self._store.incident_detail(_incident_id(request))
         if detail is None:
             raise HttpError(404, "not_found", "no such incident")
-        return web.json_response(detail)
+        return web.json_response(detail_json(detail))
 
     async def ack_incident(self, request: web.Request) -> web.Response:
         self._auth.check(request)
@@ -128,22 +129,22 @@ class IncidentApi:
         detail = await self._store.incident_detail(claim.incident_id)
         if detail is None:
             return _html_page("Unknown incident", "<p>This incident does not exist.</p>", 404)
-        runbook = detail.get("runbook") or {}
-        heading = runbook.get("heading") or "no runbook section"
+        incident = detail.incident
+        heading = (incident.runbook or {}).get("heading") or "no runbook section"
         body = (
-            f"<p><strong>{html.escape(detail['severity'])}</strong> · "
-            f"{html.escape(detail['title'])}</p>"
-            f"<p>State: {html.escape(detail['state'])} · "
-            f"opened {html.escape(detail['opened_at'])}</p>"
+            f"<p><strong>{html.escape(incident.severity)}</strong> · "
+            f"{html.escape(incident.title)}</p>"
+            f"<p>State: {html.escape(incident.state.value)} · "
+            f"opened {html.escape(incident.opened_at.isoformat())}</p>"
             f"<p>Runbook: {html.escape(heading)}</p>"
         )
-        if detail["state"] == IncidentState.TRIGGERED.value:
+        if incident.state is IncidentState.TRIGGERED:
             body += (
                 f'<form method="post" action="/ack/{html.escape(token)}">'
                 '<label>Your name <input name="by" maxlength="100" autocomplete="name"></label> '
                 '<button type="submit">Acknowledge</button></form>'
             )
-        return _html_page(f"Incident {detail['id']}", body)
+        return _html_page(f"Incident {incident.id}", body)
 
     async def ack_by_link(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
@@ -221,7 +222,7 @@ async def _who(request: web.Request) -> str:
 def _outcome_json(outcome: AckOutcome) -> web.Response:
     return web.json_response(
         {
-            "incident": outcome.incident.to_json(),
+            "incident": incident_json(outcome.incident),
             "changed": outcome.changed,
             "message": outcome.message,
         }

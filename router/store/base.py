@@ -64,32 +64,41 @@ class IncidentRecord:
     classification: dict[str, Any]
     runbook: dict[str, Any] | None
 
-    def to_json(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
 
-        return {
-            "id": self.id,
-            "key": self.key,
-            "state": self.state.value,
-            "severity": self.severity,
-            "title": self.title,
-            "rule": self.rule,
-            "policy": self.policy,
-            "step": self.progress.step + 1,
-            "round": self.progress.round,
-            "next_action": self.progress.next_action.value if self.progress.next_action else None,
-            "next_action_at": iso(self.progress.next_action_at),
-            "opened_at": iso(self.opened_at),
-            "acknowledged_at": iso(self.acknowledged_at),
-            "acknowledged_by": self.acknowledged_by,
-            "resolved_at": iso(self.resolved_at),
-            "resolved_by": self.resolved_by,
-            "reason": self.classification.get("reason"),
-            "matched_rules": self.classification.get("matched_rules", []),
-            "runbook": self.runbook,
-            "runbook_candidates": self.classification.get("runbook_candidates", []),
-        }
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert instance of an incident, with the severity it was classified at there."""
+
+    id: int
+    fingerprint: str
+    alertname: str
+    status: str
+    severity: str
+    source: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    details: dict[str, Any]  # what the source sent beyond labels (URLs, values)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One timeline entry."""
+
+    at: datetime
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    """An incident with its alerts, its timeline and its deliveries, oldest first."""
+
+    incident: IncidentRecord
+    alerts: list[AlertRecord]
+    events: list[EventRecord]
+    pages: list[PageRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,23 +138,6 @@ class PageRecord:
     delivered_at: datetime | None = None
     last_error: str | None = None
     sent: dict[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The delivery as the incident API shows it (the page's title, not its whole body)."""
-        return {
-            "id": self.id,
-            "event": self.event,
-            "step": self.step + 1,
-            "round": self.round,
-            "tier": self.tier,
-            "channel": self.channel_label,
-            "state": self.state,
-            "attempts": self.attempts,
-            "created_at": self.created_at.isoformat(),
-            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
-            "last_error": self.last_error,
-            "title": self.sent["title"] if self.sent else None,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +264,7 @@ class Store(abc.ABC):
         """Newest first."""
 
     @abc.abstractmethod
-    async def incident_detail(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident_detail(self, incident_id: int) -> IncidentDetail | None:
         """The incident with its alerts and timeline, ready for JSON."""
 
     @abc.abstractmethod

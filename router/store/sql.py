@@ -27,6 +27,9 @@ from router.incidents.escalation import IncidentState, NextAction, Progress
 from router.models import Alert, AlertStatus
 from router.store import schema
 from router.store.base import (
+    AlertRecord,
+    EventRecord,
+    IncidentDetail,
     IncidentRecord,
     NewPage,
     PagedChannel,
@@ -146,7 +149,7 @@ class SqlStore(Store):
         async with self._transaction("list incidents") as conn:
             return [_incident(row) for row in (await conn.execute(query)).mappings()]
 
-    async def incident_detail(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident_detail(self, incident_id: int) -> IncidentDetail | None:
         async with self._transaction("read incident") as conn:
             row = (
                 (
@@ -167,14 +170,14 @@ class SqlStore(Store):
                 .where(schema.incident_alerts.c.incident_id == incident_id)
                 .order_by(schema.alerts.c.id)
             )
-            alerts = [_alert_json(alert) for alert in (await conn.execute(alerts_query)).mappings()]
+            alerts = [_alert(alert) for alert in (await conn.execute(alerts_query)).mappings()]
             events_query = (
                 sa.select(schema.events)
                 .where(schema.events.c.incident_id == incident_id)
                 .order_by(schema.events.c.id)
             )
-            timeline = [
-                {"at": event["at"].isoformat(), "kind": event["kind"], "detail": event["detail"]}
+            events = [
+                EventRecord(event["at"], event["kind"], event["detail"])
                 for event in (await conn.execute(events_query)).mappings()
             ]
             pages_query = (
@@ -182,8 +185,8 @@ class SqlStore(Store):
                 .where(schema.pages.c.incident_id == incident_id)
                 .order_by(schema.pages.c.id)
             )
-            pages = [_page(page).to_json() for page in (await conn.execute(pages_query)).mappings()]
-        return {**_incident(row).to_json(), "alerts": alerts, "timeline": timeline, "pages": pages}
+            pages = [_page(page) for page in (await conn.execute(pages_query)).mappings()]
+        return IncidentDetail(_incident(row), alerts, events, pages)
 
     async def list_pages(self, incident_id: int | None = None) -> list[PageRecord]:
         query = sa.select(schema.pages).order_by(schema.pages.c.id)
@@ -615,20 +618,20 @@ def _page(row: Any) -> PageRecord:
     )
 
 
-def _alert_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": int(row["id"]),
-        "fingerprint": row["fingerprint"],
-        "alertname": row["alertname"],
-        "status": row["status"],
-        "severity": row["severity"],
-        "source": row["source"],
-        "labels": row["labels"],
-        "annotations": row["annotations"],
-        "starts_at": row["starts_at"].isoformat(),
-        "ends_at": row["ends_at"].isoformat() if row["ends_at"] else None,
-        **row["details"],
-    }
+def _alert(row: Any) -> AlertRecord:
+    return AlertRecord(
+        id=int(row["id"]),
+        fingerprint=row["fingerprint"],
+        alertname=row["alertname"],
+        status=row["status"],
+        severity=row["severity"],
+        source=row["source"],
+        labels=dict(row["labels"]),
+        annotations=dict(row["annotations"]),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        details=dict(row["details"]),
+    )
 
 
 def _details(alert: Alert) -> dict[str, Any]:
