@@ -21,8 +21,8 @@ from router.outbox.render import (
     SMS_BUDGET,
     PageFormat,
     Renderer,
-    sample_context,
 )
+from router.outbox.template_checks import sample_context
 from router.rules import ChannelTarget
 
 PAGES = 2_000

@@ -29,7 +29,7 @@ from router.logs import fields
 from router.metrics import Metrics
 from router.outbox.channels import ChannelSet, build_channels
 from router.outbox.dispatcher import Dispatcher
-from router.outbox.render import check_templates
+from router.outbox.template_checks import check_templates
 from router.routing import Routing, load_routing
 from router.settings import Settings
 from router.store import Store, open_store

@@ -185,7 +185,7 @@ def _runbooks(directory: Path | None) -> int:
 
 
 def _export_templates(directory: Path, *, force: bool) -> int:
-    from router.outbox.render import export_templates
+    from router.outbox.template_checks import export_templates
 
     try:
         written = export_templates(directory, force=force)
@@ -211,7 +211,7 @@ def _rules_dir(given: Path | None) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from router.outbox.render import check_templates
+    from router.outbox.template_checks import check_templates
     from router.routing import reference_problems
     from router.rules import check_rules
     from router.runbooks import RunbookLibrary

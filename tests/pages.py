@@ -9,7 +9,7 @@ from router.ingest.payloads import parse_alertmanager
 from router.models import Notification
 from router.outbox.channels import Delivery
 from router.outbox.context import PageContext, dedup_key
-from router.outbox.render import sample_context
+from router.outbox.template_checks import sample_context
 from router.rules import ChannelTarget
 
 STARTED = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)

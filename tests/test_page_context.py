@@ -18,7 +18,7 @@ from router.outbox.context import (
     dedup_key,
     incident_id_from_dedup_key,
 )
-from router.outbox.render import sample_context
+from router.outbox.template_checks import sample_context
 
 from .conftest import FIXTURES
 

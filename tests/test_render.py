@@ -9,21 +9,16 @@ import pytest
 
 from router.errors import ConfigError, DeliveryError
 from router.outbox.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
+from router.outbox.fit import fit, sections
 from router.outbox.render import (
     PACKAGED_TEMPLATES,
     SHIPPED_TEMPLATES,
     TEMPLATE_EVENTS,
     PageFormat,
     Renderer,
-    check_templates,
-    export_templates,
-    fit,
-    sample_context,
-    sections,
-    shorten,
-    telling_labels,
-    when,
 )
+from router.outbox.template_checks import check_templates, export_templates, sample_context
+from router.outbox.view import shorten, telling_labels, when
 
 from .golden_pages import FORMATS, PAGES, render_golden
 from .pages import ACK_URL, RUNBOOK_LINK, page_context, runbook_excerpt

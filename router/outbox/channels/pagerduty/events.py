@@ -30,13 +30,8 @@ from router.outbox.budgets import PAGERDUTY_BUDGET
 from router.outbox.channels.base import Delivery, Sent
 from router.outbox.channels.ratelimit import RateLimit, TokenBucket
 from router.outbox.context import PageAlert, PageContext
-from router.outbox.render import (
-    PAGERDUTY_FORMAT,
-    STATUS,
-    Renderer,
-    shorten,
-    when,
-)
+from router.outbox.render import PAGERDUTY_FORMAT, Renderer
+from router.outbox.view import STATUS, shorten, when
 from router.runbooks.excerpt import cut_at_word
 
 # pdpyras 5.4.1, its last release, warns at import that it is deprecated in favour of the

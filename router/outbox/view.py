@@ -1,0 +1,140 @@
+"""What a page template sees: the variables made from a page's context, and the filters.
+
+`page_view` is the one place that turns a `PageContext` into template variables (`page`,
+`incident`, `alert`, `runbook`, `runbook_candidates`, `ack_url`, `next_escalation`, `by`); the
+filters (`shorten`, `when`, `label_pairs`) are the only functions templates call. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from router.outbox.context import PageContext
+from router.runbooks.excerpt import cut_at_word
+
+# How each event reads in a page.
+STATUS = {
+    "trigger": "triggered",
+    "escalate": "escalated",
+    "acknowledge": "acknowledged",
+    "resolve": "resolved",
+}
+
+# Labels that say nothing an on-call reader does not see elsewhere in the page.
+_DULL_LABELS = frozenset(
+    {"alertname", "severity", "service", "__name__", "alertstate", "grafana_folder", "prometheus"}
+)
+# Labels that say where the problem is, most telling first.
+_TELLING_LABELS = (
+    "instance",
+    "host",
+    "pod",
+    "node",
+    "namespace",
+    "cluster",
+    "environment",
+    "env",
+    "region",
+    "job",
+    "container",
+    "deployment",
+    "component",
+)
+TELLING_LABEL_COUNT = 4
+
+
+# How a page that is never sent (a dry run) names its incident.
+DRY_RUN_INCIDENT = "(dry run)"
+
+
+def page_view(event: str, context: PageContext, budget: int) -> dict[str, Any]:
+    """The variables of a page template, from the page's context."""
+    alert = context.alert
+    labels = dict(alert.labels)
+    annotations = dict(alert.annotations)
+    runbook = context.runbook
+    following = context.next_escalation
+    return {
+        "page": {
+            "event": event,
+            "status": STATUS.get(event, event),
+            "tier": context.tier,
+            "step": context.step,
+            "round": context.round,
+        },
+        "incident": {
+            "id": DRY_RUN_INCIDENT if context.incident_id is None else context.incident_id,
+            "key": context.incident_key,
+            "title": context.title or alert.name or "alert",
+            "severity": context.severity or "?",
+            "opened_at": context.opened_at,
+            "url": context.incident_url,
+            "reason": context.reason,
+            "matched_rules": list(context.matched_rules),
+        },
+        "alert": {
+            "name": alert.name,
+            "source": alert.source,
+            "labels": labels,
+            "annotations": annotations,
+            "summary": annotations.get("summary") or annotations.get("title") or "",
+            "description": annotations.get("description") or annotations.get("message") or "",
+            "value": alert.value or "",
+            "service": labels.get("service") or "",
+            "telling_labels": telling_labels(labels),
+            "starts_at": alert.starts_at or context.opened_at,
+            "generator_url": alert.generator_url or "",
+            "dashboard_url": alert.dashboard_url or "",
+            "panel_url": alert.panel_url or "",
+        },
+        "runbook": runbook.to_json() if runbook else None,
+        "runbook_candidates": [
+            {"heading": p.heading, "link": p.link, "confidence": p.confidence}
+            for p in context.possible_sections
+        ],
+        "runbook_excerpt": "",
+        "ack_url": context.ack_url,
+        "next_escalation": (
+            {"at": following.at, "tiers": list(following.tiers)} if following else None
+        ),
+        "by": context.by,
+        "budget": budget,
+    }
+
+
+def telling_labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The labels that best say where the problem is: known place labels first, then the rest."""
+    chosen = [(name, labels[name]) for name in _TELLING_LABELS if labels.get(name)]
+    rest = sorted(
+        (name, value)
+        for name, value in labels.items()
+        if value and name not in _DULL_LABELS and name not in _TELLING_LABELS
+    )
+    return (chosen + rest)[:TELLING_LABEL_COUNT]
+
+
+def shorten(text: Any, limit: int, ellipsis: str = "…") -> str:
+    """`text` on one line, cut at a word to at most `limit` characters, ending in `ellipsis`."""
+    return cut_at_word(" ".join(str(text).split()), limit, ellipsis)
+
+
+def when(value: Any) -> str:
+    """An ISO 8601 time as `2024-05-06 10:00 UTC`; None as `unknown`; anything else unchanged."""
+    if value is None or value == "":
+        return "unknown"
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def label_pairs(pairs: Iterable[tuple[str, str]], separator: str = ", ") -> str:
+    return separator.join(f"{name}={value}" for name, value in pairs)
