@@ -13,7 +13,7 @@ import yaml
 from router.cli import main
 from router.incidents.schedule import format_duration
 from router.rules import load_rules
-from router.rules import loader as rules_loader
+from router.rules import reader as rules_loader
 from router.rules import schema as rules_schema
 from tests.alerts import make_alert
 

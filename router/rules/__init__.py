@@ -6,18 +6,14 @@
 
 The modules: `source` reads YAML with line numbers and `${NAME}` secrets; `matchers` is
 Alertmanager's matcher syntax; `conditions` the `text` and `value` conditions; `model` the loaded
-objects and classification; `loader` the strict checks that build a RuleSet.
+objects and classification; `loader` the strict checks that build a RuleSet, with `reader` (typed
+access to values and their places), `escalation_sections` and `rule_sections` (the two halves of a
+rules file) and `schema` (every key and its JSON Schema).
 """
 
 from router.errors import MatcherError
 from router.rules.conditions import Quantity, TextCondition, ValueCondition, alert_value
-from router.rules.loader import (
-    CheckReport,
-    check_rules,
-    load_rules,
-    rules_files,
-    split_runbook_reference,
-)
+from router.rules.loader import CheckReport, check_rules, load_rules, rules_files
 from router.rules.matchers import Matcher, MatchType, parse_matcher, parse_matchers
 from router.rules.model import (
     DEFAULT_POLICY,
@@ -32,6 +28,7 @@ from router.rules.model import (
     Tier,
     incident_key,
 )
+from router.rules.reader import split_runbook_reference
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -1,0 +1,179 @@
+"""Loading the classification half of the rules: rules with matchers, conditions and runbooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from router.errors import MatcherError
+from router.rules.conditions import TextCondition, ValueCondition
+from router.rules.matchers import Matcher, parse_matchers
+from router.rules.model import (
+    DEFAULT_POLICY,
+    Policy,
+    Rule,
+)
+from router.rules.reader import (
+    RULE_KEYS,
+    RUNBOOKS_DIR,
+    C,
+    Reader,
+    split_runbook_reference,
+    suggest,
+)
+from router.rules.source import Node, Where
+
+
+class RuleSections(Reader):
+    """`rules:`: each rule's name, matchers, `text` and `value` conditions, severity, policy,
+    `group_by` and runbook reference, checked against the severities and policies."""
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    def rules(
+        self, nodes: list[tuple[Node, int]], severities: set[str], policies: Mapping[str, Policy]
+    ) -> list[Rule]:
+        rules = []
+        seen: dict[str, Where] = {}
+        for node, index in nodes:
+            settings = self.mapping(node, f"rules[{index}]")
+            if settings is None:
+                continue
+            name_node = settings.get("name")
+            name = None
+            if name_node is None:
+                self.error(node.where, f"rules[{index}]", "name: is missing")
+            else:
+                name = self.name(name_node, f"rules[{index}]: name")
+            path = f"rule {name}" if name else f"rules[{index}]"
+            if name is not None:
+                if name in seen:
+                    assert name_node is not None
+                    self.error(name_node.where, path, f"the name is already used at {seen[name]}")
+                else:
+                    seen[name] = node.where
+            rule = self.rule(node, settings, path, name, severities, policies)
+            if rule is not None:
+                rules.append(rule)
+        return rules
+
+    def rule(
+        self,
+        node: Node,
+        settings: dict[str, Node],
+        path: str,
+        name: str | None,
+        severities: set[str],
+        policies: Mapping[str, Policy],
+    ) -> Rule | None:
+        self.known_keys(node, RULE_KEYS, path)
+        errors_before = len(self.problems.errors)
+
+        severity = None
+        severity_node = settings.get("severity")
+        if severity_node is None:
+            self.error(node.where, path, "severity: is missing")
+        else:
+            severity = self.string(severity_node, f"{path}: severity")
+            if severity is not None and severity not in severities:
+                self.error(
+                    severity_node.where,
+                    f"{path}: severity",
+                    f'unknown severity "{severity}" ({suggest(severity, sorted(severities))})',
+                )
+
+        policy = DEFAULT_POLICY
+        policy_node = settings.get("policy")
+        if policy_node is not None:
+            policy = self.string(policy_node, f"{path}: policy") or DEFAULT_POLICY
+            if policy not in policies:
+                self.error(
+                    policy_node.where,
+                    f"{path}: policy",
+                    f'unknown policy "{policy}" ({suggest(policy, policies)})',
+                )
+            elif severity in severities and severity not in self.declared.get(policy, set()):
+                self.error(
+                    policy_node.where,
+                    f"{path}: policy",
+                    f"policy {policy} has no {severity} steps, and this rule gives {severity}",
+                )
+
+        matchers = self.matchers(settings.get("matchers"), f"{path}: matchers")
+        text = self.condition(settings.get("text"), f"{path}: text", TextCondition.parse)
+        value = self.condition(settings.get("value"), f"{path}: value", ValueCondition.parse)
+        if not any(key in settings for key in ("matchers", "text", "value")):
+            self.error(node.where, path, "no condition; give matchers, text or value")
+
+        runbook = None
+        if "runbook" in settings:
+            runbook = self.runbook(settings["runbook"], f"{path}: runbook")
+        group_by = None
+        if "group_by" in settings:
+            group_by = self.label_names(settings["group_by"], f"{path}: group_by")
+
+        if name is None or severity is None or len(self.problems.errors) > errors_before:
+            return None
+        return Rule(
+            name=name,
+            severity=severity,
+            policy=policy,
+            runbook=runbook,
+            group_by=group_by,
+            source=str(node.where),
+            matchers=tuple(matchers),
+            text=text,
+            value=value,
+        )
+
+    def matchers(self, node: Node | None, path: str) -> list[Matcher]:
+        if node is None:
+            return []
+        found: list[Matcher] = []
+        entries = self.strings(node, path)
+        if not entries and isinstance(node.value, list):
+            self.error(node.where, path, "must list at least one matcher")
+        for index, (text, item) in enumerate(entries):
+            try:
+                found += parse_matchers(text)
+            except MatcherError as exc:
+                self.error(item.where, f"{path}[{index}]", str(exc))
+        return found
+
+    def condition(self, node: Node | None, path: str, parse: Callable[[str], C]) -> C | None:
+        if node is None:
+            return None
+        text = self.string(node, path)
+        if text is None:
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            self.error(node.where, path, str(exc))
+            return None
+
+    def runbook(self, node: Node, path: str) -> str | None:
+        reference = self.string(node, path)
+        if reference is None:
+            return None
+        try:
+            file, anchor = split_runbook_reference(reference)
+        except ValueError as exc:
+            self.error(node.where, path, str(exc))
+            return None
+        if file.startswith("/") or ".." in Path(file).parts:
+            self.error(node.where, path, f'"{file}" must be a path inside {RUNBOOKS_DIR}/')
+            return None
+        if anchor is not None and anchor != anchor.lower():
+            self.error(
+                node.where,
+                path,
+                f'anchor "{anchor}" must be the lowercase GitHub slug of the heading '
+                f'(e.g. "{anchor.lower()}")',
+            )
+            return None
+        # The runbooks may be written separately; files are checked only where they are present.
+        if self.runbooks_dir is not None and not (self.runbooks_dir / file).is_file():
+            self.error(node.where, path, f"no file {file} in {self.runbooks_dir}")
+            return None
+        return reference
