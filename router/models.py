@@ -24,6 +24,30 @@ class AlertStatus(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class PageEvent(enum.StrEnum):
+    """What a page announces: the first page, a later step (or repeat, re-trigger or severity
+    raise), or the news that the incident was acknowledged or resolved."""
+
+    TRIGGER = "trigger"
+    ESCALATE = "escalate"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+    @property
+    def pages(self) -> bool:
+        """True for the events that page someone (not the notices)."""
+        return self in (PageEvent.TRIGGER, PageEvent.ESCALATE)
+
+
+class PageState(enum.StrEnum):
+    """Where a page stands in the outbox."""
+
+    PENDING = "pending"  # waiting for its next attempt
+    SENDING = "sending"  # claimed by a dispatcher until its lease runs out
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up: a permanent error, or its deadline passed
+
+
 def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping or {}))
 

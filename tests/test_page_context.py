@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from router.models import PageEvent, PageState
 from router.outbox.context import (
     PAGE_CONTEXT_VERSION,
     NextEscalation,
@@ -83,3 +84,11 @@ def test_other_senders_keys_name_no_incident() -> None:
     assert incident_id_from_dedup_key("alertmanager/xyz") is None
     assert incident_id_from_dedup_key("rr-x:abc") is None
     assert dedup_key(None, "k") == "rr-?:k"
+
+
+def test_page_events_and_states_are_closed_vocabularies() -> None:
+    assert [event.value for event in PageEvent] == ["trigger", "escalate", "acknowledge", "resolve"]
+    assert [event for event in PageEvent if event.pages] == [PageEvent.TRIGGER, PageEvent.ESCALATE]
+    assert {state.value for state in PageState} == {"pending", "sending", "delivered", "failed"}
+    assert PageContext.from_json({**LEGACY["pagerduty"], "event": "nonsense"}).event is None
+    assert PageContext.from_json(LEGACY["apprise"]).event is PageEvent.TRIGGER

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from router.incidents.schedule import SeverityPolicyLike, format_duration, require_aware
+from router.models import PageEvent
 
 
 class IncidentState(enum.StrEnum):
@@ -68,7 +69,7 @@ class PageOrder:
     step: int
     round: int
     tiers: tuple[str, ...]
-    kind: str  # "trigger" for the first page, "escalate" for later ones
+    kind: PageEvent  # TRIGGER for the first page, ESCALATE for later ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ def _page(
     step: int,
     round_: int,
     now: datetime,
-    kind: str,
+    kind: PageEvent,
     reason: str,
 ) -> Decision:
     """Page `step` now, or at the next business-hours opening when the window is closed."""
@@ -153,7 +154,7 @@ def _page(
 
 def start(context: Context, now: datetime) -> Decision:
     """A new incident: page the first step."""
-    return _page(context, IncidentState.TRIGGERED, 0, 0, now, "trigger", "incident opened")
+    return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, "incident opened")
 
 
 def when_due(progress: Progress, context: Context, now: datetime) -> Decision:
@@ -162,7 +163,9 @@ def when_due(progress: Progress, context: Context, now: datetime) -> Decision:
     if progress.state is IncidentState.RESOLVED or action is None:
         return Decision.unchanged(progress)
     if action is NextAction.PAGE:
-        kind = "trigger" if progress.step == 0 and progress.round == 0 else "escalate"
+        kind = (
+            PageEvent.TRIGGER if progress.step == 0 and progress.round == 0 else PageEvent.ESCALATE
+        )
         return _page(
             context,
             progress.state,
@@ -205,7 +208,7 @@ def _escalate(progress: Progress, context: Context, now: datetime) -> Decision:
         )
     reason = f"ack SLA {format_duration(lapsed)} lapsed with no acknowledgement"
     decision = _page(
-        context, IncidentState.TRIGGERED, next_step, next_round, now, "escalate", reason
+        context, IncidentState.TRIGGERED, next_step, next_round, now, PageEvent.ESCALATE, reason
     )
     return replace(
         decision,
@@ -220,7 +223,9 @@ def _acknowledgement_expired(progress: Progress, context: Context, now: datetime
     expires = context.policy.ack_expires or timedelta(0)
     step = min(progress.step, len(context.policy.steps) - 1)
     reason = f"acknowledgement expired after {format_duration(expires)} while still firing"
-    return _page(context, IncidentState.TRIGGERED, step, progress.round, now, "escalate", reason)
+    return _page(
+        context, IncidentState.TRIGGERED, step, progress.round, now, PageEvent.ESCALATE, reason
+    )
 
 
 def acknowledge(progress: Progress, context: Context, now: datetime, who: str) -> Decision:
@@ -261,7 +266,7 @@ def raise_severity(progress: Progress, context: Context, previous: str, now: dat
     """A more severe alert joined: page the current step again under the new severity's policy."""
     step = min(progress.step, len(context.policy.steps) - 1)
     reason = f"severity raised from {previous} to {context.severity}"
-    return _page(context, IncidentState.TRIGGERED, step, 0, now, "escalate", reason)
+    return _page(context, IncidentState.TRIGGERED, step, 0, now, PageEvent.ESCALATE, reason)
 
 
 # --- the plan: the state machine run on a virtual clock ------------------------------------

@@ -18,7 +18,7 @@ from router.incidents import escalation
 from router.incidents.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
 from router.metrics import Metrics
-from router.models import Alert, AlertStatus, Notification
+from router.models import Alert, AlertStatus, Notification, PageEvent
 from router.outbox.context import NextEscalation, PageContext, incident_context
 from router.routing import RoutedAlert, Routing, percent
 from router.store import IngestResult, Store
@@ -227,7 +227,9 @@ class IncidentService:
                 acknowledged_by=who,
             )
             if decision.changed:
-                await self._notify_paged(tx, incident, "acknowledge", now, via, who, effects)
+                await self._notify_paged(
+                    tx, incident, PageEvent.ACKNOWLEDGE, now, via, who, effects
+                )
                 effects.acknowledged.append(
                     (incident.severity, (now - incident.opened_at).total_seconds())
                 )
@@ -282,7 +284,7 @@ class IncidentService:
         await self._apply(
             tx, routing, incident, decision, now, effects, resolved_at=now, resolved_by=who
         )
-        await self._notify_paged(tx, incident, "resolve", now, via, who, effects)
+        await self._notify_paged(tx, incident, PageEvent.RESOLVE, now, via, who, effects)
         return True
 
     # --- applying decisions ---------------------------------------------------------------
@@ -346,7 +348,7 @@ class IncidentService:
         self,
         tx: Transaction,
         incident: IncidentRecord,
-        event: str,
+        event: PageEvent,
         now: datetime,
         skip_channel: str,
         who: str,

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from router.errors import RouterError
+from router.models import PageEvent
 
 PAGE_CONTEXT_VERSION = 1
 
@@ -51,6 +52,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _sequence(value: Any) -> Sequence[Any]:
     return value if isinstance(value, list | tuple) else ()
+
+
+def _event(value: Any) -> PageEvent | None:
+    return PageEvent(value) if value in set(PageEvent) else None
 
 
 def _int(value: Any) -> int | None:
@@ -233,7 +238,7 @@ class PageContext:
     possible_sections: tuple[PossibleSection, ...] = ()
     incident_url: str | None = None
     tier: str | None = None
-    event: str | None = None
+    event: PageEvent | None = None
     step: int | None = None
     round: int = 0
     ack_url: str | None = None
@@ -299,7 +304,7 @@ class PageContext:
             ),
             incident_url=_optional_text(data.get("incident_url")),
             tier=_optional_text(data.get("tier")),
-            event=_optional_text(data.get("event")),
+            event=_event(data.get("event")),
             step=_int(data.get("step")),
             round=_int(data.get("round")) or 0,
             ack_url=_optional_text(data.get("ack_url")),

@@ -22,6 +22,7 @@ from datetime import timedelta
 from router.errors import DeliveryError, FailureReason
 from router.logs import fields
 from router.metrics import Metrics
+from router.models import PageEvent, PageState
 from router.outbox.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.outbox.context import PageContext, PageContextError, PageRunbook
 from router.routing import Routing
@@ -150,14 +151,14 @@ class Dispatcher:
         what = _what(page)
         delay = self._retry.delay(attempts, self._rng) if error and error.retryable else None
         if error is None:
-            state, next_attempt, outcome = "delivered", now, "delivered"
+            state, next_attempt, outcome = PageState.DELIVERED, now, "delivered"
             detail = f"{what}: delivered"
         elif delay is not None and now + delay < page.deadline_at:
-            state, outcome, next_attempt = "pending", "retried", now + delay
+            state, outcome, next_attempt = PageState.PENDING, "retried", now + delay
             retry_at = next_attempt.isoformat()
             detail = f"{what}: attempt {attempts} failed ({error}); retrying at {retry_at}"
         else:
-            state, next_attempt, outcome = "failed", now, "failed"
+            state, next_attempt, outcome = PageState.FAILED, now, "failed"
             why = "gave up at the delivery deadline" if error.retryable else "not retryable"
             detail = f"{what}: failed after {attempts} attempt(s), {why}: {error}"
         async with self._store.transaction("record page outcome") as tx:
@@ -188,7 +189,7 @@ class Dispatcher:
 
 
 def _what(page: PageRecord) -> str:
-    if page.event in ("trigger", "escalate"):
+    if PageEvent(page.event).pages:
         round_ = f" (repeat {page.round})" if page.round else ""
         return f"paged tier {page.tier} step {page.step + 1}{round_} via {page.channel_label}"
     return f"sent {page.event} to tier {page.tier} via {page.channel_label}"

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from router.errors import DeliveryError
-from router.models import Alert
+from router.models import Alert, PageEvent
 from router.outbox.channels.base import Delivery, no_excerpt
 from router.outbox.context import NextEscalation, PageContext, incident_context
 from router.outbox.render import LOG_FORMAT, Renderer
@@ -79,7 +79,7 @@ def preview_pages(
                 next_escalation=next_escalation,
                 severity_rank=ruleset.rank(classification.severity),
             )
-            delivery = Delivery(0, "trigger", tier, target, context, excerpt or no_excerpt)
+            delivery = Delivery(0, PageEvent.TRIGGER, tier, target, context, excerpt or no_excerpt)
             try:
                 if target.kind == "pagerduty":
                     event = pagerduty.trigger_event(delivery)
@@ -91,7 +91,7 @@ def preview_pages(
                         if target.kind == "apprise"
                         else LOG_FORMAT
                     )
-                    page = renderer.render(fmt, "trigger", context, excerpt)
+                    page = renderer.render(fmt, PageEvent.TRIGGER, context, excerpt)
                     title, body = page.title, page.body
             except DeliveryError as exc:
                 title, body = "(not rendered)", str(exc)
@@ -127,7 +127,7 @@ def preview_context(
         incident_url=INCIDENT_URL_PLACEHOLDER,
     ).with_(
         tier=tier,
-        event="trigger",
+        event=PageEvent.TRIGGER,
         step=1,
         round=0,
         ack_url=ACK_PLACEHOLDER,

@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 
 from router.errors import DeliveryError, FailureReason
+from router.models import PageEvent
 from router.outbox.budgets import (
     PAGERDUTY_SUMMARY_BUDGET,
 )
@@ -35,11 +36,11 @@ from router.outbox.fit import fit
 from router.outbox.view import label_pairs, page_view, shorten, when
 from router.types import Excerpt, Style
 
-EVENTS = ("trigger", "escalate", "acknowledge", "resolve")
+EVENTS = tuple(PageEvent)
 KINDS = ("pagerduty", "apprise", "sms", "log")
 # PagerDuty's acknowledge and resolve events have no payload, so nothing to render for them.
 TEMPLATE_EVENTS: Mapping[str, tuple[str, ...]] = {
-    "pagerduty": ("trigger", "escalate"),
+    "pagerduty": (PageEvent.TRIGGER, PageEvent.ESCALATE),
     "apprise": EVENTS,
     "sms": EVENTS,
     "log": EVENTS,

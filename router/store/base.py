@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from router.incidents.escalation import IncidentState, NextAction, Progress
-from router.models import Alert
+from router.models import Alert, PageEvent, PageState
 from router.outbox.context import PageContext
 
 
@@ -106,7 +106,7 @@ class NewPage:
     """A delivery to enqueue in the outbox."""
 
     incident_id: int
-    event: str
+    event: PageEvent
     step: int
     round: int
     tier: str
@@ -122,7 +122,7 @@ class NewPage:
 class PageRecord:
     id: int
     incident_id: int
-    event: str
+    event: PageEvent
     step: int
     round: int
     tier: str
@@ -130,7 +130,7 @@ class PageRecord:
     channel_index: int
     channel_label: str
     context: dict[str, Any]
-    state: str
+    state: PageState
     attempts: int
     next_attempt_at: datetime
     deadline_at: datetime

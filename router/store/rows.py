@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.incidents.escalation import IncidentState, NextAction, Progress
+from router.models import PageEvent, PageState
 from router.store.base import (
     AlertRecord,
     IncidentRecord,
@@ -42,7 +43,7 @@ def page_record(row: Any) -> PageRecord:
     return PageRecord(
         id=int(row["id"]),
         incident_id=int(row["incident_id"]),
-        event=row["event"],
+        event=PageEvent(row["event"]),
         step=int(row["step"]),
         round=int(row["round"]),
         tier=row["tier"],
@@ -50,7 +51,7 @@ def page_record(row: Any) -> PageRecord:
         channel_index=int(row["channel_index"]),
         channel_label=row["channel_label"],
         context=dict(row["context"]),
-        state=row["state"],
+        state=PageState(row["state"]),
         attempts=int(row["attempts"]),
         next_attempt_at=row["next_attempt_at"],
         deadline_at=row["deadline_at"],

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from router.errors import StoreError
 from router.incidents.escalation import IncidentState
-from router.models import AlertStatus
+from router.models import AlertStatus, PageState
 from router.store import schema
 from router.store.base import (
     EventRecord,
@@ -209,7 +209,7 @@ class SqlStore(Store):
                         sa.func.min(
                             sa.func.coalesce(pages.c.claimed_until, pages.c.next_attempt_at)
                         )
-                    ).where(pages.c.state.in_(("pending", "sending")))
+                    ).where(pages.c.state.in_((PageState.PENDING, PageState.SENDING)))
                 )
             ).scalar()
         # min() and coalesce() keep the column type, so these come back as datetimes.
@@ -233,9 +233,9 @@ class SqlStore(Store):
     ) -> list[PageRecord]:
         pages = schema.pages
         due = sa.or_(
-            sa.and_(pages.c.state == "pending", pages.c.next_attempt_at <= now),
+            sa.and_(pages.c.state == PageState.PENDING, pages.c.next_attempt_at <= now),
             # A claim that was never recorded: the process that held it died mid-send.
-            sa.and_(pages.c.state == "sending", pages.c.claimed_until <= now),
+            sa.and_(pages.c.state == PageState.SENDING, pages.c.claimed_until <= now),
         )
         query = (
             sa.select(pages)
@@ -250,13 +250,15 @@ class SqlStore(Store):
                 await conn.execute(
                     pages.update()
                     .where(pages.c.id.in_([row["id"] for row in rows]))
-                    .values(state="sending", claimed_until=lease_until)
+                    .values(state=PageState.SENDING, claimed_until=lease_until)
                 )
         return [page_record(row) for row in rows]
 
     async def pending_pages(self) -> int:
         pages = schema.pages
-        query = sa.select(sa.func.count()).where(pages.c.state.in_(("pending", "sending")))
+        query = sa.select(sa.func.count()).where(
+            pages.c.state.in_((PageState.PENDING, PageState.SENDING))
+        )
         async with self._transaction("count pending pages") as conn:
             return int((await conn.execute(query)).scalar_one())
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.incidents.escalation import IncidentState, Progress
-from router.models import Alert, AlertStatus
+from router.models import Alert, AlertStatus, PageEvent, PageState
 from router.store import schema
 from router.store.base import (
     IncidentRecord,
@@ -208,7 +208,7 @@ class SqlTransaction(Transaction):
                     "channel_index": page.channel_index,
                     "channel_label": page.channel_label,
                     "context": page.context.to_json(),
-                    "state": "pending",
+                    "state": PageState.PENDING,
                     "attempts": 0,
                     "next_attempt_at": page.due_at,
                     "deadline_at": page.deadline_at,
@@ -222,7 +222,10 @@ class SqlTransaction(Transaction):
         pages = schema.pages
         query = (
             sa.select(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
-            .where(pages.c.incident_id == incident_id, pages.c.event.in_(("trigger", "escalate")))
+            .where(
+                pages.c.incident_id == incident_id,
+                pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
+            )
             .group_by(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
             .order_by(sa.func.min(pages.c.id))
         )
@@ -259,7 +262,7 @@ class SqlTransaction(Transaction):
                 next_attempt_at=next_attempt_at,
                 claimed_until=None,
                 last_error=error,
-                delivered_at=now if state == "delivered" else None,
+                delivered_at=now if state is PageState.DELIVERED else None,
                 sent=sent,
             )
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from router.models import PageEvent
 from router.outbox.context import PageContext
 from router.rules import ChannelTarget
 from router.types import Excerpt
@@ -29,7 +30,7 @@ class Delivery:
     """
 
     page_id: int
-    event: str
+    event: PageEvent
     tier: str
     target: ChannelTarget
     context: PageContext

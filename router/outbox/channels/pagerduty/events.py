@@ -26,6 +26,7 @@ from typing import Any, TypeGuard
 import requests
 
 from router.errors import DeliveryError, FailureReason
+from router.models import PageEvent
 from router.outbox.budgets import PAGERDUTY_BUDGET
 from router.outbox.channels.base import Delivery, Sent
 from router.outbox.channels.ratelimit import RateLimit, TokenBucket
@@ -112,9 +113,9 @@ class PagerDutyChannel:
             raise DeliveryError(
                 "the page has no dedup_key", retryable=False, reason=FailureReason.INVALID_PAGE
             )
-        if delivery.event in ("trigger", "escalate"):
+        if delivery.event in (PageEvent.TRIGGER, PageEvent.ESCALATE):
             event = self.trigger_event(delivery)
-        elif delivery.event in ("acknowledge", "resolve"):
+        elif delivery.event in (PageEvent.ACKNOWLEDGE, PageEvent.RESOLVE):
             event = {"event_action": delivery.event, "dedup_key": dedup_key}
         else:
             raise DeliveryError(
