@@ -12,16 +12,10 @@ import statistics
 import time
 from collections.abc import Callable
 
+from router.outbox.budgets import CHAT_BUDGET, EMAIL_BUDGET, SMS_BUDGET
 from router.outbox.channels import Delivery
 from router.outbox.channels.pagerduty import PagerDutyChannel
-from router.outbox.render import (
-    CHAT_BUDGET,
-    EMAIL_BUDGET,
-    LOG_FORMAT,
-    SMS_BUDGET,
-    PageFormat,
-    Renderer,
-)
+from router.outbox.render import LOG_FORMAT, PageFormat, Renderer
 from router.outbox.template_checks import sample_context
 from router.rules import ChannelTarget
 

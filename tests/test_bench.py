@@ -1,0 +1,25 @@
+"""Every benchmark module imports: `make bench` must not break silently when the code moves."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import bench
+
+MODULES = sorted(info.name for info in pkgutil.iter_modules(bench.__path__))
+
+
+def test_there_are_benchmarks() -> None:
+    assert {"bench_pages", "bench_runbook_search", "bench_webhooks", "eval_runbooks"} <= set(
+        MODULES
+    )
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m != "__main__"])
+def test_benchmark_module_imports(name: str) -> None:
+    module = importlib.import_module(f"bench.{name}")
+    if name.startswith(("bench_", "eval_")):
+        assert callable(module.main)
