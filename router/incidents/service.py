@@ -21,6 +21,7 @@ from router.metrics import Metrics
 from router.models import Alert, AlertStatus, Notification, PageEvent
 from router.outbox.context import NextEscalation, PageContext, incident_context
 from router.routing import RoutedAlert, Routing, percent
+from router.runbooks.library import POSSIBLE_SECTIONS
 from router.store import IngestResult, Store
 from router.store.base import IncidentRecord, NewPage, Transaction
 
@@ -469,7 +470,8 @@ def _runbook_note(item: RoutedAlert) -> str:
     runbook = item.runbook
     if not runbook:
         possible = ", ".join(
-            f"{c['file']}#{c['anchor']} ({percent(c['confidence'])})" for c in item.candidates[:2]
+            f"{c['file']}#{c['anchor']} ({percent(c['confidence'])})"
+            for c in item.candidates[:POSSIBLE_SECTIONS]
         )
         if possible:
             return f"no runbook section attached: none confident enough; possible: {possible}"

@@ -24,6 +24,7 @@ from typing import Any
 
 from router.errors import RouterError
 from router.models import PageEvent
+from router.runbooks.library import POSSIBLE_SECTIONS
 
 PAGE_CONTEXT_VERSION = 1
 
@@ -311,10 +312,6 @@ class PageContext:
             next_escalation=NextEscalation.from_json(data.get("next_escalation")),
             by=_optional_text(data.get("by")),
         )
-
-
-# How many searched sections a page without one lists.
-POSSIBLE_SECTIONS = 2
 
 
 def incident_context(

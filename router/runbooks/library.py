@@ -65,6 +65,8 @@ _NOT_TEXT = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://\S*|[-+0-9.eE%]+)\s*$")
 # A name coverage this close to 1 is the whole name (rounding of the IDF sums aside).
 _WHOLE = 0.999
 
+# How many searched sections a page without one lists as possible.
+POSSIBLE_SECTIONS = 2
 # How many candidates a match keeps (the dry run and the incident show them with their evidence;
 # a page without a section links the first two).
 CANDIDATES = 3
@@ -98,7 +100,7 @@ class RunbookMatch:
     @property
     def possible(self) -> tuple[Candidate, ...]:
         """The sections a page without one lists as "possible runbook sections"."""
-        return self.candidates[:2] if self.section is None else ()
+        return self.candidates[:POSSIBLE_SECTIONS] if self.section is None else ()
 
 
 class RunbookLibrary:
