@@ -32,7 +32,7 @@ _WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class Metrics:
-    """The metrics of SPEC.md §6, with the `router_` prefix."""
+    """Every metric of the README's metrics table, with the `router_` prefix."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()

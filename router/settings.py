@@ -20,7 +20,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com"
 
 
 class Settings(BaseSettings):
-    """Every setting of SPEC.md §2; see the README's settings table."""
+    """Every setting; the README's settings table describes each one."""
 
     model_config = SettingsConfigDict(
         env_prefix="ROUTER_",

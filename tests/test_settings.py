@@ -1,4 +1,4 @@
-"""Settings: defaults of SPEC.md §2, clear messages for bad values, the listen-address guard."""
+"""Settings: the README's defaults, clear messages for bad values, the listen-address guard."""
 
 from __future__ import annotations
 

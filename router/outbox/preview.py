@@ -1,6 +1,6 @@
 """The pages a dry run shows: what each channel of the first step's tiers would be sent.
 
-`route` (SPEC §2) renders the page per channel without sending or storing anything. The context
+`route` (docs/rules.md) renders the page per channel without sending or storing anything. The context
 is built from the alert and its classification as the incident service would build it; what only
 exists once an incident is stored reads as a placeholder (`<ack link>`: no link can be signed in a
 dry run). PagerDuty's page is the Events API event itself (routing key left out); Apprise and log

@@ -1,6 +1,6 @@
 """Loaded rules as immutable objects, and the classification of an alert against them.
 
-`RuleSet.classify` is the decision of SPEC.md §3: every rule is evaluated; the alert takes the most
+`RuleSet.classify` is the decision docs/rules.md describes: every rule is evaluated; the alert takes the most
 severe severity among the rules that hold, the earlier rule between equals; with no rule, the
 alert's `severity` label through the severities' aliases; else `default_severity`.
 
@@ -214,7 +214,7 @@ class RuleSet:
     # --- classification ---------------------------------------------------------------------
 
     def classify(self, alert: Alert) -> Classification:
-        """Classify one alert as SPEC.md §3 says; never raises for any alert."""
+        """Classify one alert as docs/rules.md says; never raises for any alert."""
         labels = alert.labels
         # The value and the case-folded text are found once, and only if a rule needs them.
         value: AlertValue | None = None

@@ -1,6 +1,6 @@
 """The runbook excerpt a page carries, cut to what each channel can hold.
 
-Order of what goes in (SPEC.md §4): the heading path; the Symptoms (or, when a section has no such
+Order of what goes in (docs/runbooks.md, "Excerpts and budgets"): the heading path; the Symptoms (or, when a section has no such
 label, its text before the first labelled part); the Immediate Actions or, when a section has none,
 the nearest equivalent (Mitigation, Resolution, Diagnosis, Investigation Steps); then the rest of
 the section in document order while it fits.
