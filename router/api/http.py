@@ -1,8 +1,8 @@
 """The HTTP surface: webhook receivers, health, readiness and metrics routes.
 
-Status codes follow what the senders do with them (README, "HTTP"): Alertmanager retries 5xx and gives
-up on 4xx, so a body that can never be accepted is a 4xx and a failure that may clear (the database)
-is a 503. One middleware turns every error into a JSON `{"error": ...}` body.
+Status codes follow what the senders do with them (README, "HTTP"): Alertmanager retries 5xx and
+gives up on 4xx, so a body that can never be accepted is a 4xx and a failure that may clear (the
+database) is a 503. One middleware turns every error into a JSON `{"error": ...}` body.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The pages a dry run shows: what each channel of the first step's tiers would be sent.
 
-`route` (docs/rules.md) renders the page per channel without sending or storing anything. The context
-is built from the alert and its classification as the incident service would build it; what only
-exists once an incident is stored reads as a placeholder (`<ack link>`: no link can be signed in a
-dry run). PagerDuty's page is the Events API event itself (routing key left out); Apprise and log
-pages are the title and body their templates give, in the target's format.
+`route` (docs/rules.md) renders the page per channel without sending or storing anything. The
+context is built from the alert and its classification as the incident service would build it; what
+only exists once an incident is stored reads as a placeholder (`<ack link>`: no link can be signed
+in a dry run). PagerDuty's page is the Events API event itself (routing key left out); Apprise and
+log pages are the title and body their templates give, in the target's format.
 """
 
 from __future__ import annotations

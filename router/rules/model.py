@@ -1,14 +1,14 @@
 """Loaded rules as immutable objects, and the classification of an alert against them.
 
-`RuleSet.classify` is the decision docs/rules.md describes: every rule is evaluated; the alert takes the most
-severe severity among the rules that hold, the earlier rule between equals; with no rule, the
-alert's `severity` label through the severities' aliases; else `default_severity`.
+`RuleSet.classify` is the decision docs/rules.md describes: every rule is evaluated; the alert
+takes the most severe severity among the rules that hold, the earlier rule between equals; with no
+rule, the alert's `severity` label through the severities' aliases; else `default_severity`.
 
-Rules are indexed by one of their matchers, so that an alert is checked only against the rules
-that can hold for it: by an equality matcher (`alertname="X"`, `team="db"`: one dictionary look-up
-per indexed label), else by an `alertname=~` regex (which of them hold is remembered per alert
-name, so in an alert storm each name is matched once). The result is the same as evaluating every
-rule: a rule left out is one whose index matcher fails.
+Rules are indexed by one of their matchers, so that an alert is checked only against the rules that
+can hold for it: by an equality matcher (`alertname="X"`, `team="db"`: one dictionary look-up per
+indexed label), else by an `alertname=~` regex (which of them hold is remembered per alert name, so
+in an alert storm each name is matched once). The result is the same as evaluating every rule: a
+rule left out is one whose index matcher fails.
 """
 
 from __future__ import annotations

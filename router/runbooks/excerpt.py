@@ -1,12 +1,12 @@
 """The runbook excerpt a page carries, cut to what each channel can hold.
 
-Order of what goes in (docs/runbooks.md, "Excerpts and budgets"): the heading path; the Symptoms (or, when a section has no such
-label, its text before the first labelled part); the Immediate Actions or, when a section has none,
-the nearest equivalent (Mitigation, Resolution, Diagnosis, Investigation Steps); then the rest of
-the section in document order while it fits.
-Blocks go in whole: a code block, or a list item holding one, is never cut; a paragraph or a plain
-list item may be shortened at a word when it is the one that does not fit. The link to the whole
-section always closes the excerpt, and `len(excerpt) <= budget` always holds.
+Order of what goes in (docs/runbooks.md, "Excerpts and budgets"): the heading path; the Symptoms
+(or, when a section has no such label, its text before the first labelled part); the Immediate
+Actions or, when a section has none, the nearest equivalent (Mitigation, Resolution, Diagnosis,
+Investigation Steps); then the rest of the section in document order while it fits. Blocks go in
+whole: a code block, or a list item holding one, is never cut; a paragraph or a plain list item may
+be shortened at a word when it is the one that does not fit. The link to the whole section always
+closes the excerpt, and `len(excerpt) <= budget` always holds.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 `RunbookLibrary.load` reads `**/*.md` under the runbooks directory (a missing directory gives an
 empty library; a file that cannot be read is a problem, and the rest still loads). `find` chooses
-the section for an alert in the order docs/runbooks.md gives: the rule's `runbook:` reference, then the alert's
-`runbook_url` / `runbook` annotation when it points at a section the library holds (by file name
-and anchor, whatever the base URL), then search when its calibrated confidence reaches
+the section for an alert in the order docs/runbooks.md gives: the rule's `runbook:` reference, then
+the alert's `runbook_url` / `runbook` annotation when it points at a section the library holds (by
+file name and anchor, whatever the base URL), then search when its calibrated confidence reaches
 `ATTACH_CONFIDENCE` (confidence.py), else none with the best candidates as possible sections.
 """
 

@@ -1,8 +1,8 @@
 """Markdown → sections: the tree of headings of one runbook, with their labelled parts.
 
 A section is a heading and everything up to the next heading of the same or a higher level
-(docs/runbooks.md). Besides its text, each section knows its heading path, its GitHub anchor, its line
-range, and the parts that incident runbooks label: **Symptoms**, **Immediate Actions**,
+(docs/runbooks.md). Besides its text, each section knows its heading path, its GitHub anchor, its
+line range, and the parts that incident runbooks label: **Symptoms**, **Immediate Actions**,
 **Investigation Steps**, **Diagnosis**, **Mitigation**, **Resolution**, **Escalation**,
 **Prevention** and the variants teams write for them, whether as bold labels (`**Symptoms:**`) or
 as sub-headings (`#### Symptoms`). A section's body is kept as blocks (paragraphs, list items, code
