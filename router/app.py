@@ -27,7 +27,7 @@ from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
-from router.outbox.channels import ChannelSet, build_channels
+from router.outbox.channels import ChannelSet, build_channels, channel_problems
 from router.outbox.dispatcher import Dispatcher
 from router.outbox.template_checks import check_templates
 from router.routing import Routing, load_routing
@@ -46,6 +46,9 @@ def routing_from(settings: Settings) -> Routing:
     """The rules, runbooks and page templates of `ROUTER_RULES_DIR`; ConfigError lists every
     problem of all three."""
     routing = load_routing(settings.rules_dir, os.environ, strict_secrets=True)
+    problems = channel_problems(routing.rules)
+    if problems:
+        raise ConfigError(f"{len(problems)} channel(s) that cannot page", tuple(problems))
     problems = check_templates(settings.rules_dir / "templates")
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the page templates", tuple(problems))

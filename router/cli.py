@@ -211,6 +211,7 @@ def _rules_dir(given: Path | None) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from router.outbox.channels import channel_problems
     from router.outbox.template_checks import check_templates
     from router.routing import reference_problems
     from router.rules import check_rules
@@ -228,6 +229,7 @@ def _check(args: argparse.Namespace) -> int:
     )
     if report.ruleset is not None:
         problems += reference_problems(report.ruleset, library)
+        problems += channel_problems(report.ruleset)
     for problem in problems:
         print(problem)
     if report.ruleset is None or problems:

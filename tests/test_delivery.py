@@ -32,7 +32,7 @@ from .scenario import FakeClock
 from .support import free_port
 
 RULES = FIXTURES / "delivery" / "rules"
-ROUTING_KEY = "ONCALLKEY0000000000000000000000"
+ROUTING_KEY = "ONCALLKEY00000000000000000000000"
 # Small, jitter-free delays: 1 s, 2 s, 4 s, ... up to 5 minutes.
 RETRY = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(minutes=5), jitter=0.0)
 

@@ -1065,7 +1065,7 @@ def deployed_router(tmp_path: Path) -> Iterator[dict[str, str]]:
         "ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'router.db'}",
         "ROUTER_WEBHOOK_TOKEN": "deploy-test-token",
         "ROUTER_API_TOKEN": "deploy-test-api-token",
-        "PD_ONCALL_KEY": "deploy-test-routing-key",
+        "PD_ONCALL_KEY": "deploytestroutingkey000000000000",
     }
     command = [str(Path(sys.executable).parent / COMMAND), "serve"]
     process = subprocess.Popen(

@@ -16,7 +16,7 @@ from .pages import RUNBOOK_LINK, alertmanager, runbook_excerpt
 RULES = FIXTURES / "delivery" / "rules"
 OPENED = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
 ENV = {
-    "PD_ONCALL_KEY": "ONCALLKEY0000000000000000000000",
+    "PD_ONCALL_KEY": "ONCALLKEY00000000000000000000000",
     "ONCALL_EMAIL": "mailto://127.0.0.1:2525?from=router@example.com&to=oncall@example.com",
     "TEAM_LEAD_WEBHOOK": "json://127.0.0.1:9/team-lead",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -69,3 +70,26 @@ def test_serve_reports_a_bad_setting(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "ROUTER_PORT: Input should be a valid integer" in result.stderr
+
+
+def test_serve_refuses_rules_whose_channels_cannot_page(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(FIXTURES / "rules" / "base", rules)
+    (rules / "chat.yaml").write_text('tiers:\n  chat:\n    apprise: ["slack://"]\n', "utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "serve"],
+        env=router_env(
+            port=str(free_port()), database_url=f"sqlite:///{tmp_path}/r.db", rules_dir=str(rules)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "1 channel(s) that cannot page" in result.stderr
+    assert (
+        f"{rules}/chat.yaml:3: tier chat: apprise[0]: Apprise does not accept this slack:// URL"
+        in result.stderr
+    )

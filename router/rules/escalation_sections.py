@@ -35,6 +35,10 @@ from router.rules.reader import (
 )
 from router.rules.source import Node, Where
 
+# An Events API v2 integration ("routing") key has 32 characters (PagerDuty, "Events API v2
+# Overview"); anything else is refused by PagerDuty at the first page.
+ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
+
 
 class EscalationSections(Reader):
     """`severities`, `default_severity`, `timezone`, `business_hours`, `runbook_base_url`,
@@ -224,7 +228,18 @@ class EscalationSections(Reader):
         key = self.string(key_node, f"{path}: routing_key", empty_ok=True)
         if not key or not key.strip():
             return []
-        return [ChannelTarget("pagerduty", key.strip(), "pagerduty")]
+        key = key.strip()
+        # A reference that could not be read is reported already, where it is written.
+        if not ROUTING_KEY.match(key) and "${" not in key:
+            # The key is not printed: it is a secret, and may be nearly right.
+            self.error(
+                key_node.where,
+                f"{path}: routing_key",
+                "not a PagerDuty Events API v2 integration key: it has 32 letters and digits "
+                f"(this one has {len(key)} characters)",
+            )
+            return []
+        return [ChannelTarget("pagerduty", key, "pagerduty", f"{key_node.where}: {path}")]
 
     def apprise(self, urls: list[tuple[str, Node]], path: str) -> list[ChannelTarget]:
         channels = []
@@ -237,7 +252,11 @@ class EscalationSections(Reader):
                 # The URL is not printed: it may hold a token.
                 self.error(item.where, f"{path}[{index}]", "not an Apprise URL (SCHEME://...)")
                 continue
-            channels.append(ChannelTarget("apprise", url, f"apprise:{scheme.lower()}"))
+            channels.append(
+                ChannelTarget(
+                    "apprise", url, f"apprise:{scheme.lower()}", f"{item.where}: {path}[{index}]"
+                )
+            )
         return channels
 
     # --- policies --------------------------------------------------------------------------------

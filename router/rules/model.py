@@ -56,6 +56,8 @@ class ChannelTarget:
     kind: Literal["pagerduty", "apprise", "log"]
     target: str = field(repr=False)
     label: str
+    # Where the rules write it (`file:line: tiers.oncall.apprise[0]`), for problems found later.
+    where: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from router.errors import DeliveryError, FailureReason
 from router.outbox.channels.base import Channel, Delivery, Sent, no_excerpt
 from router.outbox.channels.log import LogChannel
 from router.outbox.render import Renderer
+from router.rules import RuleSet
 from router.settings import Settings
 from router.types import Excerpt
 
@@ -41,6 +42,20 @@ class ChannelSet:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def channel_problems(ruleset: RuleSet) -> list[str]:
+    """`file:line: message` for every channel of the rules that could not send a page: an Apprise
+    URL that Apprise itself refuses (its own parser, as at sending time). PagerDuty routing keys
+    are checked by the loader already. `check`, `serve` and every reload refuse such rules."""
+    from router.outbox.channels.apprise import url_problem
+
+    problems = []
+    for tier in ruleset.tiers.values():
+        for channel in tier.channels:
+            if channel.kind == "apprise" and (problem := url_problem(channel.target)):
+                problems.append(f"{channel.where}: {problem}")
+    return problems
 
 
 def build_channels(
@@ -77,5 +92,6 @@ __all__ = [
     "LogChannel",
     "Sent",
     "build_channels",
+    "channel_problems",
     "no_excerpt",
 ]

@@ -15,6 +15,7 @@ put in an error; the target's label (`apprise:mailto`) names it instead.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import warnings
 from typing import Any
@@ -133,3 +134,36 @@ class AppriseChannel:
 
     async def close(self) -> None:
         return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise would refuse `url` at the first page, or None when it accepts it.
+
+    Apprise parses the URL here exactly as it does when sending: an unknown scheme, or a known one
+    without its required parts (`slack://` with no tokens), is named with the form the scheme
+    takes. The URL itself is never in the message: it may hold a token.
+    """
+    if apprise.Apprise.instantiate(url) is not None:
+        return None
+    scheme = url.partition("://")[0].lower()
+    known = _schemes()
+    if scheme not in known:
+        close = difflib.get_close_matches(scheme, known, n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        return f'Apprise knows no "{scheme}://" service{hint}'
+    forms = [form.replace("{schema}", scheme) for form in _templates(scheme)[:2]]
+    written = " or ".join(forms) if forms else f"{scheme}://..."
+    return f"Apprise does not accept this {scheme}:// URL: it is written {written}"
+
+
+def _schemes() -> list[str]:
+    manager = NotificationManager()  # type: ignore[no-untyped-call]
+    return sorted(str(scheme) for scheme in manager.schemas())  # type: ignore[no-untyped-call]
+
+
+def _templates(scheme: str) -> tuple[str, ...]:
+    try:
+        plugin = NotificationManager()[scheme]  # type: ignore[no-untyped-call]
+    except KeyError:
+        return ()
+    return tuple(str(form) for form in getattr(plugin, "templates", ()))
