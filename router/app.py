@@ -147,6 +147,7 @@ class RouterService:
             )
             return False
         self.routing = routing
+        log_tiers(routing)
         self.channels.reload_templates(self.settings.rules_dir / "templates")
         self._initialise_metrics()
         log.info(
@@ -210,6 +211,24 @@ def check_listen_address(settings: Settings, insecure: bool) -> None:
             )
 
 
+class ListenError(Exception):
+    """The address cannot be listened on (in use, or not this machine's); the message says which."""
+
+
+def log_tiers(routing: Routing) -> None:
+    """One line per tier: the channels it pages, or that it pages the log because the secrets of
+    its channels are unset."""
+    for tier in routing.rules.tiers.values():
+        channels = ", ".join(channel.label for channel in tier.channels)
+        if tier.falls_back_to_log:
+            log.warning(
+                "tier pages the log only: its channels' secrets are unset",
+                extra=fields(tier=tier.name, channels=channels),
+            )
+        else:
+            log.info("tier", extra=fields(tier=tier.name, channels=channels))
+
+
 async def serve(settings: Settings, *, insecure: bool = False) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
     check_listen_address(settings, insecure)
@@ -231,7 +250,13 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
         await service.engine.run_once()
         service.engine.start()
         site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from exc
+        log_tiers(service.routing)
         log.info(
             "listening",
             extra=fields(

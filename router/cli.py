@@ -111,7 +111,15 @@ def _iso_time(text: str) -> datetime:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        return _command(build_parser().parse_args(argv))
+    except BrokenPipeError:
+        # The reader went away (`runbook-router check | head`): stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "runbooks":
@@ -126,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from router.app import serve
+    from router.app import ListenError, serve
 
     try:
         settings = load_settings()
@@ -137,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings, insecure=args.insecure))
     except ConfigError as exc:
         return _report(exc)
-    except StoreError as exc:
+    except (StoreError, ListenError) as exc:
         print(f"runbook-router: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from .conftest import FIXTURES
-from .support import free_port, post_json, router_env, start_router, stop, wait_until_healthy
+from .support import (
+    ROOT,
+    free_port,
+    post_json,
+    router_env,
+    start_router,
+    stop,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.process
 
@@ -93,3 +102,57 @@ def test_serve_refuses_rules_whose_channels_cannot_page(tmp_path: Path) -> None:
         f"{rules}/chat.yaml:3: tier chat: apprise[0]: Apprise does not accept this slack:// URL"
         in result.stderr
     )
+
+
+def test_serve_names_an_address_in_use_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "router", "serve"],
+            env=router_env(port=str(port), database_url=f"sqlite:///{tmp_path}/r.db"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=ROOT,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"runbook-router: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_logs_each_tier_and_the_ones_that_page_the_log(tmp_path: Path) -> None:
+    port = free_port()
+    # The shipped rules with no secrets set: every tier pages the log, and says so at start.
+    process = start_router(
+        router_env(port=str(port), database_url=f"sqlite:///{tmp_path}/r.db", log_format="json")
+    )
+    try:
+        wait_until_healthy(process, port)
+    finally:
+        code, output = stop(process)
+    assert code == 0, output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    fallbacks = [
+        line["tier"]
+        for line in lines
+        if line["message"] == "tier pages the log only: its channels' secrets are unset"
+    ]
+    assert fallbacks == ["oncall", "team-lead", "eng-manager", "cto", "team-queue"]
+
+
+def test_a_closed_pipe_ends_a_listing_quietly() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "router", "runbooks", "tests/fixtures/runbooks/corpus"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as listing:
+        assert listing.stdout is not None and listing.stderr is not None
+        listing.stdout.readline()
+        listing.stdout.close()  # as `| head -1` does
+        errors = listing.stderr.read().decode()
+        listing.wait(timeout=30)
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors

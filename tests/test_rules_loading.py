@@ -9,7 +9,7 @@ from textwrap import dedent
 import pytest
 
 from router.errors import ConfigError
-from router.rules import ChannelTarget, check_rules, load_rules
+from router.rules import ChannelTarget, check_rules, load_rules, rules_files
 from tests.alerts import make_alert
 
 SEVERITIES = """
@@ -274,7 +274,7 @@ def test_no_severities(tmp_path: Path) -> None:
 
 
 def test_a_directory_without_rules_files(tmp_path: Path) -> None:
-    assert check_rules(tmp_path, {}).errors == [f"{tmp_path}: no rules files (*.yaml)"]
+    assert check_rules(tmp_path, {}).errors == [f"{tmp_path}: no rules files (*.yaml or *.yml)"]
     missing = tmp_path / "missing"
     assert check_rules(missing, {}).errors == [f"{missing}: no such file or directory"]
 
@@ -288,3 +288,10 @@ def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
 def test_an_empty_file_is_fine(tmp_path: Path) -> None:
     directory = rules_dir(tmp_path, "tiers: {oncall: {log: true}}\n", "# nothing yet\n")
     assert load_rules(directory, {}, strict_secrets=True).rules == ()
+
+
+def test_yml_files_are_rules_files_too(tmp_path: Path) -> None:
+    (tmp_path / "10-tiers.yml").write_text("tiers: {oncall: {log: true}}\n", "utf-8")
+    (tmp_path / "20-rest.yaml").write_text(SEVERITIES + POLICIES, "utf-8")
+    assert [p.name for p in rules_files(tmp_path)] == ["10-tiers.yml", "20-rest.yaml"]
+    assert "oncall" in load_rules(tmp_path, {}, strict_secrets=True).tiers

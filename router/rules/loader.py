@@ -1,12 +1,12 @@
 """Loading and strict checking of a rules directory.
 
-Every `*.yaml` file of the directory is read in file-name order. `rules:` lists concatenate;
-`severities`, `tiers` and `policies` merge, and a name defined twice is an error naming both places;
-the scalar keys (`timezone`, `business_hours`, `runbook_base_url`, `group_by`, `default_severity`)
-may be set once. Every problem is reported as `file:line: message`, all of them in one run:
-unknown keys, wrong types, unknown tiers, severities and policies, bad durations, matchers and
-conditions, policies that miss a severity their rules produce, duplicate names, runbook references
-of the wrong form or to missing files.
+Every `*.yaml` and `*.yml` file of the directory is read in file-name order. `rules:` lists
+concatenate; `severities`, `tiers` and `policies` merge, and a name defined twice is an error
+naming both places; the scalar keys (`timezone`, `business_hours`, `runbook_base_url`, `group_by`,
+`default_severity`) may be set once. Every problem is reported as `file:line: message`, all of them
+in one run: unknown keys, wrong types, unknown tiers, severities and policies, bad durations,
+matchers and conditions, policies that miss a severity their rules produce, duplicate names,
+runbook references of the wrong form or to missing files.
 
 Tier channels: a tier's PagerDuty routing key or Apprise URL that is empty after interpolation is
 dropped; a tier left with no channel pages to the log, with a warning.
@@ -32,6 +32,7 @@ from router.rules.reader import (
     NAME,
     NAME_RULE,
     RULES_FILE_PATTERN,
+    RULES_FILE_SUFFIXES,
     RUNBOOKS_DIR,
     SCALAR_KEYS,
     SECTION_KEYS,
@@ -93,7 +94,7 @@ def rules_files(rules_dir: Path) -> list[Path]:
     """The rules files of `rules_dir` in reading order (or `rules_dir` itself when a file)."""
     if rules_dir.is_file():
         return [rules_dir]
-    return sorted(p for p in rules_dir.glob(RULES_FILE_PATTERN) if p.is_file())
+    return sorted(p for p in rules_dir.iterdir() if p.is_file() and p.suffix in RULES_FILE_SUFFIXES)
 
 
 def _load(

@@ -19,7 +19,9 @@ from router.incidents.schedule import WEEKDAYS, parse_duration
 from router.rules import schema
 from router.rules.source import Node, Problems, Where
 
-RULES_FILE_PATTERN = "*.yaml"
+# Rules files: YAML, with either of the two suffixes people give it.
+RULES_FILE_SUFFIXES = (".yaml", ".yml")
+RULES_FILE_PATTERN = "*.yaml or *.yml"
 RUNBOOKS_DIR = "runbooks"
 
 # The keys each part of a rules file may hold: those of its JSON Schema (rules/schema.py).
