@@ -200,15 +200,21 @@ def check_listen_address(settings: Settings, insecure: bool) -> None:
     """Refuse to expose unauthenticated webhooks or API beyond this machine unless told to."""
     if settings.listens_on_loopback or insecure:
         return
-    for variable, value in (
-        ("ROUTER_WEBHOOK_TOKEN", settings.webhook_token),
-        ("ROUTER_API_TOKEN", settings.api_token),
-    ):
-        if value is None:
-            raise ConfigError(
-                f"refusing to listen on {settings.host} without {variable}: anyone who can "
-                "reach it could page or silence your on-call; set it, or start with --insecure"
-            )
+    missing = [
+        variable
+        for variable, value in (
+            ("ROUTER_WEBHOOK_TOKEN", settings.webhook_token),
+            ("ROUTER_API_TOKEN", settings.api_token),
+        )
+        if value is None
+    ]
+    if missing:
+        # Every missing token in one message: a user fixes them in one go.
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without {' and '.join(missing)}: anyone who "
+            "can reach it could page or silence your on-call; set "
+            f"{'it' if len(missing) == 1 else 'them'}, or start with --insecure"
+        )
 
 
 class ListenError(Exception):

@@ -64,7 +64,9 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     output = output.decode()
-    assert "refusing to listen on 0.0.0.0 without ROUTER_WEBHOOK_TOKEN" in output
+    assert (
+        "refusing to listen on 0.0.0.0 without ROUTER_WEBHOOK_TOKEN and ROUTER_API_TOKEN" in output
+    )
 
 
 def test_serve_reports_a_bad_setting(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_blank_secret_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("localhost", None, None, False, None),
         ("0.0.0.0", None, None, False, "ROUTER_WEBHOOK_TOKEN"),
         ("10.1.2.3", None, "api", False, "ROUTER_WEBHOOK_TOKEN"),
-        ("router.internal", None, None, False, "ROUTER_WEBHOOK_TOKEN"),
+        ("router.internal", None, None, False, "ROUTER_WEBHOOK_TOKEN and ROUTER_API_TOKEN"),
         ("0.0.0.0", "secret", None, False, "ROUTER_API_TOKEN"),
         ("0.0.0.0", "secret", "api", False, None),
         ("0.0.0.0", None, None, True, None),
