@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from router.models import Alert
 from router.runbooks.confidence import ATTACH_CONFIDENCE, MODEL
-from router.runbooks.search import Evidence, Hit, Query, SearchIndex
+from router.runbooks.search import COVERED_HITS, Evidence, Hit, Query, SearchIndex
 from router.runbooks.sections import Section, parse_runbook
 from router.runbooks.source import decode_runbook
 
@@ -40,7 +40,6 @@ _SUMMARY_WEIGHT = 0.6
 _PROSE_WEIGHT = 0.4
 _LABEL_WEIGHT = 0.1
 _SUMMARY_ANNOTATIONS = ("summary", "title")
-_PROSE_ANNOTATIONS = ("description", "message")
 # Labels that name what is affected (not where it runs: instance, pod and node are noise).
 _IDENTIFYING_LABELS = (
     "service",
@@ -68,8 +67,9 @@ _WHOLE = 0.999
 # How many searched sections a page without one lists as possible.
 POSSIBLE_SECTIONS = 2
 # How many candidates a match keeps (the dry run and the incident show them with their evidence;
-# a page without a section links the first two).
-CANDIDATES = 3
+# a page without a section links the first two): the hits whose coverage, and so confidence, the
+# search works out.
+CANDIDATES = COVERED_HITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +259,7 @@ class RunbookLibrary:
                 confidence(hits, position),
                 tuple(self._index.evidence(query, hit)),
             )
-            for position, hit in enumerate(hits[:CANDIDATES])
+            for position, hit in enumerate(hits)
         )
         chosen: Section | None = None
         method: MatchMethod = "none"
@@ -291,7 +291,7 @@ def confidence_features(hits: Sequence[Hit], position: int) -> tuple[float, ...]
     other hit (negative below the first; its whole score when it is alone), whether the section
     holds every term of the alert's name, and how much of the section's heading the alert says."""
     hit = hits[position]
-    best_other = next((h.score for i, h in enumerate(hits[:3]) if i != position), 0.0)
+    best_other = next((h.score for i, h in enumerate(hits[:CANDIDATES]) if i != position), 0.0)
     return (
         hit.score - best_other,
         1.0 if hit.name_coverage >= _WHOLE else 0.0,

@@ -203,7 +203,6 @@ def named_role(heading: str) -> SectionRole | None:
 _ALERT_NAME = re.compile(
     r"^`?(?:(?=[A-Za-z0-9]*[a-z])[A-Z][a-z0-9]*[A-Z][A-Za-z0-9]*|[a-z0-9]+(?:_[a-z0-9]+)+)`?$"
 )
-_CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
 def looks_like_alert_name(heading: str) -> bool:
@@ -239,16 +238,6 @@ def looks_procedural(heading: str) -> bool:
     """True when the heading names a step of a procedure ("2. Check pod health")."""
     words = normalise_heading(heading).split()
     return bool(words) and words[0] in _PROCEDURE_WORDS
-
-
-def names_file(heading: str, file: str) -> bool:
-    """True when the heading is the file's name in other clothes and says what happened in three
-    words or more (`KubePodCrashLooping.md`, `low-disk-space.md`): a page about one problem. A
-    file named for a service (`checkout.md`, `redis-cache.md`) holds several problems."""
-    stem = file.rsplit("/", 1)[-1].split(".", 1)[0]
-    squeeze = "".join(normalise_heading(stem).split())
-    same = bool(squeeze) and squeeze == "".join(normalise_heading(heading).split())
-    return same and len(_CAMEL_WORD.findall(stem)) >= 3
 
 
 class _BlockLike(Protocol):

@@ -48,9 +48,9 @@ _STOPWORDS = frozenset((
     "should", "would", "may", "might", "must", "our", "we", "you", "your", "they", "their",
     "alert", "alerts", "alerting", "firing", "fired", "text", "rule", "rules", "value", "values",
     "instance", "job", "pod", "host", "high", "low", "more", "less", "last", "minutes", "minute",
-    "hours", "hour", "seconds", "second", "min", "above", "below", "currently", "since", "been",
-    "being", "during", "per", "some", "any", "all", "one", "two", "its", "about", "out", "up",
-    "has", "had", "also", "only", "very", "just", "now",
+    "hours", "hour", "seconds", "second", "min", "above", "below", "currently", "since",
+    "being", "during", "per", "some", "any", "all", "one", "two", "about", "out", "up",
+    "had", "also", "only", "very", "just", "now",
 ))
 # fmt: on
 
@@ -146,11 +146,8 @@ _GENERIC_FILE_WORDS = frozenset({"runbook", "runbooks", "readme", "index", "docs
 def file_terms(file: str) -> list[str]:
     """The terms of a runbook's path (`db/zkp-ledger.html.md` → db, zkp, ledger), generic names
     and extensions left out."""
-    stem = (
-        file.split(".", 1)[0]
-        if "/" not in file
-        else file.rsplit("/", 1)[0] + "/" + file.rsplit("/", 1)[1].split(".", 1)[0]
-    )
+    folder, _, name = file.rpartition("/")
+    stem = f"{folder} {name.split('.', 1)[0]}"
     return [t for t in terms(stem.replace("/", " ")) if t not in _GENERIC_FILE_WORDS]
 
 
@@ -199,8 +196,8 @@ class QueryTerm:
 class Query:
     """What an alert says, as weighted terms; each term keeps the highest weight it came with.
 
-    `name_terms` are the terms of the alert's name (and matched rule names): the heading that
-    holds them is the section named after the alert. `name` is the alert's name as one word, to
+    `name_terms` are the terms of the alert's name: the heading that holds them is the section
+    named after the alert. `name` is the alert's name as one word, to
     meet a heading that writes it unchanged. Only name terms that no section holds count against
     a section (a product the library does not know); unknown words of prose and labels are noise.
     """

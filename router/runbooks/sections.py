@@ -324,7 +324,7 @@ def parse_runbook(file: str, text: str, *, page_title: str | None = None) -> tup
     headings = _headings(tokens)
     if _document_title(headings) is None and (page_title or (not headings and text.strip())):
         headings = _with_page_heading(headings, page_title or _file_title(file), lines)
-    _assign_parts(headings, file, lines)
+    _assign_parts(headings, lines)
     raw_blocks = _raw_blocks(tokens, headings)
     code_blocks = _code_blocks(tokens)
     title = _document_title(headings)
@@ -397,15 +397,16 @@ def _headings(tokens: Sequence[Token]) -> list[_Heading]:
 _OPENING_PARTS = frozenset({SYMPTOMS, IMPACT, CAUSES})
 
 
-def _assign_parts(headings: list[_Heading], file: str, lines: list[str]) -> None:
+def _assign_parts(headings: list[_Heading], lines: list[str]) -> None:
     """Mark the headings that are parts of an incident rather than sections of their own.
 
     A section holds parts when at least half its sub-headings are known part names (two at least
     under a document title), when its first sub-heading describes the problem (Symptoms, Impact),
-    when its heading is an alert name (`### LedgerSyncStalled`), or when it is the title of a file
-    named like it (`KubePodCrashLooping.md`). Then every heading under it is a part, known by name
-    or not ("Get Redis master" under an incident is one of its steps). A title or an alert-named
-    heading whose sub-sections have parts of their own holds incidents, not parts.
+    or when its heading is an alert name (`### LedgerSyncStalled`, as per-alert files title
+    themselves). Steps of a procedure ("Check pod health") count as part names. Then every
+    heading under it is a part, known by name or not ("Get Redis master" under an incident is one
+    of its steps). An alert-named heading whose sub-sections have parts of their own holds
+    incidents.
     """
     title = _document_title(headings)
     children: dict[int, list[_Heading]] = {}
@@ -423,8 +424,8 @@ def _assign_parts(headings: list[_Heading], file: str, lines: list[str]) -> None
             for label, child in zip(known, below, strict=True)
         )
         is_title = heading.index == title
-        # Named like an alert or like its file, a section holds parts unless its sub-sections
-        # have parts of their own, as sub-headings or labels (then they are the incidents).
+        # Named like an alert, a section holds parts unless its sub-sections have parts of their
+        # own, as sub-headings or labels (then they are the incidents).
         grandparent = any(
             part_label(grandchild.text) is not None
             for child in below
@@ -464,12 +465,11 @@ _CONTAINER_PROSE = 300
 def _assign_roles(headings: list[_Heading], section_blocks: list[list[Block]]) -> None:
     """The role of every heading that is not a part: by name, by shape, else by its place."""
     has_children = {h.parent for h in headings if h.parent is not None}
+    holding_parts = {h.parent for h in headings if h.role is SectionRole.PART}
     for heading, blocks in zip(headings, section_blocks, strict=True):
         if heading.role is SectionRole.PART:
             continue
-        holds_parts = any(
-            h.parent == heading.index and h.role is SectionRole.PART for h in headings
-        )
+        holds_parts = heading.index in holding_parts
         own = [b for b in blocks if not b.foreign]
         role = named_role(heading.text)
         if role is None and heading.index in has_children and not holds_parts:
