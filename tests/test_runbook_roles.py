@@ -8,7 +8,14 @@ import pytest
 
 from router.models import Alert
 from router.runbooks import RunbookLibrary
-from router.runbooks.roles import SectionRole, looks_like_alert_name, named_role, shape_role
+from router.runbooks.roles import (
+    SectionRole,
+    looks_like_alert_name,
+    looks_procedural,
+    named_role,
+    normalise_heading,
+    shape_role,
+)
 from router.runbooks.search import terms
 from router.runbooks.sections import Block, parse_runbook
 
@@ -215,3 +222,20 @@ def test_urls_are_not_evidence(redis_library: RunbookLibrary, tmp_path: Path) ->
     # "overview" and "latency" are only in the dashboards' URLs and link texts of a reference.
     hits = redis_library.search(_alert("GrafanaDashboardOverviewBroken", {"service": "grafana"}))
     assert all(hit.section.anchor != "dashboards" for hit in hits)
+
+
+@pytest.mark.parametrize(
+    ("heading", "normalised", "procedural"),
+    [
+        ("📋 1. Table of Contents:", "table of contents", False),
+        ("2. Check pod health", "check pod health", True),
+        ("Step 2: Database failover", "database failover", True),
+        ("iv) Overview", "overview", False),
+        ("🚨 Critical Alerts", "critical alerts", False),
+    ],
+)
+def test_numbering_is_not_part_of_a_headings_words(
+    heading: str, normalised: str, procedural: bool
+) -> None:
+    assert normalise_heading(heading) == normalised
+    assert looks_procedural(heading) is procedural

@@ -171,14 +171,15 @@ _REFERENCE_NAMES = frozenset(
 # Words that make a heading a reference wherever they stand in it ("Kafka cheat sheet").
 _REFERENCE_PHRASES = ("cheat sheet", "cheatsheet", "glossary", "postmortem", "post mortem")
 
-_NUMBERING = re.compile(r"^(?:step\s+|appendix\s+)?(?:\d+(?:\.\d+)*|[ivx]+|[a-z])[.):]\s+")
+# Numbering before a heading's words, after any emoji: "1.", "2.3)", "iv.", "a)", "Step 2:".
+_NUMBERING = re.compile(r"^\W*(?:(?:step|appendix)\s+)?(?:\d+(?:\.\d+)*|[ivx]+|[a-z])[.):]\s+")
 
 
 def normalise_heading(text: str) -> str:
     """Letters, digits and single spaces: `"📋 1. Table of Contents:"` → `table of contents`."""
-    kept = "".join(char if unicodedata.category(char)[0] in "LN" else " " for char in text.lower())
-    kept = " ".join(kept.split())
-    return _NUMBERING.sub("", kept + " ").strip() if _NUMBERING.match(kept + " ") else kept
+    text = _NUMBERING.sub("", text.lower().strip(), count=1)
+    kept = "".join(char if unicodedata.category(char)[0] in "LN" else " " for char in text)
+    return " ".join(kept.split())
 
 
 # A heading that is only a template tag (`{{% heading "whatsnext" %}}` on a Hugo site) is one of
@@ -234,10 +235,13 @@ _PROCEDURE_WORDS = frozenset((
 # fmt: on
 
 
+_STEP = re.compile(r"^\W*step\s+\d", re.IGNORECASE)
+
+
 def looks_procedural(heading: str) -> bool:
-    """True when the heading names a step of a procedure ("2. Check pod health")."""
+    """True when the heading names a step of a procedure ("2. Check pod health", "Step 3: ...")."""
     words = normalise_heading(heading).split()
-    return bool(words) and words[0] in _PROCEDURE_WORDS
+    return bool(_STEP.match(heading)) or (bool(words) and words[0] in _PROCEDURE_WORDS)
 
 
 class _BlockLike(Protocol):
