@@ -22,7 +22,7 @@ from datetime import timedelta
 from router.errors import DeliveryError, FailureReason
 from router.logs import fields
 from router.metrics import Metrics
-from router.models import PageEvent, PageState
+from router.models import PageState
 from router.outbox.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.outbox.context import PageContext, PageContextError, PageRunbook
 from router.routing import Routing
@@ -189,7 +189,7 @@ class Dispatcher:
 
 
 def _what(page: PageRecord) -> str:
-    if PageEvent(page.event).pages:
+    if page.event.pages:
         round_ = f" (repeat {page.round})" if page.round else ""
         return f"paged tier {page.tier} step {page.step + 1}{round_} via {page.channel_label}"
     return f"sent {page.event} to tier {page.tier} via {page.channel_label}"

@@ -202,7 +202,7 @@ class Query:
     a section (a product the library does not know); unknown words of prose and labels are noise.
     """
 
-    terms: Mapping[str, QueryTerm]
+    terms: Mapping[str, QueryTerm]  # strongest first
     name_terms: frozenset[str]
     name: str
     scope: frozenset[str]  # terms of the alert's service/job/app labels, to prefer their runbook
@@ -223,7 +223,9 @@ class Query:
                 if held is None or weight > held.weight:
                     found[term] = QueryTerm(weight, word, source)
         scope = frozenset(t for label in scope_labels for t in terms(label))
-        return cls(found, frozenset(terms(name)), _squeezed(name), scope)
+        # Strongest first (ties in the order the alert says them), as evidence lists them.
+        ordered = dict(sorted(found.items(), key=lambda item: -item[1].weight))
+        return cls(ordered, frozenset(terms(name)), _squeezed(name), scope)
 
 
 # A name term that no section holds (a product name, `RabbitMQ`) counts this share of a rare
@@ -414,7 +416,7 @@ class SearchIndex:
         """Which alert terms the section holds, and in which of its fields, strongest first."""
         fields = self._field_sets[hit.index]
         found = []
-        for term, held in sorted(query.terms.items(), key=lambda item: -item[1].weight):
+        for term, held in query.terms.items():
             for name in _FIELDS:
                 if term in fields[name]:
                     found.append(Evidence(held.word, held.source, FIELD_NAMES[name]))
