@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
+import psycopg
 
 from .support import require
 
@@ -26,8 +26,10 @@ POSTGRES_URL = os.environ.get(
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty database on the PostgreSQL server; dropped afterwards."""
     try:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
+        admin = await psycopg.AsyncConnection.connect(
+            POSTGRES_URL, connect_timeout=5, autocommit=True
+        )
+    except (OSError, psycopg.Error) as exc:
         require(False, f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
         raise  # pragma: no cover - require() does not return
     name = f"router_test_{uuid.uuid4().hex[:12]}"

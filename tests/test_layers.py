@@ -20,8 +20,8 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 IO_LIBRARIES = (
     "aiohttp",
     "sqlalchemy",
-    "asyncpg",
-    "aiosqlite",
+    "psycopg",
+    "sqlite3",
     "apprise",
     "pdpyras",
     "requests",

@@ -8,6 +8,7 @@ after the transaction committed, so a rolled-back attempt counts nothing."""
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from router.store.base import IncidentRecord, NewPage, Transaction
 
 # A delivery that still fails this long after it was due is given up and recorded as failed.
 DELIVERY_DEADLINE = timedelta(minutes=30)
+# A webhook's alerts are written at most this many per transaction (see `ingest`).
+INGEST_SLICE = 500
 
 
 @dataclass
@@ -80,42 +83,55 @@ class IncidentService:
     # --- alerts in ------------------------------------------------------------------------
 
     async def ingest(self, notification: Notification, now: datetime) -> IngestResult:
-        """Store the alerts of a webhook, and open, update or resolve their incidents."""
+        """Store the alerts of a webhook, and open, update or resolve their incidents.
+
+        A large webhook is written in slices of INGEST_SLICE alerts, each its own transaction:
+        no one sender holds the writer for long. A slice that fails leaves the earlier ones
+        stored; the sender's retry finds them already there (same fingerprint and start).
+        """
         routing = self._routing()
         routed = [routing.route(alert) for alert in notification.alerts]
         counts = {"new": 0, "updated": 0, "duplicate": 0}
-        effects = _Effects()
-        async with self._store.transaction("store alerts and incidents") as tx:
-            await tx.lock_incident_keys(
-                [item.classification.incident_key for item in routed if item.alert.firing]
+        for first in range(0, len(routed), INGEST_SLICE):
+            part = routed[first : first + INGEST_SLICE]
+            slice_counts, effects = await self._store.write(
+                "store alerts and incidents",
+                functools.partial(self._ingest, routing=routing, routed=part, now=now),
+                weight=len(part),
             )
-            # The open incident of each key, looked up once per webhook: its alerts usually
-            # share one key.
-            open_incidents: dict[str, IncidentRecord | None] = {}
-            for item in routed:
-                stored = await tx.store_alert(item.alert, now)
-                counts[stored.outcome] += 1
-                if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
-                    await self._alert_fired(
-                        tx, routing, item, stored.id, now, effects, open_incidents
-                    )
-                elif stored.outcome == "duplicate" and stored.firing and item.alert.firing:
-                    # Still firing, but its incident was resolved by hand (API, PagerDuty): as in
-                    # PagerDuty, a trigger for a resolved incident opens a new one.
-                    if not await tx.open_incidents_of_alert(stored.id):
-                        await self._alert_fired(
-                            tx, routing, item, stored.id, now, effects, open_incidents
-                        )
-                elif stored.outcome in ("new", "updated") and not item.alert.firing:
-                    resolved = await self._alert_resolved(
-                        tx, routing, item.alert, stored.id, now, effects
-                    )
-                    for key in resolved:
-                        open_incidents.pop(key, None)
-        self._count(effects)
+            for outcome, count in slice_counts.items():
+                counts[outcome] += count
+            self._count(effects)
         return IngestResult(**counts)
 
-    async def _alert_fired(
+    def _ingest(
+        self, tx: Transaction, routing: Routing, routed: list[RoutedAlert], now: datetime
+    ) -> tuple[dict[str, int], _Effects]:
+        counts = {"new": 0, "updated": 0, "duplicate": 0}
+        effects = _Effects()
+        tx.lock_incident_keys(
+            [item.classification.incident_key for item in routed if item.alert.firing]
+        )
+        # The open incident of each key, looked up once per webhook: its alerts usually
+        # share one key.
+        open_incidents: dict[str, IncidentRecord | None] = {}
+        for item in routed:
+            stored = tx.store_alert(item.alert, now)
+            counts[stored.outcome] += 1
+            if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
+                self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
+            elif stored.outcome == "duplicate" and stored.firing and item.alert.firing:
+                # Still firing, but its incident was resolved by hand (API, PagerDuty): as in
+                # PagerDuty, a trigger for a resolved incident opens a new one.
+                if not tx.open_incidents_of_alert(stored.id):
+                    self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
+            elif stored.outcome in ("new", "updated") and not item.alert.firing:
+                resolved = self._alert_resolved(tx, routing, item.alert, stored.id, now, effects)
+                for key in resolved:
+                    open_incidents.pop(key, None)
+        return counts, effects
+
+    def _alert_fired(
         self,
         tx: Transaction,
         routing: Routing,
@@ -127,12 +143,12 @@ class IncidentService:
     ) -> None:
         c = item.classification
         if c.incident_key not in open_incidents:
-            open_incidents[c.incident_key] = await tx.open_incident_by_key(c.incident_key)
+            open_incidents[c.incident_key] = tx.open_incident_by_key(c.incident_key)
         incident = open_incidents[c.incident_key]
         if incident is None:
             context = routing.escalation_context(c.policy, c.severity)
             decision = escalation.start(context, now)
-            incident = await tx.create_incident(
+            incident = tx.create_incident(
                 key=c.incident_key,
                 severity=c.severity,
                 rule=c.rule,
@@ -143,27 +159,27 @@ class IncidentService:
                 classification=_classification_json(item),
                 runbook=item.runbook,
             )
-            await tx.link_alert(incident.id, alert_id, c.severity)
-            await tx.add_event(incident.id, now, "opened", f"opened by {_describe(item.alert)}")
-            await tx.add_event(incident.id, now, "classified", c.reason)
-            await tx.add_event(incident.id, now, "runbook", _runbook_note(item))
-            await self._apply(tx, routing, incident, decision, now, effects)
+            tx.link_alert(incident.id, alert_id, c.severity)
+            tx.add_event(incident.id, now, "opened", f"opened by {_describe(item.alert)}")
+            tx.add_event(incident.id, now, "classified", c.reason)
+            tx.add_event(incident.id, now, "runbook", _runbook_note(item))
+            self._apply(tx, routing, incident, decision, now, effects)
             open_incidents[c.incident_key] = incident
             method = item.runbook["method"] if item.runbook else "none"
             effects.opened.append((c.severity, c.rule or "none", method))
             return
-        await tx.link_alert(incident.id, alert_id, c.severity)
-        await tx.add_event(incident.id, now, "alert", f"{_describe(item.alert)} joined")
+        tx.link_alert(incident.id, alert_id, c.severity)
+        tx.add_event(incident.id, now, "alert", f"{_describe(item.alert)} joined")
         if routing.rank(c.severity) < routing.rank(incident.severity):
             context = routing.escalation_context(c.policy, c.severity)
             decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
-            await tx.add_event(incident.id, now, "classified", c.reason)
-            await self._apply(
+            tx.add_event(incident.id, now, "classified", c.reason)
+            self._apply(
                 tx, routing, incident, decision, now, effects, severity=c.severity, policy=c.policy
             )
-            open_incidents[c.incident_key] = await tx.incident(incident.id, lock=False)
+            open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
 
-    async def _alert_resolved(
+    def _alert_resolved(
         self,
         tx: Transaction,
         routing: Routing,
@@ -174,12 +190,12 @@ class IncidentService:
     ) -> list[str]:
         """Record the resolution; resolve incidents left with no firing alert (their keys)."""
         resolved = []
-        for incident in await tx.open_incidents_of_alert(alert_id):
-            await tx.add_event(incident.id, now, "alert", f"{_describe(alert)} resolved")
-            if await tx.firing_alerts(incident.id):
+        for incident in tx.open_incidents_of_alert(alert_id):
+            tx.add_event(incident.id, now, "alert", f"{_describe(alert)} resolved")
+            if tx.firing_alerts(incident.id):
                 continue
             who = f"{alert.source.value} (all alerts resolved)"
-            await self._resolve(tx, routing, incident, who, now, effects)
+            self._resolve(tx, routing, incident, who, now, effects)
             resolved.append(incident.key)
         return resolved
 
@@ -188,17 +204,21 @@ class IncidentService:
     async def run_due(self, now: datetime, limit: int = 100) -> int:
         """Act on every incident whose next action is due; how many were handled."""
         routing = self._routing()
-        effects = _Effects()
-        async with self._store.transaction("escalate due incidents") as tx:
-            due = await tx.claim_due_incidents(now, limit)
+
+        def escalate(tx: Transaction) -> tuple[int, _Effects]:
+            effects = _Effects()
+            due = tx.claim_due_incidents(now, limit)
             for incident in due:
                 context = routing.escalation_context(incident.policy, incident.severity)
                 decision = escalation.when_due(incident.progress, context, now)
                 if incident.progress.next_action_at is not None:
                     effects.lag.append((now - incident.progress.next_action_at).total_seconds())
-                await self._apply(tx, routing, incident, decision, now, effects)
+                self._apply(tx, routing, incident, decision, now, effects)
+            return len(due), effects
+
+        handled, effects = await self._store.write("escalate due incidents", escalate, limit)
         self._count(effects)
-        return len(due)
+        return handled
 
     # --- acknowledgement and resolution ---------------------------------------------------
 
@@ -208,16 +228,17 @@ class IncidentService:
         """Acknowledge; `once` is a one-time token (a link's nonce, a webhook id) remembered in
         the same transaction, so that a replay changes nothing."""
         routing = self._routing()
-        effects = _Effects()
-        async with self._store.transaction("acknowledge incident") as tx:
-            incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
+
+        def acknowledge(tx: Transaction) -> tuple[AckOutcome, _Effects]:
+            effects = _Effects()
+            incident, replayed = self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
-                return AckOutcome(incident, AckResult.ALREADY_USED, "already used")
+                return AckOutcome(incident, AckResult.ALREADY_USED, "already used"), effects
             context = routing.escalation_context(incident.policy, incident.severity)
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
             # Notes are recorded either way ("ignored: already resolved"); the columns only
             # when the decision changed something.
-            await self._apply(
+            self._apply(
                 tx,
                 routing,
                 incident,
@@ -228,48 +249,53 @@ class IncidentService:
                 acknowledged_by=who,
             )
             if decision.changed:
-                await self._notify_paged(
-                    tx, incident, PageEvent.ACKNOWLEDGE, now, via, who, effects
-                )
+                self._notify_paged(tx, incident, PageEvent.ACKNOWLEDGE, now, via, who, effects)
                 effects.acknowledged.append(
                     (incident.severity, (now - incident.opened_at).total_seconds())
                 )
-            updated = await tx.incident(incident_id, lock=False)
+            updated = tx.incident(incident_id, lock=False)
+            assert updated is not None
+            message = (
+                decision.notes[0].detail if decision.notes else f"already {incident.state.value}"
+            )
+            return AckOutcome(updated, _result(decision.changed), message), effects
+
+        outcome, effects = await self._store.write("acknowledge incident", acknowledge)
         self._count(effects)
-        assert updated is not None
-        message = decision.notes[0].detail if decision.notes else f"already {incident.state.value}"
-        return AckOutcome(updated, _result(decision.changed), message)
+        return outcome
 
     async def resolve(
         self, incident_id: int, who: str, via: str, now: datetime, *, once: str | None = None
     ) -> AckOutcome:
         routing = self._routing()
-        effects = _Effects()
-        async with self._store.transaction("resolve incident") as tx:
-            incident, replayed = await self._lock_incident(tx, incident_id, once, via, now)
+
+        def resolve(tx: Transaction) -> tuple[AckOutcome, _Effects]:
+            effects = _Effects()
+            incident, replayed = self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
-                return AckOutcome(incident, AckResult.ALREADY_USED, "already used")
-            changed = await self._resolve(
-                tx, routing, incident, f"{who} via {via}", now, effects, via
-            )
-            updated = await tx.incident(incident_id, lock=False)
-        assert updated is not None
+                return AckOutcome(incident, AckResult.ALREADY_USED, "already used"), effects
+            changed = self._resolve(tx, routing, incident, f"{who} via {via}", now, effects, via)
+            updated = tx.incident(incident_id, lock=False)
+            assert updated is not None
+            message = f"resolved by {who} via {via}" if changed else "already resolved"
+            return AckOutcome(updated, _result(changed), message), effects
+
+        outcome, effects = await self._store.write("resolve incident", resolve)
         self._count(effects)
-        message = f"resolved by {who} via {via}" if changed else "already resolved"
-        return AckOutcome(updated, _result(changed), message)
+        return outcome
 
     @staticmethod
-    async def _lock_incident(
+    def _lock_incident(
         tx: Transaction, incident_id: int, once: str | None, via: str, now: datetime
     ) -> tuple[IncidentRecord, bool]:
         """The incident, locked; and whether `once` was used before (a replay to ignore)."""
-        incident = await tx.incident(incident_id)
+        incident = tx.incident(incident_id)
         if incident is None:
             raise IncidentNotFound(incident_id)
-        replayed = once is not None and not await tx.remember_token(once, via, now)
+        replayed = once is not None and not tx.remember_token(once, via, now)
         return incident, replayed
 
-    async def _resolve(
+    def _resolve(
         self,
         tx: Transaction,
         routing: Routing,
@@ -282,15 +308,13 @@ class IncidentService:
         decision = escalation.resolve(incident.progress, who)
         if not decision.changed:
             return False
-        await self._apply(
-            tx, routing, incident, decision, now, effects, resolved_at=now, resolved_by=who
-        )
-        await self._notify_paged(tx, incident, PageEvent.RESOLVE, now, via, who, effects)
+        self._apply(tx, routing, incident, decision, now, effects, resolved_at=now, resolved_by=who)
+        self._notify_paged(tx, incident, PageEvent.RESOLVE, now, via, who, effects)
         return True
 
     # --- applying decisions ---------------------------------------------------------------
 
-    async def _apply(
+    def _apply(
         self,
         tx: Transaction,
         routing: Routing,
@@ -302,16 +326,16 @@ class IncidentService:
     ) -> None:
         severity = columns.get("severity", incident.severity)
         for note in decision.notes:
-            await tx.add_event(incident.id, now, note.kind, note.detail)
+            tx.add_event(incident.id, now, note.kind, note.detail)
         if decision.changed:
-            await tx.update_incident(incident.id, decision.progress, **columns)
+            tx.update_incident(incident.id, decision.progress, **columns)
         policy = columns.get("policy", incident.policy)
         pages = [
             page
             for order in decision.pages
             for page in self._pages_for(routing, incident, order, decision, policy, severity, now)
         ]
-        await tx.enqueue_pages(pages)
+        tx.enqueue_pages(pages)
         effects.pages += len(pages)
         effects.breached += [(severity, tier) for tier in decision.sla_breached_tiers]
         effects.escalated += [(severity, tier) for tier in decision.escalated_tiers]
@@ -345,7 +369,7 @@ class IncidentService:
             for index, channel in enumerate(routing.rules.tiers[tier].channels)
         ]
 
-    async def _notify_paged(
+    def _notify_paged(
         self,
         tx: Transaction,
         incident: IncidentRecord,
@@ -373,10 +397,10 @@ class IncidentService:
                 due_at=now,
                 deadline_at=now + DELIVERY_DEADLINE,
             )
-            for paged in await tx.paged_channels(incident.id)
+            for paged in tx.paged_channels(incident.id)
             if paged.channel != skip_channel
         ]
-        await tx.enqueue_pages(pages)
+        tx.enqueue_pages(pages)
         effects.pages += len(pages)
 
     def _incident_context(self, incident: IncidentRecord, routing: Routing) -> PageContext:

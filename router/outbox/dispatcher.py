@@ -28,7 +28,7 @@ from router.outbox.context import PageContext, PageContextError, PageRunbook
 from router.routing import Routing
 from router.rules import ChannelTarget
 from router.store import Store
-from router.store.base import PageRecord
+from router.store.base import PageRecord, Transaction
 from router.types import Clock
 
 log = logging.getLogger("router.outbox.dispatcher")
@@ -161,8 +161,9 @@ class Dispatcher:
             state, next_attempt, outcome = PageState.FAILED, now, "failed"
             why = "gave up at the delivery deadline" if error.retryable else "not retryable"
             detail = f"{what}: failed after {attempts} attempt(s), {why}: {error}"
-        async with self._store.transaction("record page outcome") as tx:
-            await tx.finish_page(
+
+        def record(tx: Transaction) -> None:
+            tx.finish_page(
                 page.id,
                 state=state,
                 attempts=attempts,
@@ -171,7 +172,9 @@ class Dispatcher:
                 now=now,
                 sent={"title": sent.title, "body": sent.body} if sent else None,
             )
-            await tx.add_event(page.incident_id, now, f"page_{outcome}", detail)
+            tx.add_event(page.incident_id, now, f"page_{outcome}", detail)
+
+        await self._store.write("record page outcome", record)
         self._metrics.pages.labels(tier=page.tier, channel=page.channel, outcome=outcome).inc()
         level = logging.INFO if error is None else logging.WARNING
         log.log(

@@ -1,22 +1,25 @@
 """The `Store` interface that the HTTP layer, the incident service and the engine depend on.
 
-Work that must be atomic runs inside `async with store.transaction("what") as tx:`; every method of
-`Transaction` joins that one database transaction, which commits when the block ends and rolls back
-(raising `StoreError`) when anything in it fails.
+Work that must be atomic is a plain function of a `Transaction`, run by
+`await store.write("what", work)`: every method of `Transaction` joins that one database
+transaction, which commits when the function returns and rolls back (raising `StoreError`) when
+anything in it fails. The function runs in the store's database thread, so it must not touch the
+event loop; whatever it returns is handed back after the commit.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from router.incidents.escalation import IncidentState, NextAction, Progress
 from router.models import Alert, PageEvent, PageState
 from router.outbox.context import PageContext
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,25 +157,25 @@ class Transaction(abc.ABC):
     """Operations inside one database transaction."""
 
     @abc.abstractmethod
-    async def store_alert(self, alert: Alert, now: datetime) -> StoredAlert: ...
+    def store_alert(self, alert: Alert, now: datetime) -> StoredAlert: ...
 
     @abc.abstractmethod
-    async def lock_incident_keys(self, keys: Sequence[str]) -> None:
+    def lock_incident_keys(self, keys: Sequence[str]) -> None:
         """Serialise transactions that may open incidents for the same keys (until commit)."""
 
     @abc.abstractmethod
-    async def open_incident_by_key(self, key: str) -> IncidentRecord | None:
+    def open_incident_by_key(self, key: str) -> IncidentRecord | None:
         """The open incident of `key`, locked for this transaction."""
 
     @abc.abstractmethod
-    async def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None: ...
+    def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None: ...
 
     @abc.abstractmethod
-    async def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
+    def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
         """Open incidents this alert instance belongs to, locked."""
 
     @abc.abstractmethod
-    async def create_incident(
+    def create_incident(
         self,
         *,
         key: str,
@@ -187,33 +190,33 @@ class Transaction(abc.ABC):
     ) -> IncidentRecord: ...
 
     @abc.abstractmethod
-    async def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
+    def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
         """Store a new progress, and any other columns given (severity, acknowledged_at, ...)."""
 
     @abc.abstractmethod
-    async def link_alert(self, incident_id: int, alert_id: int, severity: str) -> bool:
-        """Attach an alert instance to an incident; False when it already was."""
+    def link_alert(self, incident_id: int, alert_id: int, severity: str) -> None:
+        """Attach an alert instance to an incident (nothing when it already was)."""
 
     @abc.abstractmethod
-    async def firing_alerts(self, incident_id: int) -> int:
+    def firing_alerts(self, incident_id: int) -> int:
         """How many of the incident's alerts still fire."""
 
     @abc.abstractmethod
-    async def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None: ...
+    def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None: ...
 
     @abc.abstractmethod
-    async def enqueue_pages(self, pages: Sequence[NewPage]) -> None: ...
+    def enqueue_pages(self, pages: Sequence[NewPage]) -> None: ...
 
     @abc.abstractmethod
-    async def paged_channels(self, incident_id: int) -> list[PagedChannel]:
+    def paged_channels(self, incident_id: int) -> list[PagedChannel]:
         """Every distinct channel a trigger or escalation of the incident went to."""
 
     @abc.abstractmethod
-    async def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
+    def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
         """Incidents whose next action is due, locked; other replicas skip them."""
 
     @abc.abstractmethod
-    async def finish_page(
+    def finish_page(
         self,
         page_id: int,
         *,
@@ -228,7 +231,7 @@ class Transaction(abc.ABC):
         or pending a retry."""
 
     @abc.abstractmethod
-    async def remember_token(self, token: str, kind: str, now: datetime) -> bool:
+    def remember_token(self, token: str, kind: str, now: datetime) -> bool:
         """Record a one-time token; False when it was seen before (a replay)."""
 
 
@@ -248,8 +251,10 @@ class Store(abc.ABC):
         """Raise StoreError unless the database answers."""
 
     @abc.abstractmethod
-    def transaction(self, what: str) -> AbstractAsyncContextManager[Transaction]:
-        """One transaction; a failure inside raises StoreError naming `what`."""
+    async def write(self, what: str, work: Callable[[Transaction], T], weight: int = 1) -> T:
+        """Run `work` in one transaction and return its result once committed; a failure inside
+        raises StoreError naming `what`. `weight` (alerts, for a webhook) bounds how much work one
+        group commit takes on."""
 
     @abc.abstractmethod
     async def count_alerts(self) -> int:

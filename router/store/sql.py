@@ -1,24 +1,28 @@
-"""`Store` on SQLAlchemy Core (async): SQLite through aiosqlite, PostgreSQL through asyncpg.
+"""`Store` on SQLAlchemy Core: SQLite through the standard library, PostgreSQL through psycopg.
 
-SQLite runs in WAL mode with `synchronous=FULL`, so a committed transaction survives a crash of the
-process and of the machine; a single connection serialises writers, which is what SQLite does anyway
-and spares us its lock-upgrade deadlocks. PostgreSQL gets a small pool and shares work between
-replicas with row locks.
+Statements run in database threads, never on the event loop: a transaction is one call into a
+thread (router/store/writer.py). SQLite runs in WAL mode with `synchronous=FULL`, so a committed
+transaction survives a crash of the process and of the machine; one writer thread owns the only
+connection that writes and commits the transactions that wait together with one fsync, while reads
+use their own connections (WAL lets them read beside the writer). PostgreSQL runs each transaction
+on a small pool of threads and shares work between replicas with row locks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from router.errors import StoreError
 from router.incidents.escalation import IncidentState
@@ -35,27 +39,41 @@ from router.store.base import (
 )
 from router.store.rows import alert_record, incident_record, page_record
 from router.store.sql_transaction import SqlTransaction, insert_ignore
+from router.store.writer import GroupWriter, PooledWriter
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-def async_url(database_url: str) -> str:
-    """The SQLAlchemy URL, with the async driver, for a `ROUTER_DATABASE_URL`."""
+# Threads (and connections) for PostgreSQL transactions, and for SQLite reads.
+POSTGRESQL_THREADS = 8
+SQLITE_READERS = 2
+
+
+def sync_url(database_url: str) -> str:
+    """The SQLAlchemy URL, with its driver, for a `ROUTER_DATABASE_URL`."""
     if database_url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+        return database_url
     for prefix in ("postgresql://", "postgres://"):
         if database_url.startswith(prefix):
-            return "postgresql+asyncpg://" + database_url.removeprefix(prefix)
+            return "postgresql+psycopg://" + database_url.removeprefix(prefix)
     raise StoreError(f"unsupported database URL scheme: {database_url.split(':', 1)[0]}")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 class SqlStore(Store):
     def __init__(self, database_url: str) -> None:
-        self._url = async_url(database_url)
+        self._url = sync_url(database_url)
         self._sqlite_path = (
             database_url.removeprefix("sqlite:///") if database_url.startswith("sqlite") else None
         )
-        self._engine: AsyncEngine | None = None
+        self._engine: Engine | None = None  # writes (and, on PostgreSQL, reads)
+        self._read_engine: Engine | None = None  # SQLite reads
+        self._writer: GroupWriter | PooledWriter | None = None
+        self._readers: ThreadPoolExecutor | None = None
 
     @property
     def dialect(self) -> str:
@@ -64,30 +82,58 @@ class SqlStore(Store):
     # --- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._sqlite_path == ":memory:":
+            raise StoreError("open database: an in-memory database loses every alert; give a file")
         try:
-            self._engine = self._create_engine()
-            async with self._engine.begin() as conn:
-                await conn.run_sync(schema.metadata.create_all)
-                await self._check_schema_version(conn)
+            await asyncio.to_thread(self._open)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"open database: {exc}") from exc
 
-    def _create_engine(self) -> AsyncEngine:
+    def _open(self) -> None:
+        engine = self._create_engine()
+        with engine.begin() as conn:
+            schema.metadata.create_all(conn)
+            self._check_schema_version(conn)
+        self._engine = engine
         if self._sqlite_path is None:
-            return create_async_engine(self._url, pool_size=10, max_overflow=5, pool_pre_ping=True)
-        if self._sqlite_path != ":memory:":
-            Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(self._url, pool_size=1, max_overflow=0, pool_timeout=30)
-        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+            self._writer = PooledWriter(engine, POSTGRESQL_THREADS)
+        else:
+            self._writer = GroupWriter(engine)
+            self._read_engine = sa.create_engine(
+                self._url,
+                json_serializer=_json,
+                json_deserializer=orjson.loads,
+                pool_size=SQLITE_READERS,
+                max_overflow=0,
+                connect_args={"check_same_thread": False},
+            )
+            event.listen(self._read_engine, "connect", _configure_sqlite_connection)
+            event.listen(self._read_engine, "begin", _begin_deferred)
+            self._readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="router-db-read")
+        self._writer.start()
+
+    def _create_engine(self) -> Engine:
+        json_options: dict[str, Any] = {"json_serializer": _json, "json_deserializer": orjson.loads}
+        if self._sqlite_path is None:
+            return sa.create_engine(
+                self._url,
+                pool_size=POSTGRESQL_THREADS,
+                max_overflow=2,
+                pool_pre_ping=True,
+                **json_options,
+            )
+        assert self._sqlite_path is not None
+        Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        # The writer thread opens the one writing connection and keeps it.
+        engine = sa.create_engine(self._url, poolclass=NullPool, **json_options)
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
 
-    async def _check_schema_version(self, conn: AsyncConnection) -> None:
-        found = (
-            await conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))
-        ).scalar()
+    def _check_schema_version(self, conn: Connection) -> None:
+        found = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
         if found is None:
-            await conn.execute(
+            conn.execute(
                 schema.schema_version.insert().values(
                     version=schema.SCHEMA_VERSION, applied_at=datetime.now(UTC)
                 )
@@ -99,39 +145,54 @@ class SqlStore(Store):
             )
 
     async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.close)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        for engine in (self._engine, self._read_engine):
+            if engine is not None:
+                engine.dispose()
+        self._engine = self._read_engine = None
 
-    @asynccontextmanager
-    async def _transaction(self, what: str) -> AsyncIterator[AsyncConnection]:
-        """One transaction; any database failure becomes StoreError naming `what`."""
-        if self._engine is None:
+    async def write(self, what: str, work: Callable[[Transaction], T], weight: int = 1) -> T:
+        def run(conn: Connection) -> T:
+            tx = SqlTransaction(conn, self.dialect)
+            result = work(tx)
+            tx.flush()
+            return result
+
+        return await self._submit(what, run, weight)
+
+    async def _submit(self, what: str, work: Callable[[Connection], T], weight: int = 1) -> T:
+        if self._writer is None:
             raise StoreError(f"{what}: the store is not started")
-        try:
-            async with self._engine.begin() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"{what}: {exc}") from exc
+        return await self._writer.submit(what, work, weight)
+
+    async def _read(self, what: str, work: Callable[[Connection], T]) -> T:
+        """A read-only transaction: beside the writer on SQLite, on the pool on PostgreSQL."""
+        if self._read_engine is None or self._readers is None:
+            return await self._submit(what, work)
+        engine = self._read_engine
+
+        def run() -> T:
+            try:
+                with engine.begin() as conn:
+                    return work(conn)
+            except (SQLAlchemyError, OSError) as exc:
+                raise StoreError(f"{what}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def ping(self) -> None:
-        async with self._transaction("ping") as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    def transaction(self, what: str) -> AbstractAsyncContextManager[Transaction]:
-        return self._sql_transaction(what)
-
-    @asynccontextmanager
-    async def _sql_transaction(self, what: str) -> AsyncIterator[Transaction]:
-        async with self._transaction(what) as conn:
-            yield SqlTransaction(conn, self.dialect)
+        await self._read("ping", lambda conn: conn.execute(sa.text("SELECT 1")))
 
     # --- alerts ---------------------------------------------------------------------------
 
     async def count_alerts(self) -> int:
-        async with self._transaction("count alerts") as conn:
-            query = sa.select(sa.func.count()).select_from(schema.alerts)
-            return int((await conn.execute(query)).scalar_one())
+        query = sa.select(sa.func.count()).select_from(schema.alerts)
+        return await self._read("count alerts", lambda conn: int(conn.execute(query).scalar_one()))
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -142,79 +203,41 @@ class SqlStore(Store):
         query = sa.select(table).order_by(table.c.opened_at.desc(), table.c.id.desc()).limit(limit)
         if states:
             query = query.where(table.c.state.in_([state.value for state in states]))
-        async with self._transaction("list incidents") as conn:
-            return [incident_record(row) for row in (await conn.execute(query)).mappings()]
+        return await self._read(
+            "list incidents",
+            lambda conn: [incident_record(row) for row in conn.execute(query).mappings()],
+        )
 
     async def incident_detail(self, incident_id: int) -> IncidentDetail | None:
-        async with self._transaction("read incident") as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(schema.incidents).where(schema.incidents.c.id == incident_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            alerts_query = (
-                sa.select(schema.alerts, schema.incident_alerts.c.severity.label("severity"))
-                .join(
-                    schema.incident_alerts, schema.incident_alerts.c.alert_id == schema.alerts.c.id
-                )
-                .where(schema.incident_alerts.c.incident_id == incident_id)
-                .order_by(schema.alerts.c.id)
-            )
-            alerts = [
-                alert_record(alert) for alert in (await conn.execute(alerts_query)).mappings()
-            ]
-            events_query = (
-                sa.select(schema.events)
-                .where(schema.events.c.incident_id == incident_id)
-                .order_by(schema.events.c.id)
-            )
-            events = [
-                EventRecord(event["at"], event["kind"], event["detail"])
-                for event in (await conn.execute(events_query)).mappings()
-            ]
-            pages_query = (
-                sa.select(schema.pages)
-                .where(schema.pages.c.incident_id == incident_id)
-                .order_by(schema.pages.c.id)
-            )
-            pages = [page_record(page) for page in (await conn.execute(pages_query)).mappings()]
-        return IncidentDetail(incident_record(row), alerts, events, pages)
+        return await self._read("read incident", lambda conn: _incident_detail(conn, incident_id))
 
     async def list_pages(self, incident_id: int | None = None) -> list[PageRecord]:
         query = sa.select(schema.pages).order_by(schema.pages.c.id)
         if incident_id is not None:
             query = query.where(schema.pages.c.incident_id == incident_id)
-        async with self._transaction("list pages") as conn:
-            return [page_record(row) for row in (await conn.execute(query)).mappings()]
+        return await self._read(
+            "list pages", lambda conn: [page_record(row) for row in conn.execute(query).mappings()]
+        )
 
     async def next_due(self) -> datetime | None:
         incidents, pages = schema.incidents, schema.pages
-        async with self._transaction("find next due time") as conn:
-            incident_due = (
-                await conn.execute(
-                    sa.select(sa.func.min(incidents.c.next_action_at)).where(
-                        incidents.c.next_action_at.is_not(None)
-                    )
-                )
-            ).scalar()
-            page_due = (
-                await conn.execute(
-                    sa.select(
-                        sa.func.min(
-                            sa.func.coalesce(pages.c.claimed_until, pages.c.next_attempt_at)
-                        )
-                    ).where(pages.c.state.in_((PageState.PENDING, PageState.SENDING)))
-                )
-            ).scalar()
-        # min() and coalesce() keep the column type, so these come back as datetimes.
-        dues: list[datetime] = [due for due in (incident_due, page_due) if due is not None]
-        return min(dues) if dues else None
+        incident_due = sa.select(sa.func.min(incidents.c.next_action_at)).where(
+            incidents.c.next_action_at.is_not(None)
+        )
+        page_due = sa.select(
+            sa.func.min(sa.func.coalesce(pages.c.claimed_until, pages.c.next_attempt_at))
+        ).where(pages.c.state.in_((PageState.PENDING, PageState.SENDING)))
+
+        def earliest(conn: Connection) -> datetime | None:
+            # min() and coalesce() keep the column type, so these come back as datetimes.
+            dues: list[datetime] = [
+                due
+                for due in (conn.execute(incident_due).scalar(), conn.execute(page_due).scalar())
+                if due is not None
+            ]
+            return min(dues) if dues else None
+
+        return await self._read("find next due time", earliest)
 
     async def count_open_incidents(self) -> dict[tuple[str, str], int]:
         table = schema.incidents
@@ -223,8 +246,10 @@ class SqlStore(Store):
             .where(table.c.state != IncidentState.RESOLVED.value)
             .group_by(table.c.severity, table.c.state)
         )
-        async with self._transaction("count open incidents") as conn:
-            return {(row[0], row[1]): int(row[2]) for row in await conn.execute(query)}
+        return await self._read(
+            "count open incidents",
+            lambda conn: {(row[0], row[1]): int(row[2]) for row in conn.execute(query)},
+        )
 
     # --- outbox ---------------------------------------------------------------------------
 
@@ -244,66 +269,107 @@ class SqlStore(Store):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        async with self._transaction("claim due pages") as conn:
-            rows = list((await conn.execute(query)).mappings())
+
+        def claim(conn: Connection) -> list[PageRecord]:
+            rows = list(conn.execute(query).mappings())
             if rows:
-                await conn.execute(
+                conn.execute(
                     pages.update()
                     .where(pages.c.id.in_([row["id"] for row in rows]))
                     .values(state=PageState.SENDING, claimed_until=lease_until)
                 )
-        return [page_record(row) for row in rows]
+            return [page_record(row) for row in rows]
+
+        return await self._submit("claim due pages", claim)
 
     async def pending_pages(self) -> int:
         pages = schema.pages
         query = sa.select(sa.func.count()).where(
             pages.c.state.in_((PageState.PENDING, PageState.SENDING))
         )
-        async with self._transaction("count pending pages") as conn:
-            return int((await conn.execute(query)).scalar_one())
+        return await self._read(
+            "count pending pages", lambda conn: int(conn.execute(query).scalar_one())
+        )
 
     async def prune(self, before: datetime, limit: int) -> Pruned:
-        incidents, links = schema.incidents, schema.incident_alerts
-        alerts, tokens = schema.alerts, schema.seen_tokens
-        async with self._transaction("delete old data") as conn:
-            old = (
-                (
-                    await conn.execute(
-                        sa.select(incidents.c.id)
-                        .where(
-                            incidents.c.state == IncidentState.RESOLVED.value,
-                            incidents.c.resolved_at < before,
-                        )
-                        .order_by(incidents.c.id)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if old:
-                for table in (schema.events, schema.pages, links):
-                    await conn.execute(table.delete().where(table.c.incident_id.in_(old)))
-                await conn.execute(incidents.delete().where(incidents.c.id.in_(old)))
-            held = sa.select(links.c.alert_id).where(links.c.alert_id == alerts.c.id).exists()
-            gone_alerts = await conn.execute(
-                alerts.delete().where(
-                    alerts.c.status == AlertStatus.RESOLVED.value,
-                    alerts.c.updated_at < before,
-                    ~held,
-                )
-            )
-            gone_tokens = await conn.execute(tokens.delete().where(tokens.c.seen_at < before))
-        return Pruned(len(old), gone_alerts.rowcount or 0, gone_tokens.rowcount or 0)
+        return await self._submit("delete old data", lambda conn: _prune(conn, before, limit))
 
     async def setting(self, name: str, default: str) -> str:
         table = schema.settings_kv
-        async with self._transaction("read router setting") as conn:
-            await conn.execute(
+
+        def read_or_store(conn: Connection) -> str:
+            conn.execute(
                 insert_ignore(self.dialect, table, ("name",)), {"name": name, "value": default}
             )
-            found = await conn.execute(sa.select(table.c.value).where(table.c.name == name))
+            found = conn.execute(sa.select(table.c.value).where(table.c.name == name))
             return str(found.scalar_one())
+
+        return await self._submit("read router setting", read_or_store)
+
+
+def _incident_detail(conn: Connection, incident_id: int) -> IncidentDetail | None:
+    row = (
+        conn.execute(sa.select(schema.incidents).where(schema.incidents.c.id == incident_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    alerts_query = (
+        sa.select(schema.alerts, schema.incident_alerts.c.severity.label("severity"))
+        .join(schema.incident_alerts, schema.incident_alerts.c.alert_id == schema.alerts.c.id)
+        .where(schema.incident_alerts.c.incident_id == incident_id)
+        .order_by(schema.alerts.c.id)
+    )
+    alerts = [alert_record(alert) for alert in conn.execute(alerts_query).mappings()]
+    events_query = (
+        sa.select(schema.events)
+        .where(schema.events.c.incident_id == incident_id)
+        .order_by(schema.events.c.id)
+    )
+    events = [
+        EventRecord(event["at"], event["kind"], event["detail"])
+        for event in conn.execute(events_query).mappings()
+    ]
+    pages_query = (
+        sa.select(schema.pages)
+        .where(schema.pages.c.incident_id == incident_id)
+        .order_by(schema.pages.c.id)
+    )
+    pages = [page_record(page) for page in conn.execute(pages_query).mappings()]
+    return IncidentDetail(incident_record(row), alerts, events, pages)
+
+
+def _prune(conn: Connection, before: datetime, limit: int) -> Pruned:
+    incidents, links = schema.incidents, schema.incident_alerts
+    alerts, tokens = schema.alerts, schema.seen_tokens
+    old = (
+        conn.execute(
+            sa.select(incidents.c.id)
+            .where(
+                incidents.c.state == IncidentState.RESOLVED.value,
+                incidents.c.resolved_at < before,
+            )
+            .order_by(incidents.c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if old:
+        for table in (schema.events, schema.pages, links):
+            conn.execute(table.delete().where(table.c.incident_id.in_(old)))
+        conn.execute(incidents.delete().where(incidents.c.id.in_(old)))
+    held = sa.select(links.c.alert_id).where(links.c.alert_id == alerts.c.id).exists()
+    gone_alerts = conn.execute(
+        alerts.delete().where(
+            alerts.c.status == AlertStatus.RESOLVED.value,
+            alerts.c.updated_at < before,
+            ~held,
+        )
+    )
+    gone_tokens = conn.execute(tokens.delete().where(tokens.c.seen_at < before))
+    return Pruned(len(old), gone_alerts.rowcount or 0, gone_tokens.rowcount or 0)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -318,6 +384,11 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(pragma)
     cursor.close()
+
+
+def _begin_deferred(conn: Any) -> None:
+    # A read sees one snapshot of the database, taken at its first statement.
+    conn.exec_driver_sql("BEGIN")
 
 
 def _begin_immediate(conn: Any) -> None:

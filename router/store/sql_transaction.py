@@ -1,8 +1,11 @@
 """The writes of one transaction on SQLAlchemy Core: alerts, incidents, events and the outbox.
 
-`SqlStore.transaction` opens a connection in a transaction and hands it to `SqlTransaction`;
-every method is one statement or a few, inside that transaction, so a webhook's writes commit
+`SqlStore.write` runs a function of a `SqlTransaction` inside one database transaction, in the
+store's database thread; every method is one statement or a few, so a webhook's writes commit
 together or not at all (docs/architecture.md, "Transactions: what is atomic").
+
+Alert links and timeline notes, the many small rows of a storm, are kept back and written in one
+executemany: before any query that could read them, and when the work ends (`flush`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.incidents.escalation import IncidentState, Progress
 from router.models import Alert, AlertStatus, PageEvent, PageState
@@ -32,18 +35,32 @@ from router.store.rows import incident_record
 class SqlTransaction(Transaction):
     """`Transaction` over one SQLAlchemy connection inside `engine.begin()`."""
 
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: Connection, dialect: str) -> None:
         self._conn = conn
         self._dialect = dialect
+        self._links: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+
+    def flush(self) -> None:
+        """Write the links and notes kept back."""
+        if self._links:
+            links, self._links = self._links, []
+            self._conn.execute(
+                insert_ignore(self._dialect, schema.incident_alerts, ("incident_id", "alert_id")),
+                links,
+            )
+        if self._events:
+            events, self._events = self._events, []
+            self._conn.execute(schema.events.insert(), events)
 
     def _locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # Row locks matter only on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
         return query.with_for_update() if self._dialect == "postgresql" else query
 
-    async def store_alert(self, alert: Alert, now: datetime) -> StoredAlert:
+    def store_alert(self, alert: Alert, now: datetime) -> StoredAlert:
         conn = self._conn
         table = schema.alerts
-        starts_at = alert.starts_at or await self._legacy_start(alert, now)
+        starts_at = alert.starts_at or self._legacy_start(alert, now)
         row = {
             "fingerprint": alert.fingerprint,
             "starts_at": starts_at,
@@ -58,10 +75,10 @@ class SqlTransaction(Transaction):
             "updated_at": now,
         }
         insert = insert_ignore(self._dialect, table, ("fingerprint", "starts_at"))
-        new_id = (await conn.execute(insert.returning(table.c.id), row)).scalar()
+        new_id = (conn.execute(insert.returning(table.c.id), row)).scalar()
         if new_id is not None:
             return StoredAlert(int(new_id), "new", alert.firing)
-        found = await conn.execute(
+        found = conn.execute(
             sa.select(table.c.id, table.c.status).where(
                 table.c.fingerprint == alert.fingerprint, table.c.starts_at == starts_at
             )
@@ -71,18 +88,18 @@ class SqlTransaction(Transaction):
         if alert.status is not AlertStatus.RESOLVED:
             # A repeat, or a late retry of the firing notice after the resolution: no change.
             return StoredAlert(alert_id, "duplicate", status == AlertStatus.FIRING.value)
-        resolved = await conn.execute(
+        resolved = conn.execute(
             table.update()
             .where(table.c.id == alert_id, table.c.status == AlertStatus.FIRING.value)
             .values(status=AlertStatus.RESOLVED.value, ends_at=alert.ends_at or now, updated_at=now)
         )
         return StoredAlert(alert_id, "updated" if resolved.rowcount else "duplicate", False)
 
-    async def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
+    def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
         """Legacy Grafana sends no start time: an alert fires from when it was first received
         and stays the same instance until it resolves."""
         table = schema.alerts
-        current = await self._conn.execute(
+        current = self._conn.execute(
             sa.select(table.c.starts_at)
             .where(
                 table.c.fingerprint == alert.fingerprint,
@@ -94,7 +111,7 @@ class SqlTransaction(Transaction):
         found: datetime | None = current.scalar()
         return found or now
 
-    async def lock_incident_keys(self, keys: Sequence[str]) -> None:
+    def lock_incident_keys(self, keys: Sequence[str]) -> None:
         # Two replicas receiving alerts of one new incident at once would both find no open
         # incident and both insert one. A transaction-scoped advisory lock per key makes the
         # second wait for the first to commit. Taken in sorted order, so that two transactions
@@ -102,26 +119,27 @@ class SqlTransaction(Transaction):
         if self._dialect != "postgresql":
             return
         for key in sorted(set(keys)):
-            await self._conn.execute(
+            self._conn.execute(
                 sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
             )
 
-    async def open_incident_by_key(self, key: str) -> IncidentRecord | None:
+    def open_incident_by_key(self, key: str) -> IncidentRecord | None:
         table = schema.incidents
         query = sa.select(table).where(
             table.c.key == key, table.c.state != IncidentState.RESOLVED.value
         )
-        row = (await self._conn.execute(self._locked(query))).mappings().first()
+        row = (self._conn.execute(self._locked(query))).mappings().first()
         return incident_record(row) if row else None
 
-    async def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None:
+    def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None:
         query = sa.select(schema.incidents).where(schema.incidents.c.id == incident_id)
         if lock:
             query = self._locked(query)
-        row = (await self._conn.execute(query)).mappings().first()
+        row = (self._conn.execute(query)).mappings().first()
         return incident_record(row) if row else None
 
-    async def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
+    def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
+        self.flush()
         table, links = schema.incidents, schema.incident_alerts
         query = (
             sa.select(table)
@@ -129,11 +147,10 @@ class SqlTransaction(Transaction):
             .where(links.c.alert_id == alert_id, table.c.state != IncidentState.RESOLVED.value)
         )
         return [
-            incident_record(row)
-            for row in (await self._conn.execute(self._locked(query))).mappings()
+            incident_record(row) for row in (self._conn.execute(self._locked(query))).mappings()
         ]
 
-    async def create_incident(
+    def create_incident(
         self,
         *,
         key: str,
@@ -157,45 +174,39 @@ class SqlTransaction(Transaction):
             "runbook": runbook,
             **_progress_columns(progress),
         }
-        result = await self._conn.execute(schema.incidents.insert().values(values))
+        result = self._conn.execute(schema.incidents.insert().values(values))
         incident_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        record = await self.incident(incident_id, lock=False)
+        record = self.incident(incident_id, lock=False)
         assert record is not None
         return record
 
-    async def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
-        await self._conn.execute(
+    def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
+        self._conn.execute(
             schema.incidents.update()
             .where(schema.incidents.c.id == incident_id)
             .values(**_progress_columns(progress), **fields)
         )
 
-    async def link_alert(self, incident_id: int, alert_id: int, severity: str) -> bool:
-        row = {"incident_id": incident_id, "alert_id": alert_id, "severity": severity}
-        result = await self._conn.execute(
-            insert_ignore(self._dialect, schema.incident_alerts, ("incident_id", "alert_id")), row
-        )
-        return bool(result.rowcount)
+    def link_alert(self, incident_id: int, alert_id: int, severity: str) -> None:
+        self._links.append({"incident_id": incident_id, "alert_id": alert_id, "severity": severity})
 
-    async def firing_alerts(self, incident_id: int) -> int:
+    def firing_alerts(self, incident_id: int) -> int:
+        self.flush()
         alerts, links = schema.alerts, schema.incident_alerts
         query = (
             sa.select(sa.func.count())
             .select_from(links.join(alerts, alerts.c.id == links.c.alert_id))
             .where(links.c.incident_id == incident_id, alerts.c.status == AlertStatus.FIRING.value)
         )
-        return int((await self._conn.execute(query)).scalar_one())
+        return int((self._conn.execute(query)).scalar_one())
 
-    async def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
-        await self._conn.execute(
-            schema.events.insert(),
-            {"incident_id": incident_id, "at": at, "kind": kind, "detail": detail},
-        )
+    def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
+        self._events.append({"incident_id": incident_id, "at": at, "kind": kind, "detail": detail})
 
-    async def enqueue_pages(self, pages: Sequence[NewPage]) -> None:
+    def enqueue_pages(self, pages: Sequence[NewPage]) -> None:
         if not pages:
             return
-        await self._conn.execute(
+        self._conn.execute(
             schema.pages.insert(),
             [
                 {
@@ -218,7 +229,7 @@ class SqlTransaction(Transaction):
             ],
         )
 
-    async def paged_channels(self, incident_id: int) -> list[PagedChannel]:
+    def paged_channels(self, incident_id: int) -> list[PagedChannel]:
         pages = schema.pages
         query = (
             sa.select(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
@@ -229,9 +240,9 @@ class SqlTransaction(Transaction):
             .group_by(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
             .order_by(sa.func.min(pages.c.id))
         )
-        return [PagedChannel(*row) for row in await self._conn.execute(query)]
+        return [PagedChannel(*row) for row in self._conn.execute(query)]
 
-    async def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
+    def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
         table = schema.incidents
         query = (
             sa.select(table)
@@ -240,9 +251,9 @@ class SqlTransaction(Transaction):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [incident_record(row) for row in (await self._conn.execute(query)).mappings()]
+        return [incident_record(row) for row in (self._conn.execute(query)).mappings()]
 
-    async def finish_page(
+    def finish_page(
         self,
         page_id: int,
         *,
@@ -253,7 +264,7 @@ class SqlTransaction(Transaction):
         now: datetime,
         sent: dict[str, str] | None = None,
     ) -> None:
-        await self._conn.execute(
+        self._conn.execute(
             schema.pages.update()
             .where(schema.pages.c.id == page_id)
             .values(
@@ -267,12 +278,14 @@ class SqlTransaction(Transaction):
             )
         )
 
-    async def remember_token(self, token: str, kind: str, now: datetime) -> bool:
+    def remember_token(self, token: str, kind: str, now: datetime) -> bool:
         row = {"token": token, "kind": kind, "seen_at": now}
-        result = await self._conn.execute(
-            insert_ignore(self._dialect, schema.seen_tokens, ("token",)), row
+        # RETURNING rather than rowcount, which psycopg does not report for ON CONFLICT inserts.
+        insert = insert_ignore(self._dialect, schema.seen_tokens, ("token",))
+        return (
+            self._conn.execute(insert.returning(schema.seen_tokens.c.token), row).first()
+            is not None
         )
-        return bool(result.rowcount)
 
 
 @functools.cache
