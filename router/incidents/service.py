@@ -115,8 +115,8 @@ class IncidentService:
         # The open incident of each key, looked up once per webhook: its alerts usually
         # share one key.
         open_incidents: dict[str, IncidentRecord | None] = {}
-        for item in routed:
-            stored = tx.store_alert(item.alert, now)
+        stored_alerts = tx.store_alerts([item.alert for item in routed], now)
+        for item, stored in zip(routed, stored_alerts, strict=True):
             counts[stored.outcome] += 1
             if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
                 self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)

@@ -157,7 +157,9 @@ class Transaction(abc.ABC):
     """Operations inside one database transaction."""
 
     @abc.abstractmethod
-    def store_alert(self, alert: Alert, now: datetime) -> StoredAlert: ...
+    def store_alerts(self, alerts: Sequence[Alert], now: datetime) -> list[StoredAlert]:
+        """Store alert instances, in order; a repeat of an instance (the same fingerprint and
+        start) changes nothing, a resolution of a firing instance updates it."""
 
     @abc.abstractmethod
     def lock_incident_keys(self, keys: Sequence[str]) -> None:

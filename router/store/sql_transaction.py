@@ -57,43 +57,87 @@ class SqlTransaction(Transaction):
         # Row locks matter only on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
         return query.with_for_update() if self._dialect == "postgresql" else query
 
-    def store_alert(self, alert: Alert, now: datetime) -> StoredAlert:
+    def store_alerts(self, alerts: Sequence[Alert], now: datetime) -> list[StoredAlert]:
+        stored: list[StoredAlert] = []
+        # A run of alerts with distinct fingerprints is written in one statement of each kind;
+        # a fingerprint seen again starts a new run, so that it meets its earlier instance.
+        run: list[Alert] = []
+        for alert in alerts:
+            if any(other.fingerprint == alert.fingerprint for other in run):
+                stored += self._store_run(run, now)
+                run = []
+            run.append(alert)
+        if run:
+            stored += self._store_run(run, now)
+        return stored
+
+    def _store_run(self, alerts: list[Alert], now: datetime) -> list[StoredAlert]:
         conn = self._conn
         table = schema.alerts
-        starts_at = alert.starts_at or self._legacy_start(alert, now)
-        row = {
-            "fingerprint": alert.fingerprint,
-            "starts_at": starts_at,
-            "source": alert.source.value,
-            "status": alert.status.value,
-            "alertname": alert.name[:255],
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "details": _details(alert),
-            "ends_at": alert.ends_at,
-            "received_at": now,
-            "updated_at": now,
-        }
-        insert = insert_ignore(self._dialect, table, ("fingerprint", "starts_at"))
-        new_id = (conn.execute(insert.returning(table.c.id), row)).scalar()
-        if new_id is not None:
-            return StoredAlert(int(new_id), "new", alert.firing)
-        found = conn.execute(
-            sa.select(table.c.id, table.c.status).where(
-                table.c.fingerprint == alert.fingerprint, table.c.starts_at == starts_at
+        starts = [alert.starts_at or self._legacy_start(alert, now) for alert in alerts]
+        rows = [
+            {
+                "fingerprint": alert.fingerprint,
+                "starts_at": starts_at,
+                "source": alert.source.value,
+                "status": alert.status.value,
+                "alertname": alert.name[:255],
+                "labels": dict(alert.labels),
+                "annotations": dict(alert.annotations),
+                "details": _details(alert),
+                "ends_at": alert.ends_at,
+                "received_at": now,
+                "updated_at": now,
+            }
+            for alert, starts_at in zip(alerts, starts, strict=True)
+        ]
+        insert = insert_ignore(self._dialect, table, ("fingerprint", "starts_at")).returning(
+            table.c.id, table.c.fingerprint
+        )
+        new = {fingerprint: int(new_id) for new_id, fingerprint in conn.execute(insert, rows)}
+        seen = [
+            (alert.fingerprint, starts_at)
+            for alert, starts_at in zip(alerts, starts, strict=True)
+            if alert.fingerprint not in new
+        ]
+        known: dict[str, tuple[int, str]] = {}
+        if seen:
+            query = sa.select(table.c.id, table.c.fingerprint, table.c.status).where(
+                sa.tuple_(table.c.fingerprint, table.c.starts_at).in_(seen)
             )
-        )
-        alert_id, status = found.one()
-        alert_id = int(alert_id)
-        if alert.status is not AlertStatus.RESOLVED:
-            # A repeat, or a late retry of the firing notice after the resolution: no change.
-            return StoredAlert(alert_id, "duplicate", status == AlertStatus.FIRING.value)
-        resolved = conn.execute(
-            table.update()
-            .where(table.c.id == alert_id, table.c.status == AlertStatus.FIRING.value)
-            .values(status=AlertStatus.RESOLVED.value, ends_at=alert.ends_at or now, updated_at=now)
-        )
-        return StoredAlert(alert_id, "updated" if resolved.rowcount else "duplicate", False)
+            known = {
+                fingerprint: (int(id_), status)
+                for id_, fingerprint, status in conn.execute(self._locked(query))
+            }
+        stored: list[StoredAlert] = []
+        resolutions: list[dict[str, Any]] = []
+        for alert in alerts:
+            if alert.fingerprint in new:
+                stored.append(StoredAlert(new[alert.fingerprint], "new", alert.firing))
+                continue
+            alert_id, status = known[alert.fingerprint]
+            if alert.status is not AlertStatus.RESOLVED or status != AlertStatus.FIRING.value:
+                # A repeat, or a late retry of the firing notice after the resolution: no change.
+                stored.append(
+                    StoredAlert(alert_id, "duplicate", status == AlertStatus.FIRING.value)
+                )
+                continue
+            resolutions.append(
+                {"alert_id": alert_id, "ends_at": alert.ends_at or now, "updated_at": now}
+            )
+            stored.append(StoredAlert(alert_id, "updated", False))
+        if resolutions:
+            conn.execute(
+                table.update()
+                .where(table.c.id == sa.bindparam("alert_id"))
+                .values(
+                    status=AlertStatus.RESOLVED.value,
+                    ends_at=sa.bindparam("ends_at"),
+                    updated_at=sa.bindparam("updated_at"),
+                ),
+                resolutions,
+            )
+        return stored
 
     def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
         """Legacy Grafana sends no start time: an alert fires from when it was first received
