@@ -24,7 +24,7 @@ from router.outbox.context import NextEscalation, PageContext, incident_context
 from router.routing import RoutedAlert, Routing, percent
 from router.runbooks.library import POSSIBLE_SECTIONS
 from router.store import IngestResult, Store
-from router.store.base import IncidentRecord, NewPage, Transaction
+from router.store.base import AlertChange, IncidentRecord, NewPage, Transaction
 
 # A delivery that still fails this long after it was due is given up and recorded as failed.
 DELIVERY_DEADLINE = timedelta(minutes=30)
@@ -169,7 +169,7 @@ class IncidentService:
             effects.opened.append((c.severity, c.rule or "none", method))
             return
         tx.link_alert(incident.id, alert_id, c.severity)
-        tx.add_event(incident.id, now, "alert", f"{_describe(item.alert)} joined")
+        tx.note_alert(incident.id, now, AlertChange.JOINED, _describe(item.alert))
         if routing.rank(c.severity) < routing.rank(incident.severity):
             context = routing.escalation_context(c.policy, c.severity)
             decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
@@ -191,7 +191,7 @@ class IncidentService:
         """Record the resolution; resolve incidents left with no firing alert (their keys)."""
         resolved = []
         for incident in tx.open_incidents_of_alert(alert_id):
-            tx.add_event(incident.id, now, "alert", f"{_describe(alert)} resolved")
+            tx.note_alert(incident.id, now, AlertChange.RESOLVED, _describe(alert))
             if tx.firing_alerts(incident.id):
                 continue
             who = f"{alert.source.value} (all alerts resolved)"

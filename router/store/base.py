@@ -10,6 +10,7 @@ event loop; whatever it returns is handed back after the commit.
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,16 @@ from router.models import Alert, PageEvent, PageState
 from router.outbox.context import PageContext
 
 T = TypeVar("T")
+
+# Alerts that join (or resolve in) one incident are noted one by one up to this many; beyond it
+# the timeline keeps one note per kind, with the count and the latest alert: a storm of 100,000
+# alerts on one incident writes a bounded timeline.
+ALERT_NOTES_LISTED = 10
+
+
+class AlertChange(enum.StrEnum):
+    JOINED = "joined"
+    RESOLVED = "resolved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +216,11 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None: ...
+
+    @abc.abstractmethod
+    def note_alert(self, incident_id: int, at: datetime, change: AlertChange, alert: str) -> None:
+        """Note on the timeline that `alert` (described for people) joined or resolved; the
+        first ALERT_NOTES_LISTED of each kind one by one, the rest summed up in one note."""
 
     @abc.abstractmethod
     def enqueue_pages(self, pages: Sequence[NewPage]) -> None: ...

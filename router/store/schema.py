@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# What each version adds to a database made by the one before (`SqlStore` applies them in order).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE incidents ADD COLUMN alerts_joined INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE incidents ADD COLUMN alerts_resolved INTEGER NOT NULL DEFAULT 0",
+    ),
+}
 
 metadata = sa.MetaData()
 
@@ -93,6 +101,10 @@ incidents = sa.Table(
     sa.Column("resolved_by", sa.String(255)),
     sa.Column("classification", sa.JSON, nullable=False),
     sa.Column("runbook", sa.JSON),
+    # How many alerts joined the incident after the one that opened it, and how many of its
+    # alerts resolved: the timeline lists the first few and sums up the rest in one note.
+    sa.Column("alerts_joined", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("alerts_resolved", sa.Integer, nullable=False, server_default="0"),
 )
 sa.Index(
     "uq_incidents_open_key",

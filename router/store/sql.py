@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from router.errors import StoreError
 from router.incidents.escalation import IncidentState
+from router.logs import fields
 from router.models import AlertStatus, PageState
 from router.store import schema
 from router.store.base import (
@@ -143,6 +144,16 @@ class SqlStore(Store):
                 f"database schema version {found} is newer than this runbook-router "
                 f"({schema.SCHEMA_VERSION}); upgrade runbook-router"
             )
+        else:
+            for version in range(found + 1, schema.SCHEMA_VERSION + 1):
+                for statement in schema.MIGRATIONS[version]:
+                    conn.exec_driver_sql(statement)
+                conn.execute(
+                    schema.schema_version.insert().values(
+                        version=version, applied_at=datetime.now(UTC)
+                    )
+                )
+                log.info("database schema upgraded", extra=fields(version=version))
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None

@@ -23,6 +23,8 @@ from router.incidents.escalation import IncidentState, Progress
 from router.models import Alert, AlertStatus, PageEvent, PageState
 from router.store import schema
 from router.store.base import (
+    ALERT_NOTES_LISTED,
+    AlertChange,
     IncidentRecord,
     NewPage,
     PagedChannel,
@@ -40,9 +42,14 @@ class SqlTransaction(Transaction):
         self._dialect = dialect
         self._links: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
+        self._alert_notes: dict[tuple[int, AlertChange], list[tuple[datetime, str]]] = {}
 
     def flush(self) -> None:
         """Write the links and notes kept back."""
+        if self._alert_notes:
+            notes, self._alert_notes = self._alert_notes, {}
+            for (incident_id, change), changes in notes.items():
+                self._write_alert_notes(incident_id, change, changes)
         if self._links:
             links, self._links = self._links, []
             self._conn.execute(
@@ -246,6 +253,38 @@ class SqlTransaction(Transaction):
 
     def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
         self._events.append({"incident_id": incident_id, "at": at, "kind": kind, "detail": detail})
+
+    def note_alert(self, incident_id: int, at: datetime, change: AlertChange, alert: str) -> None:
+        self._alert_notes.setdefault((incident_id, change), []).append((at, alert))
+
+    def _write_alert_notes(
+        self, incident_id: int, change: AlertChange, changes: list[tuple[datetime, str]]
+    ) -> None:
+        """The first ALERT_NOTES_LISTED alerts of a kind get a note each; the rest one note."""
+        incidents, events = schema.incidents, schema.events
+        column = incidents.c[f"alerts_{change.value}"]
+        counted = self._conn.execute(
+            incidents.update()
+            .where(incidents.c.id == incident_id)
+            .values({column: column + len(changes)})
+            .returning(column)
+        ).scalar_one()
+        before = int(counted) - len(changes)
+        listed = max(0, ALERT_NOTES_LISTED - before)
+        for at, alert in changes[:listed]:
+            self.add_event(incident_id, at, "alert", f"{alert} {change.value}")
+        if len(changes) <= listed:
+            return
+        at, latest = changes[-1]
+        kind = f"alerts_{change.value}"
+        detail = f"{int(counted) - ALERT_NOTES_LISTED} more alerts {change.value}, latest {latest}"
+        updated = self._conn.execute(
+            events.update()
+            .where(events.c.incident_id == incident_id, events.c.kind == kind)
+            .values(at=at, detail=detail)
+        )
+        if not updated.rowcount:
+            self.add_event(incident_id, at, kind, detail)
 
     def enqueue_pages(self, pages: Sequence[NewPage]) -> None:
         if not pages:
