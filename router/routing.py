@@ -7,19 +7,32 @@ section; `excerpt(runbook)` gives the text a page carries for that section.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import traceback
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from router.errors import ConfigError
 from router.incidents.escalation import Context
+from router.lru import LruCache
 from router.models import Alert
 from router.outbox.context import PageRunbook
-from router.rules import DEFAULT_POLICY, Classification, RuleSet, SeverityPolicy, load_rules
+from router.rules import (
+    DEFAULT_POLICY,
+    Classification,
+    RuleSet,
+    SeverityPolicy,
+    incident_key,
+    load_rules,
+)
 from router.runbooks import Candidate, RunbookLibrary, RunbookMatch, Section, render_excerpt
 from router.runbooks.search import Evidence
 from router.types import Style
+
+# Routed alerts remembered by their labels, annotations and values (see `Routing.route`).
+ROUTED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,9 @@ class RoutedAlert:
     match: RunbookMatch | None = None
     # The best searched sections with their confidence and evidence (`candidate_json`).
     candidates: tuple[dict[str, Any], ...] = ()
+    # An error in the rules or the search (a bug): the alert is routed with what is known, and
+    # the runtime logs this, with its traceback.
+    failure: str | None = None
 
 
 def load_routing(rules_dir: Path, env: Mapping[str, str], *, strict_secrets: bool) -> Routing:
@@ -101,12 +117,39 @@ class Routing:
         self.rules = rules
         self.runbooks = runbooks
         self._severities = frozenset(level.name for level in rules.severities)
+        self._routed: LruCache[Hashable, RoutedAlert] = LruCache(ROUTED_CACHE_SIZE)
 
     def route(self, alert: Alert) -> RoutedAlert:
-        classification = self.rules.classify(alert)
-        match = self.runbooks.find(
-            alert, rule_runbook=classification.runbook, rule_names=classification.matched_rules
+        """Classify `alert` and find its runbook section. Both depend only on the alert's labels,
+        annotations and values, and on these rules: a repeat (Alertmanager resends every firing
+        alert of a group) is answered from memory."""
+        key = (
+            tuple(alert.labels.items()),
+            tuple(alert.annotations.items()),
+            tuple(alert.values.items()),
+            alert.value_string,
         )
+        routed = self._routed.get(key)
+        if routed is None:
+            routed = self._route(alert)
+            self._routed.put(key, routed)
+        return dataclasses.replace(routed, alert=alert)
+
+    def _route(self, alert: Alert) -> RoutedAlert:
+        # A bug in classification or search must not lose the alert (the sender would retry a
+        # 500 for ever): it is logged, and the alert is paged with what is known.
+        try:
+            classification = self.rules.classify(alert)
+        except Exception as exc:
+            failure = _failure("classifying", exc)
+            return RoutedAlert(alert, self._unclassified(alert, exc), None, failure=failure)
+        try:
+            match = self.runbooks.find(
+                alert, rule_runbook=classification.runbook, rule_names=classification.matched_rules
+            )
+        except Exception as exc:
+            failure = _failure("searching the runbooks for", exc)
+            return RoutedAlert(alert, classification, None, failure=failure)
         base_url = self.rules.runbook_base_url
         return RoutedAlert(
             alert,
@@ -114,6 +157,24 @@ class Routing:
             self._runbook_json(match),
             match,
             tuple(candidate_json(c, base_url) for c in match.candidates),
+        )
+
+    def _unclassified(self, alert: Alert, exc: Exception) -> Classification:
+        """Its severity label, else default_severity, as when no rule holds."""
+        rules = self.rules
+        label = alert.labels.get("severity", "")
+        severity = (rules.severity_for_label(label) if label else None) or rules.default_severity
+        group_values = {name: alert.labels.get(name, "") for name in rules.group_by}
+        return Classification(
+            severity=severity,
+            rule=None,
+            matched_rules=(),
+            policy=DEFAULT_POLICY,
+            incident_key=incident_key("unclassified", group_values),
+            group_values=group_values,
+            reason=f"{severity}: the rules failed on this alert ({type(exc).__name__}: {exc}), "
+            "an error in runbook-router, logged",
+            runbook=None,
         )
 
     def _runbook_json(self, match: RunbookMatch) -> dict[str, Any] | None:
@@ -165,3 +226,7 @@ class Routing:
             policy=self.severity_policy(policy, severity),
             hours=self.rules.hours_for(known or self.rules.default_severity),
         )
+
+
+def _failure(doing: str, exc: Exception) -> str:
+    return f"error while {doing} the alert:\n" + "".join(traceback.format_exception(exc))

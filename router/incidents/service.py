@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from router.errors import IncidentNotFound
 from router.incidents import escalation
 from router.incidents.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
+from router.logs import fields
 from router.metrics import Metrics
 from router.models import Alert, AlertStatus, Notification, PageEvent
 from router.outbox.context import NextEscalation, PageContext, incident_context
@@ -25,6 +27,8 @@ from router.routing import RoutedAlert, Routing, percent
 from router.runbooks.library import POSSIBLE_SECTIONS
 from router.store import IngestResult, Store
 from router.store.base import AlertChange, IncidentRecord, NewPage, Transaction
+
+log = logging.getLogger("router.incidents")
 
 # A delivery that still fails this long after it was due is given up and recorded as failed.
 DELIVERY_DEADLINE = timedelta(minutes=30)
@@ -91,6 +95,14 @@ class IncidentService:
         """
         routing = self._routing()
         routed = [routing.route(alert) for alert in notification.alerts]
+        failed = [item for item in routed if item.failure]
+        if failed:
+            log.error(
+                "an alert could not be routed as the rules say; paged with what is known",
+                extra=fields(
+                    alert=failed[0].alert.name, alerts=len(failed), error=failed[0].failure
+                ),
+            )
         counts = {"new": 0, "updated": 0, "duplicate": 0}
         for first in range(0, len(routed), INGEST_SLICE):
             part = routed[first : first + INGEST_SLICE]

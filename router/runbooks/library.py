@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from router.lru import LruCache
 from router.models import Alert
 from router.runbooks.confidence import ATTACH_CONFIDENCE, MODEL
 from router.runbooks.search import COVERED_HITS, Evidence, Hit, Query, SearchIndex
@@ -58,6 +59,8 @@ _IDENTIFYING_LABELS = (
     "database",
 )
 _SCOPE_LABELS = ("service", "job", "app")
+# Searches remembered by what they read of the alert (see `find`).
+FOUND_CACHE_SIZE = 4096
 # Annotations that are links or numbers, not words about the problem.
 _NOT_TEXT = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://\S*|[-+0-9.eE%]+)\s*$")
 
@@ -125,6 +128,7 @@ class RunbookLibrary:
         for section in self.sections:
             self._first_in_file.setdefault(section.file, section)
         self._index = SearchIndex([s for s in self.sections if s.attachable])
+        self._found: LruCache[Hashable, RunbookMatch] = LruCache(FOUND_CACHE_SIZE)
 
     @classmethod
     def load(cls, runbooks_dir: Path) -> RunbookLibrary:
@@ -249,7 +253,28 @@ class RunbookLibrary:
     def find(
         self, alert: Alert, *, rule_runbook: str | None = None, rule_names: Sequence[str] = ()
     ) -> RunbookMatch:
-        """The section for `alert`: by rule reference, annotation, confident search, or none."""
+        """The section for `alert`: by rule reference, annotation, confident search, or none.
+
+        The answer depends only on the alert's name, annotations and identifying labels (what
+        `query` reads) and on the rule's reference and names: alerts of a storm that say the same
+        differ in other labels (instance, pod), and are searched once.
+        """
+        key = (
+            alert.name,
+            rule_runbook,
+            tuple(rule_names),
+            tuple(alert.annotations.items()),
+            tuple(alert.labels.get(label) for label in _IDENTIFYING_LABELS),
+        )
+        found = self._found.get(key)
+        if found is None:
+            found = self._find(alert, rule_runbook, rule_names)
+            self._found.put(key, found)
+        return found
+
+    def _find(
+        self, alert: Alert, rule_runbook: str | None, rule_names: Sequence[str]
+    ) -> RunbookMatch:
         query = self.query(alert, rule_names)
         hits = self._index.rank(query, limit=CANDIDATES)
         candidates = tuple(

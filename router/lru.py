@@ -1,0 +1,34 @@
+"""A bounded least-recently-used map, for work that repeats in alert storms.
+
+Routing an alert (classification and runbook search) depends only on what the alert says and on
+the rules in force; in a storm the same alert text arrives thousands of times. A `Routing` keeps
+these caches, so a reload, which builds a new `Routing`, starts them empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self._items.pop(key, None)
+        if value is not None:
+            self._items[key] = value  # now the most recently used
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        if len(self._items) > self._size:
+            del self._items[next(iter(self._items))]  # the least recently used
+
+    def __len__(self) -> int:
+        return len(self._items)
