@@ -147,3 +147,17 @@ async def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path: 
         counts = db.execute("SELECT alerts_joined, alerts_resolved FROM incidents").fetchall()
     assert versions == list(range(1, SCHEMA_VERSION + 1))
     assert counts == [(0, 0)]
+
+
+async def test_the_open_incident_gauge_follows_each_change_without_a_recount(
+    router: RouterService, client: Client
+) -> None:
+    def gauge(state: str) -> float | None:
+        return router.metrics.registry.get_sample_value(
+            "router_open_incidents", {"severity": "P0", "state": state}
+        )
+
+    await send(client, *instances(2))
+    assert gauge("triggered") == 1
+    await send(client, *instances(2, status="resolved"))
+    assert (gauge("triggered"), gauge("resolved")) == (0, None)

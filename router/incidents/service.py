@@ -46,6 +46,19 @@ class _Effects:
     acknowledged: list[tuple[str, float]] = field(default_factory=list)  # (severity, seconds)
     lag: list[float] = field(default_factory=list)
     pages: int = 0
+    # Open incidents that changed (severity, state): (before, after); None for "not open".
+    moved: list[tuple[tuple[str, str] | None, tuple[str, str] | None]] = field(default_factory=list)
+
+    def move(
+        self, before: tuple[str, IncidentState] | None, after: tuple[str, IncidentState]
+    ) -> None:
+        def gauge(key: tuple[str, IncidentState] | None) -> tuple[str, str] | None:
+            if key is None or key[1] is IncidentState.RESOLVED:
+                return None
+            return key[0], key[1].value
+
+        if before != after:
+            self.moved.append((gauge(before), gauge(after)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +184,7 @@ class IncidentService:
                 classification=_classification_json(item),
                 runbook=item.runbook,
             )
+            effects.move(None, (incident.severity, incident.state))
             tx.link_alert(incident.id, alert_id, c.severity)
             tx.add_event(incident.id, now, "opened", f"opened by {_describe(item.alert)}")
             tx.add_event(incident.id, now, "classified", c.reason)
@@ -341,6 +355,7 @@ class IncidentService:
             tx.add_event(incident.id, now, note.kind, note.detail)
         if decision.changed:
             tx.update_incident(incident.id, decision.progress, **columns)
+            effects.move((incident.severity, incident.state), (severity, decision.progress.state))
         policy = columns.get("policy", incident.policy)
         pages = [
             page
@@ -472,6 +487,12 @@ class IncidentService:
             m.ack_seconds.labels(severity=severity).observe(max(seconds, 0.0))
         for lag in effects.lag:
             m.escalation_lag.observe(max(lag, 0.0))
+        # The open-incident gauge follows what changed; the engine recounts it now and then.
+        for before, after in effects.moved:
+            if before is not None:
+                m.open_incidents.labels(severity=before[0], state=before[1]).dec()
+            if after is not None:
+                m.open_incidents.labels(severity=after[0], state=after[1]).inc()
         if effects.pages:
             self._on_new_work()
 
