@@ -131,3 +131,19 @@ def test_an_empty_payload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "the payload holds no alerts\n",
         "",
     )
+
+
+def test_route_refuses_a_duration_beyond_prometheus_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A 10000-year ack_within made the timeline overflow datetime (OverflowError, a traceback).
+    rules = (ROOT / "rules" / "10-escalation.yaml").read_text(encoding="utf-8")
+    assert "ack_within: 5m" in rules
+    (tmp_path / "10-escalation.yaml").write_text(
+        rules.replace("ack_within: 5m", "ack_within: 10000y", 1), encoding="utf-8"
+    )
+    payload = PAYLOADS / "alertmanager_outage_and_fallbacks.json"
+    code, out, err = route(capsys, str(payload), "--rules", str(tmp_path), "--at", AT)
+    assert (code, out) == (1, "")
+    assert f"{tmp_path / '10-escalation.yaml'}:" in err
+    assert 'ack_within: duration "10000y" is out of range' in err

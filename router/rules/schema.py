@@ -15,6 +15,9 @@ Json = dict[str, Any]
 
 _NAME: Json = {"$ref": "#/definitions/name"}
 _CLOCK: Json = {"$ref": "#/definitions/clock"}
+# `route` lists every page of the timeline, the repeats included; a policy that repeats more often
+# than this is a typo, not an escalation anyone reads.
+MAX_REPEAT = 1000
 _DURATION = "#/definitions/duration"
 _LABEL_NAMES: Json = {"$ref": "#/definitions/labelNames"}
 _STRINGS: Json = {"type": "array", "items": {"type": "string"}}
@@ -88,9 +91,10 @@ SEVERITY_POLICY: dict[str, Json] = {
         },
     },
     "repeat": {
-        "description": "After the last step, page it again this many times.",
+        "description": f"After the last step, page it again this many times (<= {MAX_REPEAT}).",
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_REPEAT,
     },
     "ack_expires": {
         "description": "An acknowledged incident still firing after this re-triggers.",
