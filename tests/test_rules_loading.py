@@ -32,7 +32,10 @@ def write(directory: Path, files: dict[str, str]) -> Path:
     return directory
 
 
-def rules_dir(tmp_path: Path, tiers: str, rules: str = "rules: []\n") -> Path:
+ONE_RULE = "rules: [{name: x, matchers: ['alertname=\"X\"'], severity: P1}]\n"
+
+
+def rules_dir(tmp_path: Path, tiers: str, rules: str = ONE_RULE) -> Path:
     return write(tmp_path / "rules", {"a.yaml": SEVERITIES + tiers + POLICIES, "b.yaml": rules})
 
 
