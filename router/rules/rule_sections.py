@@ -7,7 +7,7 @@ from pathlib import Path
 
 from router.errors import MatcherError
 from router.rules.conditions import TextCondition, ValueCondition, known_unit
-from router.rules.matchers import Matcher, parse_matchers
+from router.rules.matchers import Matcher, parse_matchers_checked
 from router.rules.model import (
     DEFAULT_POLICY,
     Policy,
@@ -137,9 +137,17 @@ class RuleSections(Reader):
             self.error(node.where, path, "must list at least one matcher")
         for index, (text, item) in enumerate(entries):
             try:
-                found += parse_matchers(text)
+                parsed = parse_matchers_checked(text)
             except MatcherError as exc:
                 self.error(item.where, f"{path}[{index}]", str(exc))
+                continue
+            for warning in parsed.warnings:
+                self.problems.warning(item.where, f"{path}[{index}]: {warning}")
+            if not parsed.matchers:
+                self.problems.warning(
+                    item.where, f"{path}[{index}]: holds no matcher, so it holds for every alert"
+                )
+            found += parsed.matchers
         return found
 
     def condition(self, node: Node | None, path: str, parse: Callable[[str], C]) -> C | None:
