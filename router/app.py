@@ -31,6 +31,7 @@ from router.outbox.channels import ChannelSet, build_channels, channel_problems
 from router.outbox.dispatcher import Dispatcher
 from router.outbox.template_checks import check_templates
 from router.routing import Routing, load_routing
+from router.rules.drop import rule_drop_refusal
 from router.settings import Settings
 from router.store import Store, open_store
 from router.types import Clock
@@ -137,13 +138,20 @@ class RouterService:
         await self.store.close()
 
     def reload_rules(self) -> bool:
-        """Replace the routing with the rules on disk; keep the old ones if the new are bad."""
+        """Replace the routing with the rules on disk; keep the old ones if the new are bad, or
+        drop more than half of the rules in force (unless ROUTER_ALLOW_RULE_DROP)."""
         try:
             routing = routing_from(self.settings)
         except ConfigError as exc:
             log.error(
                 "rules reload failed; keeping the rules in force",
                 extra=fields(problems=list(exc.problems)),
+            )
+            return False
+        refusal = rule_drop_refusal(self.routing.rules, routing.rules)
+        if refusal is not None and not self.settings.allow_rule_drop:
+            log.error(
+                "rules reload refused; keeping the rules in force", extra=fields(reason=refusal)
             )
             return False
         self.routing = routing

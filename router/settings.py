@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Resolved incidents, their timelines and deliveries, and resolved alerts are deleted this many
     # days after they were last touched; open incidents and firing alerts are always kept.
     retention_days: int = Field(default=90, ge=1)
+    # A reload that would leave no rule, or fewer than half of those in force, is refused unless
+    # this is set (router/rules/drop.py).
+    allow_rule_drop: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -76,23 +76,53 @@ def test_the_value_in_free_text(text: str, expected: Quantity | None) -> None:
 @pytest.mark.parametrize(
     ("condition", "value", "holds", "phrase"),
     [
-        ("> 10s", "12.4s", True, "value 12.4s > 10s"),
-        ("> 10s", "12400ms", True, "value 12400ms > 10s"),
-        ("> 10s", "9.9s", False, "value 9.9s not > 10s"),
-        ("> 10s", "10s", False, "value 10s not > 10s"),
-        (">= 1s", "1000ms", True, "value 1000ms >= 1s"),
-        ("< 1s", "999ms", True, "value 999ms < 1s"),
-        ("<= 5m", "300s", True, "value 300s <= 5m"),
-        ("== 0", "0", True, "value 0 == 0"),
-        ("> 20%", "35%", True, "value 35% > 20%"),
-        ("> 8GB", "9.1GB", True, "value 9.1GB > 8GB"),
-        ("> 8GB", "7.5GiB", True, "value 7.5GiB > 8GB"),  # 8.05e9 bytes
-        ("> 8GiB", "8.5GB", False, "value 8.5GB not > 8GiB"),  # 8.59e9 bytes
-        ("> 100", "250", True, "value 250 > 100"),
-        # Different unit families do not compare.
-        ("> 10s", "12.4", False, "value 12.4 (no unit) does not compare with 10s (time)"),
-        ("> 20%", "0.35", False, "value 0.35 (no unit) does not compare with 20% (percent)"),
-        ("> 100", "250ms", False, "value 250ms (time) does not compare with 100 (no unit)"),
+        ("> 10s", "12.4s", True, "value 12.4s (annotation value) > 10s"),
+        ("> 10s", "12400ms", True, "value 12400ms (annotation value) > 10s"),
+        ("> 10s", "9.9s", False, "value 9.9s (annotation value) not > 10s"),
+        ("> 10s", "10s", False, "value 10s (annotation value) not > 10s"),
+        (">= 1s", "1000ms", True, "value 1000ms (annotation value) >= 1s"),
+        ("< 1s", "999ms", True, "value 999ms (annotation value) < 1s"),
+        ("<= 5m", "300s", True, "value 300s (annotation value) <= 5m"),
+        ("== 0", "0", True, "value 0 (annotation value) == 0"),
+        ("> 20%", "35%", True, "value 35% (annotation value) > 20%"),
+        ("> 8GB", "9.1GB", True, "value 9.1GB (annotation value) > 8GB"),
+        ("> 8GB", "7.5GiB", True, "value 7.5GiB (annotation value) > 8GB"),  # 8.05e9 bytes
+        ("> 8GiB", "8.5GB", False, "value 8.5GB (annotation value) not > 8GiB"),  # 8.59e9 bytes
+        ("> 100", "250", True, "value 250 (annotation value) > 100"),
+        # A value without a unit is in the base unit of the threshold's family, as Prometheus
+        # writes metrics: seconds for a time, bytes for a size.
+        (
+            "> 10s",
+            "12.4",
+            True,
+            "value 12.4s (annotation value, no unit: read in seconds) > 10s",
+        ),
+        ("> 1m", "45", False, "value 45s (annotation value, no unit: read in seconds) not > 1m"),
+        (
+            "> 8GB",
+            "9100000000",
+            True,
+            "value 9.1e+09B (annotation value, no unit: read in bytes) > 8GB",
+        ),
+        # Different unit families do not compare; a percentage has no base unit to read in.
+        (
+            "> 20%",
+            "0.35",
+            False,
+            "value 0.35 (annotation value) is no unit and does not compare with 20% (percent)",
+        ),
+        (
+            "> 100",
+            "250ms",
+            False,
+            "value 250ms (annotation value) is time and does not compare with 100 (no unit)",
+        ),
+        (
+            "> 10s",
+            "35%",
+            False,
+            "value 35% (annotation value) is percent and does not compare with 10s (time)",
+        ),
     ],
 )
 def test_value_conditions(condition: str, value: str, holds: bool, phrase: str) -> None:
@@ -192,3 +222,82 @@ def test_bad_text_conditions(text: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
         TextCondition.parse(text)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("values", "value_string", "source"),
+    [
+        # A threshold or condition expression is 0 or 1: beside a measurement, it is not one.
+        ({"A": 12.4, "C": 1.0}, None, "values[A]"),
+        ({"C": 1.0, "B": 9.5}, None, "values[B]"),
+        ({"B": 0.0, "C": 1.0, "D": 7.0}, None, "values[D]"),
+        # Among measurements, the first listed in valueString.
+        (
+            {"A": 3.0, "B": 4.0},
+            "[ var='B' labels={} value=4 ], [ var='A' labels={} value=3 ]",
+            "values[B]",
+        ),
+        # Only zeros and ones: nothing tells them apart, so the first listed.
+        ({"A": 0.0, "C": 1.0}, None, "values[A]"),
+        (
+            {"A": 0.0, "C": 1.0},
+            "[ var='C' labels={} value=1 ], [ var='A' labels={} value=0 ]",
+            "values[C]",
+        ),
+    ],
+)
+def test_the_measured_grafana_value(
+    values: dict[str, float], value_string: str | None, source: str
+) -> None:
+    found = alert_value(make_alert({"alertname": "A"}, values=values, value_string=value_string))
+    assert found is not None
+    assert found.source == source
+
+
+@pytest.mark.parametrize(
+    ("condition", "values", "holds", "phrase"),
+    [
+        (
+            ValueCondition.create(">", "10s", ref="B"),
+            {"A": 50.0, "B": 12.0, "C": 1.0},
+            True,
+            "value 12s (values[B], no unit: read in seconds) > 10s",
+        ),
+        (
+            ValueCondition.create(">", "0", ref="C"),
+            {"A": 50.0, "C": 1.0},
+            True,
+            "value 1 (values[C]) > 0",
+        ),
+        (
+            ValueCondition.create(">", "10s", ref="Z"),
+            {"A": 50.0},
+            False,
+            "the alert has no Grafana value Z to compare with > 10s",
+        ),
+        # A metric exported in milliseconds.
+        (
+            ValueCondition.parse("> 10s", unit="ms"),
+            {"A": 12400.0, "C": 1.0},
+            True,
+            "value 12400ms (values[A], unit ms from the rule) > 10s",
+        ),
+        (
+            ValueCondition.parse("> 80%", unit="%"),
+            {"A": 85.0, "C": 1.0},
+            True,
+            "value 85% (values[A], unit % from the rule) > 80%",
+        ),
+    ],
+)
+def test_grafana_refs_and_units(
+    condition: ValueCondition, values: dict[str, float], holds: bool, phrase: str
+) -> None:
+    alert = make_alert({"alertname": "A"}, values=values)
+    assert condition.evaluate(alert_value(alert, condition.ref)) == (holds, phrase)
+
+
+def test_the_rule_unit_applies_only_to_values_without_one() -> None:
+    alert = make_alert({"alertname": "A"}, {"value": "12s"})
+    condition = ValueCondition.parse("> 10s", unit="ms")
+    assert condition.evaluate(alert_value(alert)) == (True, "value 12s (annotation value) > 10s")

@@ -131,3 +131,33 @@ def test_an_empty_payload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "the payload holds no alerts\n",
         "",
     )
+
+
+def test_route_refuses_a_duration_beyond_prometheus_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A 10000-year ack_within made the timeline overflow datetime (OverflowError, a traceback).
+    rules = (ROOT / "rules" / "10-escalation.yaml").read_text(encoding="utf-8")
+    assert "ack_within: 5m" in rules
+    (tmp_path / "10-escalation.yaml").write_text(
+        rules.replace("ack_within: 5m", "ack_within: 10000y", 1), encoding="utf-8"
+    )
+    payload = PAYLOADS / "alertmanager_outage_and_fallbacks.json"
+    code, out, err = route(capsys, str(payload), "--rules", str(tmp_path), "--at", AT)
+    assert (code, out) == (1, "")
+    assert f"{tmp_path / '10-escalation.yaml'}:" in err
+    assert 'ack_within: duration "10000y" is out of range' in err
+
+
+def test_a_grafana_latency_without_unit_is_read_in_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Grafana sends {"A": 12.4, "C": 1}: A is the p95 in seconds, C the threshold's 1 (firing).
+    payload = PAYLOADS / "grafana_unified_proof_latency.json"
+    code, out, _err = route(
+        capsys, str(payload), "--rules", str(ROOT / "rules"), "--at", AT, "--json"
+    )
+    assert code == 0
+    [alert] = json.loads(out)["alerts"]
+    assert (alert["severity"], alert["rule"]) == ("P1", "slow-proof-generation")
+    assert "value 12.4s (values[A], no unit: read in seconds) > 10s" in alert["reason"]

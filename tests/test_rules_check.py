@@ -83,3 +83,17 @@ def test_the_base_fixture_is_valid(rules_dir: Path, capsys: pytest.CaptureFixtur
         0,
         ["rules OK: 1 rules, 3 tiers, 1 policies, 4 severities, 1 runbooks (2 sections)"],
     )
+
+
+def test_no_rules_is_a_warning(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = rules_dir / "00-base.yaml"
+    text = base.read_text(encoding="utf-8")
+    base.write_text(text[: text.index("rules:")], encoding="utf-8")
+    assert run_check(capsys, ".") == (
+        0,
+        [
+            "00-base.yaml: warning: no rules: every alert is classified by its severity label "
+            "alone, else as P3 (default_severity)",
+            "rules OK: 0 rules, 3 tiers, 1 policies, 4 severities, 1 runbooks (2 sections)",
+        ],
+    )

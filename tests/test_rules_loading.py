@@ -32,7 +32,10 @@ def write(directory: Path, files: dict[str, str]) -> Path:
     return directory
 
 
-def rules_dir(tmp_path: Path, tiers: str, rules: str = "rules: []\n") -> Path:
+ONE_RULE = "rules: [{name: x, matchers: ['alertname=\"X\"'], severity: P1}]\n"
+
+
+def rules_dir(tmp_path: Path, tiers: str, rules: str = ONE_RULE) -> Path:
     return write(tmp_path / "rules", {"a.yaml": SEVERITIES + tiers + POLICIES, "b.yaml": rules})
 
 
@@ -295,3 +298,31 @@ def test_yml_files_are_rules_files_too(tmp_path: Path) -> None:
     (tmp_path / "20-rest.yaml").write_text(SEVERITIES + POLICIES, "utf-8")
     assert [p.name for p in rules_files(tmp_path)] == ["10-tiers.yml", "20-rest.yaml"]
     assert "oncall" in load_rules(tmp_path, {}, strict_secrets=True).tiers
+
+
+def test_a_grafana_ref_and_a_unit_classify(tmp_path: Path) -> None:
+    rules = """
+    rules:
+      - name: slow-by-ref
+        matchers: ['alertname="Slow"']
+        value: {ref: B, op: ">", threshold: 10s}
+        unit: ms
+        severity: P0
+      - name: slow-by-value
+        matchers: ['alertname="Slow"']
+        value: "> 10"
+        severity: P1
+    """
+    ruleset = load_rules(
+        rules_dir(tmp_path, "tiers: {oncall: {log: true}}\n", rules), {}, strict_secrets=True
+    )
+    # B is 12400 ms; A is the first measurement, 50, for the rule that names no ref.
+    alert = make_alert({"alertname": "Slow"}, values={"A": 50.0, "B": 12400.0, "C": 1.0})
+    decision = ruleset.classify(alert)
+    assert decision.matched_rules == ("slow-by-ref", "slow-by-value")
+    assert decision.reason == (
+        'P0 by rule slow-by-ref (alertname="Slow" and value 12400ms (values[B], unit ms from '
+        "the rule) > 10s); also matched: slow-by-value (P1)"
+    )
+    slower = make_alert({"alertname": "Slow"}, values={"A": 50.0, "B": 9000.0, "C": 1.0})
+    assert ruleset.classify(slower).rule == "slow-by-value"

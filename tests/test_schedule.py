@@ -37,6 +37,8 @@ def office(
         ("1y", 31536000),
         ("250ms", 0.25),
         ("1h0m5s", 3605),
+        # The longest duration Prometheus reads: 2**63-1 nanoseconds, in whole milliseconds.
+        ("292y24w3d23h47m16s854ms", 9_223_372_036.854),
     ],
 )
 def test_durations(text: str, seconds: float) -> None:
@@ -46,6 +48,14 @@ def test_durations(text: str, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["", "5", "5 m", "5min", "1m1h", "-5m", "1.5h", "m"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="bad duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["293y", "10000y", "292y24w3d23h47m16s855ms", "1" * 30 + "s", "9" * 400 + "ms"]
+)
+def test_durations_beyond_prometheus_range(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range: the longest is 292y24w3d23h47m16s854ms"):
         parse_duration(text)
 
 

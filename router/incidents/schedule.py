@@ -23,39 +23,53 @@ _DURATION = re.compile(
     r"^(?:(?P<y>[0-9]+)y)?(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?"
     r"(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?(?:(?P<ms>[0-9]+)ms)?$"
 )
-_UNIT_SECONDS = {
-    "y": 365 * 86400,
-    "w": 7 * 86400,
-    "d": 86400,
-    "h": 3600,
-    "m": 60,
-    "s": 1,
-    "ms": 0.001,
+# Milliseconds per unit: durations are added up in whole milliseconds, as Prometheus does.
+_UNIT_MS = {
+    "y": 365 * 86_400_000,
+    "w": 7 * 86_400_000,
+    "d": 86_400_000,
+    "h": 3_600_000,
+    "m": 60_000,
+    "s": 1000,
+    "ms": 1,
 }
+# Prometheus keeps a duration in Go's time.Duration, nanoseconds in a signed 64-bit integer, and
+# ParseDuration refuses one longer than that ("duration out of range"): about 292 years. Beyond it
+# the datetime arithmetic of escalation overflows, so the same range is refused here.
+MAX_DURATION_MS = (2**63 - 1) // 1_000_000
+MAX_DURATION = timedelta(milliseconds=MAX_DURATION_MS)
 
 
 def parse_duration(text: str) -> timedelta:
-    """A Prometheus-style duration (`30s`, `5m`, `1h30m`, `0`) as a timedelta; ValueError if bad."""
+    """A Prometheus-style duration (`30s`, `5m`, `1h30m`, `0`) as a timedelta; ValueError if bad
+    or longer than Prometheus' range (MAX_DURATION, 292y24w3d23h47m16s854ms)."""
     if text == "0":
         return timedelta(0)
     match = _DURATION.match(text)
     if not text or match is None:
         raise ValueError(f'bad duration "{text}" (use units y w d h m s ms, e.g. 30s, 5m, 1h30m)')
-    seconds = sum(
-        _UNIT_SECONDS[unit] * int(count) for unit, count in match.groupdict().items() if count
+    total_ms = sum(
+        _UNIT_MS[unit] * int(count) for unit, count in match.groupdict().items() if count
     )
-    return timedelta(seconds=seconds)
+    if total_ms > MAX_DURATION_MS:
+        raise ValueError(
+            f'duration "{text}" is out of range: the longest is '
+            f"{format_duration(MAX_DURATION, years=True)}, as in Prometheus"
+        )
+    return timedelta(milliseconds=total_ms)
 
 
-def format_duration(value: timedelta) -> str:
-    """A timedelta in the notation `parse_duration` reads: `1h30m`, `45s`, `0s`."""
+def format_duration(value: timedelta, *, years: bool = False) -> str:
+    """A timedelta in the notation `parse_duration` reads: `1h30m`, `45s`, `0s`; with `years`,
+    long spans in years and weeks too (`292y24w3d...`)."""
     total_ms = round(value.total_seconds() * 1000)
     if total_ms == 0:
         return "0s"
     sign = "-" if total_ms < 0 else ""
     total_ms = abs(total_ms)
     parts = []
-    for unit, size_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+    units = [(unit, _UNIT_MS[unit]) for unit in ("y", "w", "d", "h", "m", "s")]
+    for unit, size_ms in units if years else units[2:]:
         count, total_ms = divmod(total_ms, size_ms)
         if count:
             parts.append(f"{count}{unit}")

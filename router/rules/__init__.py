@@ -8,7 +8,8 @@ The modules: `source` reads YAML with line numbers and `${NAME}` secrets; `match
 Alertmanager's matcher syntax; `conditions` the `text` and `value` conditions; `model` the loaded
 objects and classification; `loader` the strict checks that build a RuleSet, with `reader` (typed
 access to values and their places), `escalation_sections` and `rule_sections` (the two halves of a
-rules file) and `schema` (every key and its JSON Schema).
+rules file), `schema` (every key and its JSON Schema) and `drop` (whether a reload may drop most
+of the rules in force).
 """
 
 from router.errors import MatcherError

@@ -10,12 +10,18 @@ Values carry units. Each unit belongs to a family, and only values of one family
 | plain   | a number with no unit                             | the number |
 
 A condition and a value of different families do not compare, and the condition does not hold:
-`> 10s` says nothing about a value of `12.4` or `35%`.
+`> 10s` says nothing about a value of `35%`. A value without a unit is read, as Prometheus
+writes metrics, in the base unit of the threshold's family: seconds for a time, bytes for a size
+(`12.4` is `12.4s` against `> 10s`). A rule's `unit:` says otherwise for metrics exported in
+another unit (`unit: ms`: `12400` is `12400ms`); it applies to values without a unit only.
 
 An alert's value is, in this order (the first one present wins):
-1. Grafana's `values`: the entry of the first variable named in `valueString` (Grafana lists its
-   variables there in the order of the query), else the first entry of `values`; these are plain
-   numbers, since Grafana sends no unit;
+1. Grafana's `values`, one entry per reduce, math, threshold or classic-condition expression of
+   the rule (its refId): the one the rule names (`ref:`), else the measured one. A threshold or
+   condition expression is 1 when it fires and 0 when not, so an entry that is exactly 0 or 1
+   beside entries that are not is a condition, not a measurement; among the others, the first
+   variable named in `valueString` (Grafana lists them in the order of the query), else the first
+   entry. These are plain numbers, since Grafana sends no unit;
 2. `valueString` when it is not Grafana's `[ var='A' ... ]` listing;
 3. the annotation `value`;
 4. the label `value`.
@@ -100,16 +106,18 @@ def parse_quantity(text: str) -> Quantity:
     number, unit = float(match.group(1)), match.group(2)
     if not math.isfinite(number):  # pragma: no cover - the pattern admits only finite numbers
         raise ValueError(f'"{text}" is not a finite number')
-    return Quantity(number, _known_unit(unit, text))
+    return Quantity(number, known_unit(unit, text))
 
 
-def _known_unit(unit: str, text: str) -> str:
+def known_unit(unit: str, text: str | None = None) -> str:
+    """`unit` as this module spells it (`gb` is `GB`); ValueError for a unit it does not know."""
     if unit == "" or unit in _UNITS:
         return unit
     folded = _UNIT_BY_FOLDED.get(unit.lower())
     if folded is not None:
         return folded
-    raise ValueError(f'unknown unit "{unit}" in "{text}" (known: {UNIT_NAMES})')
+    written = f' in "{text}"' if text is not None else ""
+    raise ValueError(f'unknown unit "{unit}"{written} (known: {UNIT_NAMES})')
 
 
 def quantity_in_text(text: str) -> Quantity | None:
@@ -122,7 +130,7 @@ def quantity_in_text(text: str) -> Quantity | None:
             continue
         unit = match.group(2)
         if unit:
-            last_with_unit = Quantity(number, _known_unit(unit, text))
+            last_with_unit = Quantity(number, known_unit(unit, text))
         else:
             last_plain = Quantity(number, "")
     return last_with_unit or last_plain
@@ -130,17 +138,22 @@ def quantity_in_text(text: str) -> Quantity | None:
 
 @dataclass(frozen=True, slots=True)
 class AlertValue:
-    """An alert's value and where it was found (`values`, `valueString`, `annotation value`...)."""
+    """An alert's value and where it was found (`values[B]`, `valueString`, ...)."""
 
     quantity: Quantity
     source: str
 
 
-def alert_value(alert: Alert) -> AlertValue | None:
-    """The alert's value, taken as this module's docstring says; None when it has none."""
+def alert_value(alert: Alert, ref: str | None = None) -> AlertValue | None:
+    """The alert's value, taken as this module's docstring says; None when it has none.
+
+    With `ref`, only Grafana's `values[ref]` counts.
+    """
+    if ref is not None:
+        number = alert.values.get(ref)
+        return None if number is None else AlertValue(Quantity(number, ""), f"values[{ref}]")
     if alert.values:
-        order = _GRAFANA_VAR.findall(alert.value_string or "")
-        name = next((var for var in order if var in alert.values), next(iter(alert.values)))
+        name = measured_ref(alert.values, alert.value_string)
         return AlertValue(Quantity(alert.values[name], ""), f"values[{name}]")
     candidates = (
         ("valueString", alert.value_string),
@@ -156,36 +169,102 @@ def alert_value(alert: Alert) -> AlertValue | None:
     return None
 
 
+def measured_ref(values: Mapping[str, float], value_string: str | None) -> str:
+    """The refId of Grafana's `values` that holds the measurement, not a condition's 0 or 1."""
+    listed: list[str] = [
+        name for name in _GRAFANA_VAR.findall(value_string or "") if name in values
+    ]
+    order = listed + [name for name in values if name not in listed]
+    measured = [name for name in order if values[name] not in (0.0, 1.0)]
+    return (measured or order)[0]
+
+
+# The unit a value without one is read in, per family of the threshold (Prometheus' base units).
+_BASE_UNITS = {"time": "s", "bytes": "B"}
+
+
 @dataclass(frozen=True, slots=True)
 class ValueCondition:
-    """`> 10s`: a comparison of the alert's value with a threshold of the same unit family."""
+    """`> 10s`: a comparison of the alert's value with a threshold of the same unit family.
+
+    `ref` names the Grafana value to compare (None: the alert's value); `unit` is the unit of a
+    value sent without one (None: the base unit of the threshold's family).
+    """
 
     operator: str
     threshold: Quantity
+    ref: str | None = None
+    unit: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> ValueCondition:
+    def parse(cls, text: str, *, ref: str | None = None, unit: str | None = None) -> ValueCondition:
+        """`> 10s`; ValueError naming what is wrong."""
         match = _CONDITION.match(text)
         if match is None:
             raise ValueError(
                 f'"{text}" is not a comparison; write an operator (>, >=, <, <=, ==) and a '
                 'number with an optional unit, e.g. "> 10s"'
             )
-        return cls(match.group(1), parse_quantity(match.group(2)))
+        return cls.create(match.group(1), match.group(2), ref=ref, unit=unit)
+
+    @classmethod
+    def create(
+        cls, operator: str, threshold: str, *, ref: str | None = None, unit: str | None = None
+    ) -> ValueCondition:
+        if operator not in _COMPARE:
+            raise ValueError(f'unknown operator "{operator}" (known: {", ".join(_COMPARE)})')
+        if unit is not None:
+            unit = known_unit(unit)
+        return cls(operator, parse_quantity(threshold), ref, unit)
+
+    def never_compares(self) -> str | None:
+        """Why no value without a unit can ever compare with the threshold, or None."""
+        read_as = self.unit or _BASE_UNITS.get(self.threshold.family)
+        family = Quantity(0, read_as).family if read_as else "plain"
+        if family == self.threshold.family:
+            return None
+        if self.unit is not None:
+            return (
+                f"unit {self.unit} ({family}) never compares with the threshold "
+                f"{self.threshold} ({_family_words(self.threshold)})"
+            )
+        if self.ref is not None:
+            return (
+                f"Grafana's values[{self.ref}] has no unit and never compares with "
+                f"{self.threshold} ({_family_words(self.threshold)}); say the metric's unit "
+                f'with unit: (e.g. unit: "{self.threshold.unit}")'
+            )
+        return None
+
+    def read(self, quantity: Quantity) -> tuple[Quantity, str]:
+        """The value as compared, and how a value without a unit was read ("" when as written)."""
+        if quantity.unit:
+            return quantity, ""
+        if self.unit is not None:
+            return Quantity(quantity.number, self.unit), f"unit {self.unit} from the rule"
+        base = _BASE_UNITS.get(self.threshold.family)
+        if base is None:
+            return quantity, ""
+        return Quantity(quantity.number, base), "no unit: read in " + (
+            "seconds" if base == "s" else "bytes"
+        )
 
     def evaluate(self, value: AlertValue | None) -> tuple[bool, str]:
-        """Whether the condition holds for `value`, and a phrase saying why."""
+        """Whether the condition holds for `value`, and a phrase saying which value was compared,
+        from where, how it was read, and why it holds or not."""
         if value is None:
-            return False, f"the alert has no value to compare with {self}"
-        quantity = value.quantity
+            missing = "no value" if self.ref is None else f"no Grafana value {self.ref}"
+            return False, f"the alert has {missing} to compare with {self}"
+        quantity, how = self.read(value.quantity)
+        shown = f"value {quantity} ({value.source}{', ' + how if how else ''})"
         if quantity.family != self.threshold.family:
             return False, (
-                f"value {quantity} ({_family_words(quantity)}) does not compare with "
+                f"{shown} is {_family_words(quantity)} and does not compare with "
                 f"{self.threshold} ({_family_words(self.threshold)})"
             )
         holds = _COMPARE[self.operator](quantity.base, self.threshold.base)
         relation = self.operator if holds else f"not {self.operator}"
-        return holds, f"value {quantity} {relation} {self.threshold}"
+        return holds, f"{shown} {relation} {self.threshold}"
 
     def __str__(self) -> str:
         return f"{self.operator} {self.threshold}"

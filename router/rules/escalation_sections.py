@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Literal
 
-from router.incidents.schedule import WEEKDAYS, BusinessHours
+from router.incidents.schedule import MAX_DURATION, WEEKDAYS, BusinessHours, format_duration
 from router.rules.model import (
     DEFAULT_POLICY,
     ChannelTarget,
@@ -33,6 +34,7 @@ from router.rules.reader import (
     describe,
     suggest,
 )
+from router.rules.schema import MAX_REPEAT
 from router.rules.source import Node, Where
 
 # An Events API v2 integration ("routing") key has 32 characters (PagerDuty, "Events API v2
@@ -334,6 +336,12 @@ class EscalationSections(Reader):
                     f"{path}: repeat",
                     f"must be a whole number 0 or more, got {describe(repeat_node)}",
                 )
+            elif value > MAX_REPEAT:
+                self.error(
+                    repeat_node.where,
+                    f"{path}: repeat",
+                    f"must be at most {MAX_REPEAT}, got {value}",
+                )
             else:
                 repeat = value
                 if steps and steps[-1].ack_within is None and repeat:
@@ -346,6 +354,16 @@ class EscalationSections(Reader):
         if "ack_expires" in settings:
             ack_expires = self.duration(settings["ack_expires"], f"{path}: ack_expires")
         if len(self.problems.errors) > errors_before:
+            return None
+        span = sum((step.ack_within or timedelta(0) for step in steps), timedelta(0))
+        span += repeat * (steps[-1].ack_within or timedelta(0))
+        if span > MAX_DURATION:
+            self.error(
+                node.where,
+                path,
+                f"its pages span {format_duration(span, years=True)}, longer than the longest "
+                f"duration ({format_duration(MAX_DURATION, years=True)}, as in Prometheus)",
+            )
             return None
         return SeverityPolicy(tuple(steps), repeat, ack_expires)
 

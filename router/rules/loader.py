@@ -161,6 +161,15 @@ class _Builder(EscalationSections, RuleSections):
         rules = self.rules(merged.rules, known_severities, policies)
         if not severities:
             return None
+        default_severity = default_severity or severities[-1].name
+        if not merged.rules and not self.problems.errors:
+            # Valid, but every alert then falls to its severity label or the default: most
+            # likely a file left empty or out of the directory. (With errors, those say more.)
+            self.problems.warning(
+                Where(first_file, 0),
+                "no rules: every alert is classified by its severity label alone, else as "
+                f"{default_severity} (default_severity)",
+            )
         return RuleSet(
             severities=tuple(severities),
             tiers=tiers,
@@ -170,7 +179,7 @@ class _Builder(EscalationSections, RuleSections):
             timezone=timezone_name,
             runbook_base_url=runbook_base_url,
             group_by=group_by,
-            default_severity=default_severity or severities[-1].name,
+            default_severity=default_severity,
             warnings=tuple(str(p) for p in self.problems.warnings),
             files=tuple(file for file, _ in documents),
         )

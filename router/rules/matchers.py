@@ -1,22 +1,25 @@
 """Label matchers in Alertmanager's own syntax and with its semantics.
 
-The grammar and the escaping follow Alertmanager's classic matcher parser
-(`prometheus/alertmanager` `pkg/labels/parse.go` and `pkg/labels/matcher.go`):
+Since Alertmanager 0.27 a matcher is read by its fallback parser (`matcher/compat`): the UTF-8
+parser (`matcher/parse`, ported in `utf8_matchers.py`) first; when it refuses the input, the classic
+parser (`pkg/labels/parse.go`, below) reads it, and when both read it but differently, the classic
+reading is the one used. `parse_matchers_checked` does the same and says, as a warning for
+`check`, when the two parsers disagree or the UTF-8 parser refuses what the classic one reads (the
+input will stop working when Alertmanager drops the classic parser), and when a value looks like a
+typo (`alertname==X` is `alertname` equal to `=X`).
+
+The classic grammar (`pkg/labels/parse.go`):
 
 - a list may be wrapped in `{...}`; matchers are separated by commas outside double quotes, and a
   trailing comma is allowed: `{service="api", env!~"dev|test"}`;
 - a matcher is a label name (`[a-zA-Z_:][a-zA-Z0-9_:]*`), one of `=`, `!=`, `=~`, `!~`, and a value
-  that may be wrapped in double quotes; whitespace around each token is dropped;
+  that may be wrapped in double quotes and may be empty; whitespace around each token is dropped;
 - in the value, `\\"` is a double quote, `\\n` a line feed and `\\\\` a backslash; any other
-  backslash is a literal backslash; an unescaped double quote inside the value is an error;
-- regular expressions are anchored at both ends (`^(?:...)$`), as Alertmanager compiles them;
-- a label the alert does not have matches as the empty string, so `team=""` holds for an alert
-  without `team`, and `team!~".+"` too.
+  backslash is a literal backslash; an unescaped double quote inside the value is an error.
 
-Alertmanager's regular expressions are Go's RE2. Python's `re` reads the same syntax for everything
-RE2 offers except Unicode classes (`\\pL`), which are refused here with a clear message. Constructs
-that RE2 refuses (lookaround, backreferences, atomic groups, possessive quantifiers) are refused
-too, so that a rule accepted here means the same in an Alertmanager route.
+Semantics (`pkg/labels/matcher.go`): regexes are RE2, compiled as `^(?:...)$` (`regex.py`); a label
+the alert does not have matches as the empty string, so `team=""` holds for an alert without
+`team`, and `team!~".+"` too.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import enum
 import functools
 import operator
 import re
-import warnings
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from router.errors import MatcherError
+from router.rules.regex import compile_anchored
+from router.rules.utf8_matchers import Utf8MatcherError, parse_utf8
 
 
 class MatchType(enum.Enum):
@@ -69,11 +74,8 @@ class Matcher:
         elif type_ is MatchType.NOT_EQUAL:
             test = functools.partial(operator.ne, value)
         else:
-            fullmatch = compile_anchored(value).fullmatch
-            if type_ is MatchType.REGEX:
-                test = lambda candidate: fullmatch(candidate) is not None  # noqa: E731
-            else:
-                test = lambda candidate: fullmatch(candidate) is None  # noqa: E731
+            matches = compile_anchored(value)
+            test = matches if type_ is MatchType.REGEX else _negated(matches)
         return cls(name, type_, value, test)
 
     def matches_value(self, value: str) -> bool:
@@ -84,7 +86,22 @@ class Matcher:
         return self.test(labels.get(self.name, ""))
 
     def __str__(self) -> str:
+        """As matcher.go `String` prints it: a name that only the UTF-8 parser reads is quoted."""
+        if any(_is_reserved(char) for char in self.name):
+            return f"{go_quote(self.name)}{self.type.value}{go_quote(self.value)}"
         return f'{self.name}{self.type.value}"{_escape(self.value)}"'
+
+    @property
+    def triple(self) -> tuple[str, str, str]:
+        return (self.name, self.type.value, self.value)
+
+
+def _negated(test: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda value: not test(value)
+
+
+def _is_reserved(char: str) -> bool:
+    return char.isspace() or char in "{}!=~,\\\"'`"
 
 
 def _escape(value: str) -> str:
@@ -92,8 +109,102 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_quote(text: str) -> str:
+    """Go's `strconv.Quote`: printable characters as they are, the others escaped."""
+    out = ['"']
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char == " " or not unicodedata.category(char).startswith(("C", "Z")):
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMatchers:
+    """The matchers Alertmanager reads in one entry, and what `check` should warn about it."""
+
+    matchers: list[Matcher]
+    warnings: list[str]
+
+
 def parse_matchers(text: str) -> list[Matcher]:
-    """Every matcher of a list such as `{a="1", b=~"x|y"}` or `a=1,b!=2`; MatcherError if bad."""
+    """Every matcher of a list such as `{a="1", b=~"x|y"}`, as Alertmanager reads it; MatcherError
+    if bad."""
+    return parse_matchers_checked(text).matchers
+
+
+def parse_matchers_checked(text: str) -> ParsedMatchers:
+    """`matcher/compat` FallbackMatchersParser: the UTF-8 parser's matchers, else the classic
+    parser's, with warnings where they part; MatcherError (the classic one's) when both refuse."""
+    utf8: list[Matcher] | None = None
+    try:
+        utf8 = [Matcher.create(name, MatchType(op), value) for name, op, value in parse_utf8(text)]
+    except (Utf8MatcherError, MatcherError) as exc:
+        utf8_error = str(exc)
+    classic: list[Matcher] | None = None
+    try:
+        classic = parse_classic(text)
+    except MatcherError:
+        if utf8 is None:
+            raise
+    if utf8 is None:
+        assert classic is not None
+        shown = ",".join(str(m) for m in classic)
+        warnings = [
+            f"only Alertmanager's classic matcher parser reads this ({utf8_error} in the UTF-8 "
+            f"parser); write it as {shown} (quote values and regexes, escape backslashes)",
+            *_typos(classic),
+        ]
+        return ParsedMatchers(classic, warnings)
+    if classic is not None and [m.triple for m in classic] != [m.triple for m in utf8]:
+        warning = (
+            "Alertmanager's classic and UTF-8 matcher parsers read this differently: classic "
+            f"{_listed(classic)}, UTF-8 {_listed(utf8)}; Alertmanager uses the classic reading, "
+            "and so does this rule"
+        )
+        return ParsedMatchers(classic, [warning, *_typos(classic)])
+    return ParsedMatchers(utf8, [])
+
+
+def _listed(matchers: list[Matcher]) -> str:
+    # Go-quoted values: the readings often differ in characters that do not show (a tab).
+    return "{" + ",".join(f"{m.name}{m.type.value}{go_quote(m.value)}" for m in matchers) + "}"
+
+
+def _typos(matchers: list[Matcher]) -> list[str]:
+    """`alertname==X` is read as alertname equal to "=X": most likely one `=` too many."""
+    return [
+        f'{m.name}{m.type.value}"{_escape(m.value)}" has a value that starts with '
+        f'"{m.value[0]}"; did you mean {m.name}{m.type.value}"{_escape(m.value[1:])}"?'
+        for m in matchers
+        if m.value[:1] in ("=", "~", "!")
+    ]
+
+
+def parse_classic(text: str) -> list[Matcher]:
+    """pkg/labels ParseMatchers: every matcher of a list such as `{a="1", b=~"x|y"}` or
+    `a=1,b!=2`; MatcherError if bad. `{}` and the empty string are no matcher."""
     if text.startswith("{"):
         text = text[1:]
     if text.endswith("}"):
@@ -120,19 +231,16 @@ def parse_matchers(text: str) -> list[Matcher]:
     last = "".join(token).strip()
     if last:
         tokens.append(last)
-    if not tokens:
-        raise MatcherError("no matcher given")
     return [parse_matcher(token) for token in tokens]
 
 
 def parse_matcher(text: str) -> Matcher:
-    """One matcher such as `service="api"`; MatcherError naming the problem."""
+    """pkg/labels ParseMatcher: one matcher such as `service="api"` (the value may be empty);
+    MatcherError naming the problem."""
     match = _MATCHER.match(text)
     if match is None:
-        raise MatcherError(f"bad matcher format: {text.strip()}")
+        raise MatcherError(f"bad matcher format: {text}")
     name, operator, raw = match.groups()
-    if raw == "":
-        raise MatcherError(f"matcher value is not present: {text.strip()}")
     quoted = raw.startswith('"')
     body = raw[1:] if quoted else raw
     expect_trailing_quote = quoted
@@ -163,147 +271,3 @@ def parse_matcher(text: str) -> Matcher:
     if expect_trailing_quote:
         raise MatcherError(f"matcher value contains unescaped double quote: {raw}")
     return Matcher.create(name, MatchType(operator), "".join(value))
-
-
-# --- regular expressions ---------------------------------------------------------------------
-
-# POSIX classes that RE2 accepts inside brackets, as Python ranges.
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7f",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-_REFUSED_GROUPS = {
-    "?=": "lookahead (?=...)",
-    "?!": "negative lookahead (?!...)",
-    "?<=": "lookbehind (?<=...)",
-    "?<!": "negative lookbehind (?<!...)",
-    "?>": "atomic groups (?>...)",
-    "?P=": "backreferences (?P=name)",
-    "?#": "comments (?#...)",
-}
-_QUANTIFIER_ENDS = "*+?}"
-
-
-def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """`pattern` compiled for `fullmatch`, which is Alertmanager's `^(?:pattern)$`."""
-    translated = _translate_re2(pattern)
-    try:
-        with warnings.catch_warnings():
-            # Python warns about constructs it may read differently one day; RE2 has no such
-            # constructs, and the translation escapes the characters concerned.
-            warnings.simplefilter("ignore")
-            # Matched with fullmatch, which anchors the whole pattern as ^(?:...)$ does.
-            return re.compile(translated)
-    except re.error as exc:
-        raise MatcherError(f'bad regex "{pattern}": {exc}') from exc
-
-
-def _refuse(pattern: str, what: str) -> MatcherError:
-    return MatcherError(
-        f'bad regex "{pattern}": {what} not supported by Alertmanager\'s regular expressions (RE2)'
-    )
-
-
-def _translate_re2(pattern: str) -> str:
-    """RE2 syntax as Python `re` syntax; MatcherError for what RE2 or this module refuses."""
-    out: list[str] = []
-    index = 0
-    length = len(pattern)
-    # Length of `out` right after a class opened (`[` or `[^`); None outside classes. A `]` at that
-    # point is a literal, in RE2 as in Python.
-    class_start: int | None = None
-    while index < length:
-        char = pattern[index]
-        if char == "\\" and index + 1 < length:
-            index = _translate_escape(pattern, index, out)
-            continue
-        if class_start is not None:
-            if char == "]" and len(out) > class_start:
-                class_start = None
-                out.append(char)
-            elif char == "[" and pattern.startswith("[:", index):
-                end = pattern.find(":]", index + 2)
-                name = pattern[index + 2 : end] if end >= 0 else ""
-                ranges = _POSIX_CLASSES.get(name)
-                if ranges is None:
-                    raise MatcherError(f'bad regex "{pattern}": unknown class [:{name}:]')
-                out.append(ranges)
-                index = end + 2
-                continue
-            elif char in "[&~|" or (char == "-" and pattern.startswith("--", index)):
-                out.append("\\" + char)  # literal in RE2; Python would read a nested set
-            else:
-                out.append(char)
-            index += 1
-            continue
-        if char == "[":
-            out.append(char)
-            index += 1
-            if pattern.startswith("^", index):
-                out.append("^")
-                index += 1
-            class_start = len(out)
-            continue
-        if char == "(" and pattern.startswith("?", index + 1):
-            for prefix, what in _REFUSED_GROUPS.items():
-                if pattern.startswith(prefix, index + 1):
-                    raise _refuse(pattern, f"{what} are")
-            if pattern.startswith("?<", index + 1):
-                out.append("(?P<")  # Go also reads (?<name>...); Python 3.11 only (?P<name>...)
-                index += 3
-                continue
-            flags = re.match(r"\?([a-zA-Z-]*)[:)]", pattern[index + 1 :])
-            if flags and "U" in flags.group(1):
-                raise MatcherError(f'bad regex "{pattern}": the ungreedy flag U is not supported')
-        if (
-            char == "+"
-            and index > 0
-            and pattern[index - 1] in _QUANTIFIER_ENDS
-            and not (index > 1 and pattern[index - 2] == "\\")
-        ):
-            raise _refuse(pattern, "possessive quantifiers (x*+) are")
-        out.append(char)
-        index += 1
-    return "".join(out)
-
-
-def _translate_escape(pattern: str, index: int, out: list[str]) -> int:
-    """Translate the escape at `index` (a backslash) into `out`; the index after it."""
-    escape = pattern[index + 1]
-    if escape.isdigit() and escape != "0":
-        raise _refuse(pattern, f"backreferences (\\{escape}) are")
-    if escape in "pP":
-        raise MatcherError(
-            f'bad regex "{pattern}": Unicode classes (\\{escape}) are not supported here; '
-            "use a character range instead"
-        )
-    if escape == "z":
-        out.append("\\Z")  # end of text: RE2's \z is Python's \Z
-        return index + 2
-    if escape == "Q":
-        # \Q...\E quotes everything up to \E, or to the end.
-        end = pattern.find("\\E", index + 2)
-        out.append(re.escape(pattern[index + 2 : end if end >= 0 else len(pattern)]))
-        return end + 2 if end >= 0 else len(pattern)
-    if escape == "x" and pattern.startswith("{", index + 2):
-        # RE2's \x{10FFFF}: any code point in hex.
-        end = pattern.find("}", index + 3)
-        digits = pattern[index + 3 : end] if end >= 0 else ""
-        if not digits or not all(c in "0123456789abcdefABCDEF" for c in digits):
-            raise MatcherError(f'bad regex "{pattern}": bad escape \\x{{{digits}')
-        out.append(f"\\U{int(digits, 16):08x}")
-        return end + 1
-    out.append("\\" + escape)
-    return index + 2

@@ -218,9 +218,9 @@ class RuleSet:
     def classify(self, alert: Alert) -> Classification:
         """Classify one alert as docs/rules.md says; never raises for any alert."""
         labels = alert.labels
-        # The value and the case-folded text are found once, and only if a rule needs them.
-        value: AlertValue | None = None
-        value_found = False
+        # The values (per Grafana ref a rule names) and the case-folded text are found once, and
+        # only if a rule needs them.
+        values: dict[str | None, AlertValue | None] = {}
         folded: dict[str, str] | None = None
         holding: list[tuple[_CompiledRule, str]] = []
         not_holding: list[tuple[int, str]] = []
@@ -239,9 +239,10 @@ class RuleSet:
                         continue
                     words.append(rule.text.describe(found_in))
                 if rule.value is not None:
-                    if not value_found:
-                        value, value_found = alert_value(alert), True
-                    holds, phrase = rule.value.evaluate(value)
+                    ref = rule.value.ref
+                    if ref not in values:
+                        values[ref] = alert_value(alert, ref)
+                    holds, phrase = rule.value.evaluate(values[ref])
                     if not holds:
                         not_holding.append((compiled.position, f"{rule.name} ({phrase})"))
                         continue

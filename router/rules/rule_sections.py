@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from router.errors import MatcherError
-from router.rules.conditions import TextCondition, ValueCondition
-from router.rules.matchers import Matcher, parse_matchers
+from router.rules.conditions import TextCondition, ValueCondition, known_unit
+from router.rules.matchers import Matcher, parse_matchers_checked
 from router.rules.model import (
     DEFAULT_POLICY,
     Policy,
@@ -16,8 +16,10 @@ from router.rules.model import (
 from router.rules.reader import (
     RULE_KEYS,
     RUNBOOKS_DIR,
+    VALUE_KEYS,
     C,
     Reader,
+    describe,
     split_runbook_reference,
     suggest,
 )
@@ -101,7 +103,7 @@ class RuleSections(Reader):
 
         matchers = self.matchers(settings.get("matchers"), f"{path}: matchers")
         text = self.condition(settings.get("text"), f"{path}: text", TextCondition.parse)
-        value = self.condition(settings.get("value"), f"{path}: value", ValueCondition.parse)
+        value = self.value_condition(settings, path)
         if not any(key in settings for key in ("matchers", "text", "value")):
             self.error(node.where, path, "no condition; give matchers, text or value")
 
@@ -135,9 +137,17 @@ class RuleSections(Reader):
             self.error(node.where, path, "must list at least one matcher")
         for index, (text, item) in enumerate(entries):
             try:
-                found += parse_matchers(text)
+                parsed = parse_matchers_checked(text)
             except MatcherError as exc:
                 self.error(item.where, f"{path}[{index}]", str(exc))
+                continue
+            for warning in parsed.warnings:
+                self.problems.warning(item.where, f"{path}[{index}]: {warning}")
+            if not parsed.matchers:
+                self.problems.warning(
+                    item.where, f"{path}[{index}]: holds no matcher, so it holds for every alert"
+                )
+            found += parsed.matchers
         return found
 
     def condition(self, node: Node | None, path: str, parse: Callable[[str], C]) -> C | None:
@@ -151,6 +161,57 @@ class RuleSections(Reader):
         except ValueError as exc:
             self.error(node.where, path, str(exc))
             return None
+
+    def value_condition(self, settings: dict[str, Node], path: str) -> ValueCondition | None:
+        """`value: "> 10s"` or `value: {ref: A, op: ">", threshold: 10s}`, with the rule's `unit`;
+        a warning when no value without a unit can ever compare with the threshold."""
+        node = settings.get("value")
+        unit_node = settings.get("unit")
+        unit = None
+        if unit_node is not None:
+            if node is None:
+                self.error(unit_node.where, f"{path}: unit", "is only read with value:")
+                return None
+            unit = self.string(unit_node, f"{path}: unit")
+            try:
+                unit = None if unit is None else known_unit(unit)
+            except ValueError as exc:
+                self.error(unit_node.where, f"{path}: unit", str(exc))
+                return None
+        if node is None:
+            return None
+        try:
+            if isinstance(node.value, dict):
+                condition = self.value_mapping(node, f"{path}: value", unit)
+            else:
+                text = self.string(node, f"{path}: value")
+                condition = None if text is None else ValueCondition.parse(text, unit=unit)
+        except ValueError as exc:
+            self.error(node.where, f"{path}: value", str(exc))
+            return None
+        why_not = condition.never_compares() if condition is not None else None
+        if why_not is not None:
+            self.problems.warning(node.where, f"{path}: value: never holds: {why_not}")
+        return condition
+
+    def value_mapping(self, node: Node, path: str, unit: str | None) -> ValueCondition | None:
+        self.known_keys(node, VALUE_KEYS, path)
+        assert isinstance(node.value, dict)
+        parts: dict[str, str] = {}
+        for key in VALUE_KEYS:
+            part = node.value.get(key)
+            if part is None:
+                self.error(node.where, path, f"{key}: is missing")
+                continue
+            # A YAML number (threshold: 10) is its text, as the short form reads it.
+            text = part.raw if isinstance(part.value, int | float) and part.raw else part.value
+            if not isinstance(text, str) or not text.strip():
+                self.error(part.where, f"{path}: {key}", f"must be a string, got {describe(part)}")
+                continue
+            parts[key] = text.strip()
+        if len(parts) < len(VALUE_KEYS):
+            return None
+        return ValueCondition.create(parts["op"], parts["threshold"], ref=parts["ref"], unit=unit)
 
     def runbook(self, node: Node, path: str) -> str | None:
         reference = self.string(node, path)

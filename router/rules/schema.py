@@ -15,6 +15,9 @@ Json = dict[str, Any]
 
 _NAME: Json = {"$ref": "#/definitions/name"}
 _CLOCK: Json = {"$ref": "#/definitions/clock"}
+# `route` lists every page of the timeline, the repeats included; a policy that repeats more often
+# than this is a typo, not an escalation anyone reads.
+MAX_REPEAT = 1000
 _DURATION = "#/definitions/duration"
 _LABEL_NAMES: Json = {"$ref": "#/definitions/labelNames"}
 _STRINGS: Json = {"type": "array", "items": {"type": "string"}}
@@ -88,13 +91,33 @@ SEVERITY_POLICY: dict[str, Json] = {
         },
     },
     "repeat": {
-        "description": "After the last step, page it again this many times.",
+        "description": f"After the last step, page it again this many times (<= {MAX_REPEAT}).",
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_REPEAT,
     },
     "ack_expires": {
         "description": "An acknowledged incident still firing after this re-triggers.",
         "$ref": _DURATION,
+    },
+}
+
+# A comparison's parts, as the loader reads them (conditions.py).
+_OPERATOR = "(>=|<=|==|>|<)"
+_UNIT = "(ms|s|m|h|%|[KMGTkmgt]?[iI]?[Bb])"
+_QUANTITY = rf"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*{_UNIT}?"
+
+# `value: {ref: A, op: ">", threshold: 10s}`: a comparison of one of Grafana's values.
+VALUE: dict[str, Json] = {
+    "ref": {
+        "description": "The refId of the Grafana expression whose value is compared (A, B...).",
+        "type": "string",
+        "minLength": 1,
+    },
+    "op": {"type": "string", "enum": [">", ">=", "<", "<=", "=="]},
+    "threshold": {
+        "description": "A number with an optional unit: 10s, 8GB, 20%, 100.",
+        "anyOf": [{"type": "number"}, {"type": "string", "pattern": rf"^\s*{_QUANTITY}\s*$"}],
     },
 }
 
@@ -115,10 +138,22 @@ RULE: dict[str, Json] = {
     },
     "value": {
         "description": 'A comparison of the alert\'s value: "> 10s", ">= 1s", "> 20%", '
-        '"> 8GB", "> 100".',
+        '"> 8GB", "> 100"; or {ref: A, op: ">", threshold: 10s} for Grafana\'s value A.',
+        "anyOf": [
+            {"type": "string", "pattern": rf"^\s*{_OPERATOR}\s*{_QUANTITY}\s*$"},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["ref", "op", "threshold"],
+                "properties": VALUE,
+            },
+        ],
+    },
+    "unit": {
+        "description": "The unit of a value sent without one (Grafana's values), when the "
+        "metric is not in seconds or bytes: ms, s, m, h, %, B, KB, MB, GB, TB, KiB, MiB, GiB, TiB.",
         "type": "string",
-        "pattern": r"^\s*(>=|<=|==|>|<)\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*"
-        r"(ms|s|m|h|%|[KMGTkmgt]?[iI]?[Bb])?\s*$",
+        "pattern": rf"^{_UNIT}$",
     },
     "severity": {"type": "string"},
     "policy": {"type": "string"},
