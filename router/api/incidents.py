@@ -6,7 +6,8 @@
   preview must not acknowledge); POST acknowledges.
 - `/webhooks/pagerduty`: PagerDuty webhooks v3, signature checked against
   `ROUTER_PAGERDUTY_WEBHOOK_SECRET`; `incident.acknowledged` and `incident.resolved` act on the
-  incident whose dedup_key PagerDuty carries back as `incident_key`; each `X-Webhook-Id` once.
+  incident whose dedup_key PagerDuty carries back as `incident_key`; each signed `event.id` once,
+  and only within `pagerduty.MAX_EVENT_AGE` of when it occurred.
 """
 
 from __future__ import annotations
@@ -171,14 +172,16 @@ class IncidentApi:
                 "unauthorized",
                 "PagerDuty webhooks are disabled: set ROUTER_PAGERDUTY_WEBHOOK_SECRET",
             )
-        notice = pagerduty.read_notice(self._pd_secret, await request.read(), request.headers)
+        notice = pagerduty.read_notice(
+            self._pd_secret, await request.read(), request.headers, self._clock()
+        )
         if notice is None:
             return web.json_response({"status": "ignored"})
         incidents = self._incidents()
         action = incidents.acknowledge if notice.action == "acknowledge" else incidents.resolve
         try:
             outcome = await self._act(
-                action, notice.incident_id, notice.who, "pagerduty", once=notice.webhook_id
+                action, notice.incident_id, notice.who, "pagerduty", once=notice.event_id
             )
         except HttpError:
             return web.json_response({"status": "ignored"})  # not an incident of ours (any more)

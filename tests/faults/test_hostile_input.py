@@ -8,6 +8,8 @@ forged from another web site or crafted to crash a handler must be refused, not 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +21,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.app import RouterService
 
 from ..conftest import auth_headers
-from ..scenario import FakeClock, alert, alertmanager_body, incidents, running_router
+from ..scenario import (
+    FakeClock,
+    alert,
+    alertmanager_body,
+    incidents,
+    page_contexts,
+    running_router,
+    send,
+    timeline,
+)
 
 Client = TestClient[Any, Any]
+PD_SECRET = "pd-webhook-secret"
 
 
 @pytest.fixture
@@ -31,7 +43,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    async with running_router(tmp_path, clock, database) as service:
+    # No API token: the loopback default, where nothing but the Host and Origin checks stands
+    # between a web page in the on-call engineer's browser and the API.
+    async with running_router(
+        tmp_path, clock, database, pagerduty_webhook_secret=PD_SECRET
+    ) as service:
         yield service
 
 
@@ -182,3 +198,106 @@ async def test_a_long_alertname_is_stored_on_both_databases(
     assert (status, answer["new"]) == (200, 1)
     (incident,) = await incidents(router)
     assert incident["title"].startswith("A" * 100)
+
+
+# --- PagerDuty webhooks: replays ------------------------------------------------------------------
+
+
+def pagerduty_delivery(
+    event_type: str, incident_key: str, occurred_at: str, event_id: str = "01EVENTCAPTURED"
+) -> tuple[bytes, dict[str, str]]:
+    """A signed v3 webhook delivery, as PagerDuty sends it."""
+    document = {
+        "event": {
+            "id": event_id,
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": occurred_at,
+            "agent": {"id": "PUSER1", "type": "user_reference", "summary": "Alice Oncall"},
+            "data": {"id": "Q1ABCDEF", "type": "incident", "incident_key": incident_key},
+        }
+    }
+    body = json.dumps(document).encode()
+    signature = hmac.new(PD_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-PagerDuty-Signature": f"v1={signature}",
+        "X-Webhook-Id": "delivery-1",
+        "Content-Type": "application/json",
+    }
+    return body, headers
+
+
+async def open_incident(router: RouterService, client: Client) -> str:
+    """Open one P0 incident; its PagerDuty dedup_key."""
+    await send(client, alert("DataCorruption"))
+    await router.engine.run_once()
+    (context,) = await page_contexts(router, "trigger")
+    key: str = context["dedup_key"]
+    return key
+
+
+@pytest.mark.parametrize("replayed_id", ["delivery-2", None])
+async def test_a_delivery_replayed_under_another_webhook_id_acts_once(
+    router: RouterService, client: Client, replayed_id: str | None
+) -> None:
+    key = await open_incident(router, client)
+    body, headers = pagerduty_delivery("incident.acknowledged", key, "2026-11-24T09:00:30Z")
+    first = await client.post("/webhooks/pagerduty", data=body, headers=headers)
+    assert await first.json() == {"status": "accepted", "changed": True}
+    if replayed_id is None:
+        del headers["X-Webhook-Id"]
+    else:
+        headers["X-Webhook-Id"] = replayed_id
+    replay = await client.post("/webhooks/pagerduty", data=body, headers=headers)
+    assert (replay.status, await replay.json()) == (200, {"status": "duplicate", "changed": False})
+    kinds = [kind for kind, _detail in await timeline(router, 1)]
+    assert kinds.count("acknowledged") == 1
+
+
+async def test_a_captured_acknowledgement_cannot_silence_the_incident_later(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    key = await open_incident(router, client)
+    body, headers = pagerduty_delivery("incident.acknowledged", key, "2026-11-24T09:00:30Z")
+    first = await client.post("/webhooks/pagerduty", data=body, headers=headers)
+    assert await first.json() == {"status": "accepted", "changed": True}
+    # The P0 policy's acknowledgement expires after an hour: the incident pages again.
+    clock.advance(hours=1, minutes=1)
+    await router.engine.run_once()
+    assert (await incidents(router))[0]["state"] == "triggered"
+    headers["X-Webhook-Id"] = "delivery-from-the-attacker"
+    replay = await client.post("/webhooks/pagerduty", data=body, headers=headers)
+    assert replay.status == 400
+    assert await replay.json() == {
+        "error": "event.occurred_at: more than 10 minutes ago; refused as a possible replay"
+    }
+    assert (await incidents(router))[0]["state"] == "triggered"
+
+
+async def test_an_event_without_its_own_id_is_refused(
+    router: RouterService, client: Client
+) -> None:
+    key = await open_incident(router, client)
+    body, headers = pagerduty_delivery(
+        "incident.acknowledged", key, "2026-11-24T09:00:30Z", event_id=""
+    )
+    response = await client.post("/webhooks/pagerduty", data=body, headers=headers)
+    assert response.status == 400
+    assert await response.json() == {"error": "event.id: must be a string of 1 to 128 characters"}
+    assert (await incidents(router))[0]["state"] == "triggered"
+
+
+@pytest.mark.parametrize("number", ["9" * 30, "１２", "٣"])
+async def test_a_signed_body_with_an_impossible_incident_number_is_refused(
+    router: RouterService, client: Client, number: str
+) -> None:
+    await open_incident(router, client)
+    body, headers = pagerduty_delivery(
+        "incident.resolved", f"rr-{number}:corruption", "2026-11-24T09:00:30Z"
+    )
+    response = await client.post("/webhooks/pagerduty", data=body, headers=headers)
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "data.incident_key: the incident number is not one this router gives"
+    }
+    assert (await incidents(router))[0]["state"] == "triggered"
