@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -189,9 +190,14 @@ class IncidentApi:
         return web.json_response({"status": status, "changed": outcome.changed})
 
 
+# A number in a path or query: ASCII digits only (str.isdigit and int() also take "²" and "٣"),
+# and few enough that int() never meets its 4300-digit limit nor the store its BIGINT.
+_NUMBER = re.compile(r"^[0-9]{1,18}$")
+
+
 def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not _NUMBER.match(raw):
         raise HttpError(404, "not_found", "no such incident")
     return int(raw)
 
@@ -200,7 +206,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _NUMBER.match(raw) or not low <= int(raw) <= high:
         raise HttpError(400, "malformed", f"{name}: must be a whole number from {low} to {high}")
     return int(raw)
 

@@ -8,19 +8,22 @@ forged from another web site or crafted to crash a handler must be refused, not 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
 
-from ..conftest import auth_headers
+from ..conftest import WEBHOOK_TOKEN, auth_headers
 from ..scenario import (
     FakeClock,
     alert,
@@ -31,6 +34,7 @@ from ..scenario import (
     send,
     timeline,
 )
+from ..support import free_port
 
 Client = TestClient[Any, Any]
 PD_SECRET = "pd-webhook-secret"
@@ -300,4 +304,73 @@ async def test_a_signed_body_with_an_impossible_incident_number_is_refused(
     assert await response.json() == {
         "error": "data.incident_key: the incident number is not one this router gives"
     }
+    assert (await incidents(router))[0]["state"] == "triggered"
+
+
+# --- clients that go away -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(router: RouterService) -> AsyncIterator[int]:
+    """The application served as `serve` serves it (aiohttp's test server cancels a handler whose
+    client went away, which the daemon's runner does not); its port."""
+    runner = web.AppRunner(router.web_app(), handle_signals=False, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+async def test_a_client_that_disconnects_mid_body_is_not_an_internal_error(
+    router: RouterService, served: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection("127.0.0.1", served)
+    body = json.dumps(alertmanager_body(alert("DataCorruption"))).encode()
+    writer.write(
+        b"POST /webhooks/alertmanager HTTP/1.1\r\n"
+        + f"Host: 127.0.0.1:{served}\r\n".encode()
+        + f"Authorization: Bearer {WEBHOOK_TOKEN}\r\n".encode()
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[: len(body) // 2]
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    assert await reader.read() == b""  # nothing was answered
+    # The server notices the disconnect on its own schedule: wait for its log line.
+    for _ in range(500):
+        if any("disconnected" in record.getMessage() for record in caplog.records):
+            break
+        await asyncio.sleep(0.01)
+    disconnects = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert [r.levelno for r in disconnects] == [logging.INFO]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await router.store.count_alerts() == 0
+
+
+# --- numbers in paths and queries -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["%C2%B2", "1" * 5000, "%D9%A3", "0", "501", "-1", "+5"])
+async def test_a_limit_that_is_not_ascii_digits_in_range_is_refused(
+    router: RouterService, client: Client, limit: str
+) -> None:
+    await open_incident(router, client)
+    response = await client.get(f"/api/v1/incidents?limit={limit}")
+    assert response.status == 400
+    assert await response.json() == {"error": "limit: must be a whole number from 1 to 500"}
+
+
+@pytest.mark.parametrize("number", ["%C2%B9", "1" * 5000, "%D9%A1", "%EF%BC%91", "01a"])
+async def test_an_incident_number_that_is_not_ascii_digits_is_not_found(
+    router: RouterService, client: Client, number: str
+) -> None:
+    await open_incident(router, client)  # incident 1: "١" (Arabic-Indic one) must not reach it
+    read = await client.get(f"/api/v1/incidents/{number}")
+    assert (read.status, await read.json()) == (404, {"error": "no such incident"})
+    ack = await client.post(f"/api/v1/incidents/{number}/ack")
+    assert (ack.status, await ack.json()) == (404, {"error": "no such incident"})
     assert (await incidents(router))[0]["state"] == "triggered"
