@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import logging
@@ -238,14 +240,31 @@ def _outcome_json(outcome: AckOutcome) -> web.Response:
     )
 
 
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
+    "button{font-size:1.1em;padding:.5em 1.5em}"
+)
+# The link pages carry a token in their URL and a button that acts: no other site may frame them
+# (clickjacking) nor learn their address (Referer); they run no script, load nothing, and post
+# only to themselves.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+HTML_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 def _html_page(title: str, body: str, status: int = 200) -> web.Response:
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<meta name='robots' content='noindex'><title>{html.escape(title)}</title>"
-        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;"
-        "padding:0 1em}"
-        "button{font-size:1.1em;padding:.5em 1.5em}</style></head>"
+        f"<style>{_STYLE}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
-    return web.Response(text=page, content_type="text/html", status=status)
+    return web.Response(text=page, content_type="text/html", status=status, headers=HTML_HEADERS)

@@ -374,3 +374,87 @@ async def test_an_incident_number_that_is_not_ascii_digits_is_not_found(
     ack = await client.post(f"/api/v1/incidents/{number}/ack")
     assert (ack.status, await ack.json()) == (404, {"error": "no such incident"})
     assert (await incidents(router))[0]["state"] == "triggered"
+
+
+# --- other web sites ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:9099", "127.0.0.1.evil.example"])
+async def test_a_rebound_host_name_cannot_read_or_resolve(
+    router: RouterService, client: Client, host: str
+) -> None:
+    await open_incident(router, client)
+    read = await client.get("/api/v1/incidents", headers={"Host": host})
+    assert (read.status, await read.json()) == (
+        403,
+        {"error": "the Host header names another site"},
+    )
+    resolve = await client.post("/api/v1/incidents/1/resolve", headers={"Host": host})
+    assert resolve.status == 403
+    assert (await incidents(router))[0]["state"] == "triggered"
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:9099", "[::1]:9099", "router.test"])
+async def test_the_router_s_own_names_are_served(
+    router: RouterService, client: Client, host: str
+) -> None:
+    await open_incident(router, client)
+    read = await client.get("/api/v1/incidents", headers={"Host": host})
+    assert read.status == 200
+    assert len((await read.json())["incidents"]) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://other.router.test"},
+    ],
+)
+async def test_a_cross_site_post_changes_nothing(
+    router: RouterService, client: Client, headers: dict[str, str]
+) -> None:
+    await open_incident(router, client)
+    response = await client.post("/api/v1/incidents/1/resolve", headers=headers)
+    assert (response.status, await response.json()) == (
+        403,
+        {"error": "a request from another web site may not change anything"},
+    )
+    (context,) = await page_contexts(router, "trigger")
+    link = await client.post(
+        context["ack_url"].removeprefix("http://router.test"), data={"by": "x"}, headers=headers
+    )
+    assert link.status == 403
+    assert (await incidents(router))[0]["state"] == "triggered"
+
+
+async def test_a_same_origin_post_acts(router: RouterService, client: Client) -> None:
+    await open_incident(router, client)
+    own = {"Origin": f"http://{client.host}:{client.port}", "Sec-Fetch-Site": "same-origin"}
+    (context,) = await page_contexts(router, "trigger")
+    path = context["ack_url"].removeprefix("http://router.test")
+    response = await client.post(path, data={"by": "alice"}, headers=own)
+    assert response.status == 200
+    assert (await incidents(router))[0]["state"] == "acknowledged"
+    behind_proxy = {"Origin": "http://router.test", "Sec-Fetch-Site": "same-origin"}
+    resolve = await client.post("/api/v1/incidents/1/resolve", headers=behind_proxy)
+    assert resolve.status == 200
+    assert (await incidents(router))[0]["state"] == "resolved"
+
+
+async def test_link_pages_cannot_be_framed_nor_leak_their_address(
+    router: RouterService, client: Client
+) -> None:
+    await open_incident(router, client)
+    (context,) = await page_contexts(router, "trigger")
+    path = context["ack_url"].removeprefix("http://router.test")
+    for response in (await client.get(path), await client.get(path[:-3] + "xyz")):
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert "form-action 'self'" in policy
+        assert "script-src" not in policy and "unsafe" not in policy
