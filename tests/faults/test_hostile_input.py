@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
+from router.cli import main
+from router.metrics import Metrics
+from router.settings import Settings
 
 from ..conftest import WEBHOOK_TOKEN, auth_headers
+from ..databases import database_url
 from ..scenario import (
+    SCENARIO_RULES,
     FakeClock,
     alert,
     alertmanager_body,
@@ -458,3 +464,88 @@ async def test_link_pages_cannot_be_framed_nor_leak_their_address(
         assert "frame-ancestors 'none'" in policy
         assert "form-action 'self'" in policy
         assert "script-src" not in policy and "unsafe" not in policy
+
+
+# --- secrets in rules files -----------------------------------------------------------------------
+
+ROUTING_KEY = "R0UT1NGKEYs3cr3t0000000000000000"
+PASSWORD = "hunter2-correct-horse"
+SECRETS = {
+    "PD_KEY": ROUTING_KEY,
+    "MAIL_PASSWORD": PASSWORD,
+    "MAIL_URL": f"mailtos://alice:{PASSWORD}@mail.example.com",
+}
+TYPOS = {
+    "pagerduty_not_a_mapping": "tiers:\n  typo: {pagerduty: '${PD_KEY}'}\n",
+    "apprise_not_a_list": "tiers:\n  typo: {apprise: '${MAIL_URL}'}\n",
+    "tier_not_a_mapping": "tiers:\n  typo: '${PD_KEY}'\n",
+    "log_not_a_boolean": "tiers:\n  typo: {log: '${MAIL_PASSWORD}'}\n",
+    "url_in_a_name": "tiers:\n  typo: {apprise: ['mailtos//alice:${MAIL_PASSWORD}@x']}\n",
+    "unknown_apprise_scheme": "tiers:\n  typo: {apprise: ['mailtoz://alice:${MAIL_PASSWORD}@x']}\n",
+    "key_as_a_duration": (
+        "policies:\n  typo:\n    P1:\n      steps: [{notify: [oncall], ack_within: '${PD_KEY}'}]\n"
+    ),
+    "key_in_a_matcher": (
+        "rules:\n  - name: typo\n    matchers: ['team=\"${PD_KEY}\"x']\n    severity: P1\n"
+    ),
+    "key_as_a_runbook": "rules:\n  - {name: typo, matchers: ['a=\"b\"'], runbook: '${PD_KEY}'}\n",
+}
+
+
+def rules_with_typo(tmp_path: Path, typo: str) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(SCENARIO_RULES, rules)
+    (rules / "typo.yaml").write_text(TYPOS[typo])
+    return rules
+
+
+def assert_no_secret(text: str) -> None:
+    for name, value in SECRETS.items():
+        assert value not in text, f"{name} shown"
+    assert PASSWORD not in text
+
+
+@pytest.mark.parametrize("typo", sorted(TYPOS))
+def test_check_never_prints_a_secret_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], typo: str
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    assert main(["check", str(rules_with_typo(tmp_path, typo))]) == 1
+    output = capsys.readouterr()
+    assert "typo.yaml:" in output.out  # the mistake is reported, where it is
+    assert_no_secret(output.out + output.err)
+
+
+@pytest.mark.parametrize("typo", sorted(TYPOS))
+async def test_a_reload_never_logs_a_secret_it_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
+    database: str,
+    typo: str,
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    rules = tmp_path / "rules"
+    shutil.copytree(SCENARIO_RULES, rules)
+    async with database_url(database, tmp_path) as url:
+        service = RouterService(
+            Settings(_env_file=None, database_url=url, rules_dir=rules),  # type: ignore[call-arg]
+            metrics=Metrics(),
+            clock=clock,
+        )
+        await service.start()
+        try:
+            (rules / "typo.yaml").write_text(TYPOS[typo])
+            assert service.reload_rules() is False
+        finally:
+            await service.close()
+    failures = [r for r in caplog.records if r.getMessage().startswith("rules reload failed")]
+    assert len(failures) == 1
+    logged = "\n".join(
+        f"{record.getMessage()} {getattr(record, 'fields', '')}" for record in caplog.records
+    )
+    assert "typo.yaml:" in logged
+    assert_no_secret(logged)
