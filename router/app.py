@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from router.api.browsers import BrowserGuard
 from router.api.http import RuntimeState, WebhookReceiver, add_routes, error_middleware
 from router.api.incidents import IncidentApi
 from router.engine import Engine
@@ -191,8 +192,10 @@ class RouterService:
 
     def web_app(self) -> web.Application:
         # Bodies over the limit are refused while being read, before they are buffered whole.
+        # The browser guard comes first: a request from another web site is refused unread.
         app = web.Application(
-            middlewares=[error_middleware], client_max_size=self.settings.max_body_bytes
+            middlewares=[BrowserGuard(self.settings).middleware, error_middleware],
+            client_max_size=self.settings.max_body_bytes,
         )
         receiver = WebhookReceiver(
             self.settings, self.incidents.ingest, self.metrics, self.state, self.clock

@@ -20,7 +20,10 @@ from router.errors import InvalidLink
 # How long a link in a page stays valid. Every escalation sends fresh links.
 ACK_LINK_TTL = timedelta(hours=24)
 
-_TOKEN = re.compile(r"^(\d{1,18})\.(\d{1,12})\.([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{43})$")
+# ASCII digits only: `\d` alone also matches other scripts' digits, which int() reads.
+_TOKEN = re.compile(
+    r"^(\d{1,18})\.(\d{1,12})\.([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{43})$", re.ASCII
+)
 
 
 @dataclass(frozen=True, slots=True)

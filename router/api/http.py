@@ -74,11 +74,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return web.json_response({"error": exc.reason}, status=exc.status)
+    except ConnectionResetError:
+        if not _client_gone(request):
+            raise
+        # The client went away before its request was whole (aiohttp fails the body's read):
+        # nothing was done, and the answer below is never sent, for there is no one to read it.
+        log.info(
+            "client disconnected before its request was whole", extra=fields(path=request.path)
+        )
+        return web.Response(status=400)
     except Exception as exc:
         error = as_http_error(exc)
         if error.status >= 500 and not isinstance(exc, HttpError):
             log.error("request failed", exc_info=exc, extra=fields(path=request.path))
         return web.json_response({"error": error.message}, status=error.status)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 @dataclass
@@ -126,6 +140,8 @@ class WebhookReceiver:
             notification = parse_body(source, body)
             alerts = len(notification.alerts)
             result = await self._ingest(notification, self._clock())
+        except ConnectionResetError:
+            raise  # the client went away mid-body: error_middleware says so, nobody to answer
         except Exception as exc:
             error = as_http_error(exc)
             if error.reason != "internal":

@@ -6,14 +6,18 @@
   preview must not acknowledge); POST acknowledges.
 - `/webhooks/pagerduty`: PagerDuty webhooks v3, signature checked against
   `ROUTER_PAGERDUTY_WEBHOOK_SECRET`; `incident.acknowledged` and `incident.resolved` act on the
-  incident whose dedup_key PagerDuty carries back as `incident_key`; each `X-Webhook-Id` once.
+  incident whose dedup_key PagerDuty carries back as `incident_key`; each signed `event.id` once,
+  and only within `pagerduty.MAX_EVENT_AGE` of when it occurred.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -171,14 +175,16 @@ class IncidentApi:
                 "unauthorized",
                 "PagerDuty webhooks are disabled: set ROUTER_PAGERDUTY_WEBHOOK_SECRET",
             )
-        notice = pagerduty.read_notice(self._pd_secret, await request.read(), request.headers)
+        notice = pagerduty.read_notice(
+            self._pd_secret, await request.read(), request.headers, self._clock()
+        )
         if notice is None:
             return web.json_response({"status": "ignored"})
         incidents = self._incidents()
         action = incidents.acknowledge if notice.action == "acknowledge" else incidents.resolve
         try:
             outcome = await self._act(
-                action, notice.incident_id, notice.who, "pagerduty", once=notice.webhook_id
+                action, notice.incident_id, notice.who, "pagerduty", once=notice.event_id
             )
         except HttpError:
             return web.json_response({"status": "ignored"})  # not an incident of ours (any more)
@@ -186,9 +192,14 @@ class IncidentApi:
         return web.json_response({"status": status, "changed": outcome.changed})
 
 
+# A number in a path or query: ASCII digits only (str.isdigit and int() also take "²" and "٣"),
+# and few enough that int() never meets its 4300-digit limit nor the store its BIGINT.
+_NUMBER = re.compile(r"^[0-9]{1,18}$")
+
+
 def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not _NUMBER.match(raw):
         raise HttpError(404, "not_found", "no such incident")
     return int(raw)
 
@@ -197,7 +208,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _NUMBER.match(raw) or not low <= int(raw) <= high:
         raise HttpError(400, "malformed", f"{name}: must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -229,14 +240,31 @@ def _outcome_json(outcome: AckOutcome) -> web.Response:
     )
 
 
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
+    "button{font-size:1.1em;padding:.5em 1.5em}"
+)
+# The link pages carry a token in their URL and a button that acts: no other site may frame them
+# (clickjacking) nor learn their address (Referer); they run no script, load nothing, and post
+# only to themselves.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+HTML_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 def _html_page(title: str, body: str, status: int = 200) -> web.Response:
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<meta name='robots' content='noindex'><title>{html.escape(title)}</title>"
-        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;"
-        "padding:0 1em}"
-        "button{font-size:1.1em;padding:.5em 1.5em}</style></head>"
+        f"<style>{_STYLE}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
-    return web.Response(text=page, content_type="text/html", status=status)
+    return web.Response(text=page, content_type="text/html", status=status, headers=HTML_HEADERS)

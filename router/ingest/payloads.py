@@ -22,7 +22,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from router.errors import PayloadError
 from router.models import Alert, AlertStatus, Notification, Source
@@ -42,20 +51,48 @@ _GO_ZERO_YEAR = 1
 def parse_timestamp(value: str) -> datetime | None:
     """An RFC 3339 timestamp as an aware UTC datetime; Go's zero time as None.
 
-    Remembered: the alerts of a webhook mostly share their start and Go's zero end time.
+    ValueError for anything else, including a time that is within years 1 to 9999 where it was
+    written but not in UTC (`9999-12-31T23:59:59-01:00`): the store keeps UTC. Remembered: the
+    alerts of a webhook mostly share their start and Go's zero end time.
     """
     if not _RFC3339.match(value):
         raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}")
     # Python keeps microseconds; Go sends up to nanoseconds.
     value = re.sub(r"(\.\d{6})\d+", r"\1", value)
     parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    if parsed.year == _GO_ZERO_YEAR:
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value} is outside years 1 to 9999 in UTC") from None
+    if utc.year == _GO_ZERO_YEAR:
         return None
-    return parsed.astimezone(UTC)
+    return utc
 
 
-Timestamp = Annotated[StrictStr, Field(min_length=1)]
-Labels = dict[StrictStr, StrictStr]
+def _storable(text: str) -> str:
+    """`text` unless a database cannot hold it: PostgreSQL refuses NUL in text and JSON, and
+    neither database can encode a lone UTF-16 surrogate (JSON's `\\ud800` without its pair)."""
+    if "\x00" in text:
+        raise PydanticCustomError("nul_character", "contains a NUL character")
+    if not text.isprintable() and _SURROGATE.search(text):
+        raise PydanticCustomError(
+            "lone_surrogate", "contains a lone UTF-16 surrogate (\\ud800 to \\udfff)"
+        )
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# Every string of a body: what the parser accepts, both databases can store.
+Text = Annotated[StrictStr, AfterValidator(_storable)]
+Timestamp = Annotated[Text, Field(min_length=1)]
+Labels = dict[Text, Text]
+# Alertmanager's fingerprints are 16 hex digits; the store keeps up to 64 characters.
+MAX_FINGERPRINT = 64
+Fingerprint = Annotated[StrictStr, Field(max_length=MAX_FINGERPRINT), AfterValidator(_storable)]
+# JSON has no NaN or Infinity, but Python's parser takes them (and 1e999 as Infinity); neither can
+# be compared with a threshold, nor stored in PostgreSQL's JSON.
+Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Body(BaseModel):
@@ -67,9 +104,9 @@ class _TimedAlert(_Body):
     labels: Labels
     annotations: Labels = Field(default_factory=dict)
     starts_at: Timestamp = Field(alias="startsAt")
-    ends_at: StrictStr | None = Field(default=None, alias="endsAt")
-    generator_url: StrictStr | None = Field(default=None, alias="generatorURL")
-    fingerprint: StrictStr | None = None
+    ends_at: Text | None = Field(default=None, alias="endsAt")
+    generator_url: Text | None = Field(default=None, alias="generatorURL")
+    fingerprint: Fingerprint | None = None
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -87,10 +124,10 @@ class _Envelope(_Body):
     """What Alertmanager's and Grafana's bodies share around their alerts."""
 
     status: Literal["firing", "resolved"]
-    receiver: StrictStr | None = None
-    group_key: StrictStr | None = Field(default=None, alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
-    external_url: StrictStr | None = Field(default=None, alias="externalURL")
+    receiver: Text | None = None
+    group_key: Text | None = Field(default=None, alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0, le=2**31 - 1)
+    external_url: Text | None = Field(default=None, alias="externalURL")
 
 
 class AlertmanagerBody(_Envelope):
@@ -101,12 +138,12 @@ class AlertmanagerBody(_Envelope):
 
 
 class GrafanaAlert(_TimedAlert):
-    silence_url: StrictStr | None = Field(default=None, alias="silenceURL")
-    dashboard_url: StrictStr | None = Field(default=None, alias="dashboardURL")
-    panel_url: StrictStr | None = Field(default=None, alias="panelURL")
-    image_url: StrictStr | None = Field(default=None, alias="imageURL")
-    values: dict[StrictStr, float] | None = None
-    value_string: StrictStr | None = Field(default=None, alias="valueString")
+    silence_url: Text | None = Field(default=None, alias="silenceURL")
+    dashboard_url: Text | None = Field(default=None, alias="dashboardURL")
+    panel_url: Text | None = Field(default=None, alias="panelURL")
+    image_url: Text | None = Field(default=None, alias="imageURL")
+    values: dict[Text, Number] | None = None
+    value_string: Text | None = Field(default=None, alias="valueString")
 
 
 class GrafanaBody(_Envelope):
@@ -117,21 +154,21 @@ class GrafanaBody(_Envelope):
 
 
 class LegacyEvalMatch(_Body):
-    value: float | None = None
-    metric: StrictStr = ""
+    value: Number | None = None
+    metric: Text = ""
     tags: Labels | None = None
 
 
 class LegacyGrafanaBody(_Body):
     """Grafana's legacy (dashboard) alerting webhook: one rule, no times, no fingerprint."""
 
-    rule_name: StrictStr = Field(alias="ruleName", min_length=1)
+    rule_name: Text = Field(alias="ruleName", min_length=1)
     state: Literal["alerting", "ok", "no_data", "paused", "pending"]
     rule_id: int | None = Field(default=None, alias="ruleId")
-    rule_url: StrictStr | None = Field(default=None, alias="ruleUrl")
-    title: StrictStr = ""
-    message: StrictStr = ""
-    image_url: StrictStr | None = Field(default=None, alias="imageUrl")
+    rule_url: Text | None = Field(default=None, alias="ruleUrl")
+    title: Text = ""
+    message: Text = ""
+    image_url: Text | None = Field(default=None, alias="imageUrl")
     tags: Labels | None = None
     eval_matches: list[LegacyEvalMatch] | None = Field(default=None, alias="evalMatches")
 
@@ -164,13 +201,14 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
 def decode_json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or PayloadError saying why not.
 
-    orjson parses it; a body it refuses is decoded again, slowly, only to say why in the words of
-    Python's own decoder (a byte offset, a line and column).
+    orjson parses it. A body orjson refuses is read again by Python's own decoder: to say why in
+    its words (a byte offset, a line and column), or, for what Python reads and orjson does not
+    (a lone surrogate escape), to let the field checks name the field.
     """
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _why_not_json(body) from None
+        document = _python_json(body)
     if not isinstance(document, dict):
         raise PayloadError(f"expected a JSON object, got {_json_type(document)}", "body")
     if _deeper_than(document, MAX_JSON_DEPTH):
@@ -178,21 +216,19 @@ def decode_json(body: bytes) -> dict[str, Any]:
     return document
 
 
-def _why_not_json(body: bytes) -> PayloadError:
+def _python_json(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return PayloadError(f"not valid UTF-8 at byte {exc.start}", "body")
+        raise PayloadError(f"not valid UTF-8 at byte {exc.start}", "body") from exc
     try:
-        json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        return PayloadError(
+        raise PayloadError(
             f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body"
-        )
-    except RecursionError:
-        return PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body")
-    # What Python reads and orjson refuses: a string that no UTF-8 text can hold.
-    return PayloadError("not valid JSON: a string holds a lone UTF-16 surrogate", "body")
+        ) from exc
+    except RecursionError as exc:
+        raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body") from exc
 
 
 def _deeper_than(document: Any, limit: int) -> bool:
@@ -219,7 +255,7 @@ def _json_type(value: object) -> str:
 def _validation_error(exc: ValidationError) -> PayloadError:
     """The first problem pydantic found, as `field.path: message`."""
     first = exc.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or "body"
+    field = ".".join(_field_part(part) for part in first["loc"]) or "body"
     message = first["msg"]
     if first["type"] == "literal_error" and "input" in first:
         message = f"{message}, got {first['input']!r}"
@@ -227,6 +263,14 @@ def _validation_error(exc: ValidationError) -> PayloadError:
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return PayloadError(message, field)
+
+
+def _field_part(part: str | int) -> str:
+    """A part of a field's path as a log line and a JSON answer can carry it: a label name with
+    a NUL or a control character is written with JSON escapes (`bad\\u0000name`); pydantic
+    itself replaces lone surrogates with U+FFFD."""
+    text = str(part)
+    return text if text.isprintable() else json.dumps(text)[1:-1]
 
 
 def _time(value: str | None) -> datetime | None:

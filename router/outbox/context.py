@@ -17,6 +17,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -363,6 +364,11 @@ def dedup_key(incident_id: int | None, incident_key: str) -> str:
 def incident_id_from_dedup_key(key: str) -> int | None:
     """The incident a dedup_key names (`rr-12:...` → 12), or None for another sender's key."""
     head, _, _ = key.partition(":")
-    if head.startswith("rr-") and head[3:].isdigit():
-        return int(head[3:])
+    number = head.removeprefix("rr-")
+    # ASCII digits only (str.isdigit takes "²" and "٣"), and within the store's BIGINT.
+    if head.startswith("rr-") and _INCIDENT_NUMBER.match(number):
+        return int(number)
     return None
+
+
+_INCIDENT_NUMBER = re.compile(r"^[0-9]{1,18}$")

@@ -8,6 +8,11 @@ Secrets: in every string value, `${NAME}` is replaced by the environment variabl
 `${NAME:-default}` by NAME, or `default` when NAME is unset or empty (as in a shell). `$${` writes
 a literal `${`. A variable that is unset and has no default is recorded; the loader decides
 whether that is a warning (`check`) or an error (`serve`).
+
+No problem shows a value read from the environment: `Problems` writes each such value (of
+`MIN_HIDDEN` characters or more) as the `${NAME}` it came from, in every message recorded, so a
+routing key or an Apprise URL's password written in the wrong place never reaches `check`'s output
+or the log.
 """
 
 from __future__ import annotations
@@ -51,17 +56,35 @@ class Problem:
         return f"{self.where}: {marker}{self.message}"
 
 
+# Values shorter than this are not hidden: no secret is that short, and hiding "1" or "on" would
+# garble every message that holds them.
+MIN_HIDDEN = 4
+
+
 @dataclass
 class Problems:
     """Every error and warning found while loading, in the order found."""
 
     items: list[Problem] = field(default_factory=list)
+    # Each value read from the environment, and the reference it is written as instead.
+    hidden: dict[str, str] = field(default_factory=dict)
+
+    def hide(self, value: str, reference: str) -> None:
+        """Write `value` as `reference` in every message recorded from now on."""
+        if len(value) >= MIN_HIDDEN:
+            self.hidden[value] = reference
 
     def error(self, where: Where, message: str) -> None:
-        self.items.append(Problem(where, message, "error"))
+        self.items.append(Problem(where, self._redacted(message), "error"))
 
     def warning(self, where: Where, message: str) -> None:
-        self.items.append(Problem(where, message, "warning"))
+        self.items.append(Problem(where, self._redacted(message), "warning"))
+
+    def _redacted(self, message: str) -> str:
+        # Longest first: a value that contains another is replaced whole.
+        for value in sorted(self.hidden, key=len, reverse=True):
+            message = message.replace(value, self.hidden[value])
+        return message
 
     @property
     def errors(self) -> list[Problem]:
@@ -211,6 +234,8 @@ class _Converter:
             return match.group(0)  # left as written: the file is invalid anyway
         name, default = reference.group(1), reference.group(2)
         value = self.env.get(name)
+        if value:
+            self.problems.hide(value, f"${{{name}}}")
         if default is not None:
             return value if value else default
         if value is None:

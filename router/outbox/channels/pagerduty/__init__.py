@@ -8,6 +8,18 @@ settings are `ROUTER_PAGERDUTY_EVENTS_URL` and `ROUTER_PAGERDUTY_WEBHOOK_SECRET`
 """
 
 from router.outbox.channels.pagerduty.events import PagerDutyChannel, pagerduty_severity
-from router.outbox.channels.pagerduty.webhook import Notice, read_notice, signature_valid
+from router.outbox.channels.pagerduty.webhook import (
+    MAX_EVENT_AGE,
+    Notice,
+    read_notice,
+    signature_valid,
+)
 
-__all__ = ["Notice", "PagerDutyChannel", "pagerduty_severity", "read_notice", "signature_valid"]
+__all__ = [
+    "MAX_EVENT_AGE",
+    "Notice",
+    "PagerDutyChannel",
+    "pagerduty_severity",
+    "read_notice",
+    "signature_valid",
+]
