@@ -228,6 +228,12 @@ def check_listen_address(settings: Settings, insecure: bool) -> None:
         )
 
 
+# Connections waiting to be accepted. Alertmanager opens a new connection for most webhooks; in a
+# storm a queue of 128 (aiohttp's default) overflows and the kernel drops SYNs, which the sender
+# retries after a second or more. The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
 class ListenError(Exception):
     """The address cannot be listened on (in use, or not this machine's); the message says which."""
 
@@ -266,7 +272,7 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
         # Catch up first: what fell due while the daemon was down fires now.
         await service.engine.run_once()
         service.engine.start()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:
@@ -280,6 +286,7 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
                 url=settings.base_url,
                 database=settings.database_url.split(":", 1)[0],
                 rules=len(service.routing.rules.rules),
+                event_loop=type(loop).__module__.split(".")[0],
             ),
         )
         await _wait_for_stop_signal()

@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,13 +142,24 @@ def _serve(args: argparse.Namespace) -> int:
         return _report(exc)
     configure(settings.log_format, settings.log_level)
     try:
-        asyncio.run(serve(settings, insecure=args.insecure))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(settings, insecure=args.insecure))
     except ConfigError as exc:
         return _report(exc)
     except (StoreError, ListenError) as exc:
         print(f"runbook-router: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (it is a dependency on Linux and macOS): it
+    parses HTTP and moves bytes several times faster than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _report(exc: ConfigError) -> int:

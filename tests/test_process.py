@@ -54,6 +54,8 @@ def test_serve_stores_posted_alerts_and_stops_cleanly_on_sigterm(tmp_path: Path)
     assert accepted and accepted[0]["source"] == "alertmanager" and accepted[0]["alerts"] == 2
     assert any(line["message"] == "webhook refused" and line["status"] == 401 for line in lines)
     assert "t0ken" not in output
+    (listening,) = [line for line in lines if line["message"] == "listening"]
+    assert listening["event_loop"] == "uvloop"
 
 
 def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
