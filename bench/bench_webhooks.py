@@ -1,120 +1,107 @@
-"""Webhook ingestion: alerts stored per second, against a bare aiohttp receiver in the same run.
+"""Webhook ingest under wrk: runbook-router against a bare aiohttp receiver, same run, same core.
 
-Both servers run in this process on loopback; one client posts Alertmanager bodies of 10 alerts
-each, with a bounded number of requests in flight. The bare receiver reads the body and answers 200;
-runbook-router authenticates, parses, validates and stores every alert in SQLite (WAL,
-synchronous=FULL) before it answers.
+Each server runs as its own process pinned to core 0; wrk (one thread, 32 connections) runs on core
+1 and posts Alertmanager bodies whose fingerprints are all fresh, so every alert is stored. The
+bare receiver only parses the JSON. runbook-router (`serve`, the shipped rules, SQLite in WAL with
+synchronous=FULL) answers 200 only after the commit that holds the body's alerts. The figure is
+the ratio of the two rates; afterwards the alerts stored are counted against the 2xx answers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import re
+import shutil
+import sqlite3
+import subprocess
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-from aiohttp import web
+from bench.processes import CLIENT_CORE, bare_receiver, free_port, pinned, router, rss_mb
 
-from router.app import RouterService
-from router.metrics import Metrics
-from router.settings import Settings
-
-REQUESTS = 400
-ALERTS_PER_REQUEST = 10
-CONCURRENCY = 8
+DURATION_SECONDS = 10
+CONNECTIONS = 32
+SCRIPT = Path(__file__).with_name("wrk_alertmanager.lua")
 
 
-def _body(request_number: int) -> bytes:
-    alerts = [
-        {
-            "status": "firing",
-            "labels": {"alertname": "BenchAlert", "instance": f"host-{request_number}-{i}"},
-            "annotations": {"summary": "benchmark alert"},
-            "startsAt": "2026-11-21T12:00:00Z",
-            "endsAt": "0001-01-01T00:00:00Z",
-            "fingerprint": f"{request_number:08x}{i:08x}",
-        }
-        for i in range(ALERTS_PER_REQUEST)
-    ]
-    document = {"version": "4", "status": "firing", "receiver": "bench", "alerts": alerts}
-    return json.dumps(document).encode()
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+
+    def __str__(self) -> str:
+        errors = f", {self.non_2xx} non-2xx" if self.non_2xx else ""
+        return f"{self.requests_per_second:8.0f} req/s  p99 {self.p99_ms:7.1f} ms{errors}"
 
 
-async def _drive(url: str, bodies: list[bytes]) -> tuple[float, list[float]]:
-    headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
-    latencies: list[float] = []
-    queue = list(bodies)
-    async with aiohttp.ClientSession() as session:
-
-        async def worker() -> None:
-            while queue:
-                body = queue.pop()
-                started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    assert response.status == 200, response.status
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - started, latencies
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
-
-
-def _report(label: str, elapsed: float, latencies: list[float]) -> None:
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    alerts = REQUESTS * ALERTS_PER_REQUEST
-    print(
-        f"{label:<16} {REQUESTS / elapsed:8.0f} req/s {alerts / elapsed:8.0f} alerts/s "
-        f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+def wrk(port: int, alerts_per_request: int, seconds: int = DURATION_SECONDS) -> Load:
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    command = pinned(
+        CLIENT_CORE,
+        [
+            binary,
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(SCRIPT),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(alerts_per_request),
+        ],
+    )
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return Load(
+        float(_find(r"Requests/sec:\s+([\d.]+)", output)),
+        _milliseconds(_find(r"^\s+99%\s+(\S+)", output)),
+        int(_find(r"(\d+) requests in", output)),
+        int(_find(r"Non-2xx or 3xx responses: (\d+)", output, "0")),
     )
 
 
-async def _run() -> None:
-    bodies = [_body(n) for n in range(REQUESTS)]
+def _find(pattern: str, text: str, default: str | None = None) -> str:
+    found = re.search(pattern, text, re.MULTILINE)
+    if found is None:
+        if default is not None:
+            return default
+        raise RuntimeError(f"wrk output without {pattern!r}:\n{text}")
+    return found.group(1)
 
-    async def bare(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({"status": "accepted"})
 
-    bare_app = web.Application()
-    bare_app.router.add_post("/webhooks/alertmanager", bare)
-    runner, port = await _serve(bare_app)
-    elapsed, latencies = await _drive(f"http://127.0.0.1:{port}/webhooks/alertmanager", bodies)
-    await runner.cleanup()
-    _report("bare aiohttp", elapsed, latencies)
+def _milliseconds(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=f"sqlite:///{Path(directory) / 'bench.db'}",
-            webhook_token="bench",  # type: ignore[arg-type]
-        )
-        service = RouterService(settings, metrics=Metrics())
-        await service.start()
-        runner, port = await _serve(service.web_app())
-        url = f"http://127.0.0.1:{port}/webhooks/alertmanager"
-        elapsed, latencies = await _drive(url, bodies)
-        stored = await service.store.count_alerts()
-        await runner.cleanup()
-        await service.close()
-    _report("runbook-router", elapsed, latencies)
-    assert stored == REQUESTS * ALERTS_PER_REQUEST, stored
+
+def stored_alerts(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return int(connection.execute("SELECT count(*) FROM alerts").fetchone()[0])
 
 
 def main() -> None:
-    asyncio.run(_run())
+    print(f"wrk -t1 -c{CONNECTIONS} -d{DURATION_SECONDS}s on core {CLIENT_CORE}; servers on core 0")
+    for alerts_per_request in (10, 1):
+        port = free_port()
+        with bare_receiver(port):
+            bare = wrk(port, alerts_per_request)
+        with tempfile.TemporaryDirectory() as directory:
+            database = Path(directory) / "router.db"
+            port = free_port()
+            with router(port, database, Path(directory) / "router.log") as process:
+                routed = wrk(port, alerts_per_request)
+                peak = rss_mb(process)
+            stored = stored_alerts(database)
+        answered = (routed.requests - routed.non_2xx) * alerts_per_request
+        print(f"{alerts_per_request:>2} alert(s)/request  bare aiohttp    {bare}")
+        ratio = routed.requests_per_second / bare.requests_per_second
+        print(
+            f"{'':20} runbook-router  {routed}  = {ratio:.2f} of bare; {stored} alerts stored "
+            f"for {answered} answered 2xx; peak RSS {peak:.0f} MB"
+        )
+        if stored < answered:
+            raise SystemExit(f"lost alerts: {answered - stored} answered 2xx but not stored")

@@ -51,7 +51,10 @@ def wait_until_answers(process: subprocess.Popen[bytes], url: str, timeout: floa
 
 @contextlib.contextmanager
 def running(
-    command: list[str], health_url: str, env: Mapping[str, str] | None = None, log: Path | None = None
+    command: list[str],
+    health_url: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     output = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(

@@ -39,7 +39,8 @@ from router.store.base import (
     Transaction,
 )
 from router.store.rows import alert_record, incident_record, page_record
-from router.store.sql_transaction import SqlTransaction, insert_ignore
+from router.store.sql_transaction import SqlTransaction
+from router.store.statements import insert_ignore
 from router.store.writer import GroupWriter, PooledWriter
 
 log = logging.getLogger(__name__)

@@ -10,16 +10,14 @@ executemany: before any query that could read them, and when the work ends (`flu
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
-from router.incidents.escalation import IncidentState, Progress
+from router.incidents.escalation import Progress
 from router.models import Alert, AlertStatus, PageEvent, PageState
 from router.store import schema
 from router.store.base import (
@@ -32,6 +30,7 @@ from router.store.base import (
     Transaction,
 )
 from router.store.rows import incident_record
+from router.store.statements import insert_ignore, statements
 
 
 class SqlTransaction(Transaction):
@@ -40,6 +39,7 @@ class SqlTransaction(Transaction):
     def __init__(self, conn: Connection, dialect: str) -> None:
         self._conn = conn
         self._dialect = dialect
+        self._sql = statements(dialect)
         self._links: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._alert_notes: dict[tuple[int, AlertChange], list[tuple[datetime, str]]] = {}
@@ -52,17 +52,10 @@ class SqlTransaction(Transaction):
                 self._write_alert_notes(incident_id, change, changes)
         if self._links:
             links, self._links = self._links, []
-            self._conn.execute(
-                insert_ignore(self._dialect, schema.incident_alerts, ("incident_id", "alert_id")),
-                links,
-            )
+            self._conn.execute(self._sql.insert_links, links)
         if self._events:
             events, self._events = self._events, []
-            self._conn.execute(schema.events.insert(), events)
-
-    def _locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        # Row locks matter only on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers.
-        return query.with_for_update() if self._dialect == "postgresql" else query
+            self._conn.execute(self._sql.insert_events, events)
 
     def store_alerts(self, alerts: Sequence[Alert], now: datetime) -> list[StoredAlert]:
         stored: list[StoredAlert] = []
@@ -80,7 +73,6 @@ class SqlTransaction(Transaction):
 
     def _store_run(self, alerts: list[Alert], now: datetime) -> list[StoredAlert]:
         conn = self._conn
-        table = schema.alerts
         starts = [alert.starts_at or self._legacy_start(alert, now) for alert in alerts]
         rows = [
             {
@@ -98,10 +90,10 @@ class SqlTransaction(Transaction):
             }
             for alert, starts_at in zip(alerts, starts, strict=True)
         ]
-        insert = insert_ignore(self._dialect, table, ("fingerprint", "starts_at")).returning(
-            table.c.id, table.c.fingerprint
-        )
-        new = {fingerprint: int(new_id) for new_id, fingerprint in conn.execute(insert, rows)}
+        new = {
+            fingerprint: int(new_id)
+            for new_id, fingerprint in conn.execute(self._sql.insert_alerts, rows)
+        }
         seen = [
             (alert.fingerprint, starts_at)
             for alert, starts_at in zip(alerts, starts, strict=True)
@@ -109,12 +101,11 @@ class SqlTransaction(Transaction):
         ]
         known: dict[str, tuple[int, str]] = {}
         if seen:
-            query = sa.select(table.c.id, table.c.fingerprint, table.c.status).where(
-                sa.tuple_(table.c.fingerprint, table.c.starts_at).in_(seen)
-            )
             known = {
                 fingerprint: (int(id_), status)
-                for id_, fingerprint, status in conn.execute(self._locked(query))
+                for id_, fingerprint, status in conn.execute(
+                    self._sql.known_alerts, {"instances": seen}
+                )
             }
         stored: list[StoredAlert] = []
         resolutions: list[dict[str, Any]] = []
@@ -130,20 +121,11 @@ class SqlTransaction(Transaction):
                 )
                 continue
             resolutions.append(
-                {"alert_id": alert_id, "ends_at": alert.ends_at or now, "updated_at": now}
+                {"alert_id": alert_id, "resolved_at": alert.ends_at or now, "now": now}
             )
             stored.append(StoredAlert(alert_id, "updated", False))
         if resolutions:
-            conn.execute(
-                table.update()
-                .where(table.c.id == sa.bindparam("alert_id"))
-                .values(
-                    status=AlertStatus.RESOLVED.value,
-                    ends_at=sa.bindparam("ends_at"),
-                    updated_at=sa.bindparam("updated_at"),
-                ),
-                resolutions,
-            )
+            conn.execute(self._sql.resolve_alert, resolutions)
         return stored
 
     def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
@@ -175,31 +157,19 @@ class SqlTransaction(Transaction):
             )
 
     def open_incident_by_key(self, key: str) -> IncidentRecord | None:
-        table = schema.incidents
-        query = sa.select(table).where(
-            table.c.key == key, table.c.state != IncidentState.RESOLVED.value
-        )
-        row = (self._conn.execute(self._locked(query))).mappings().first()
+        found = self._conn.execute(self._sql.open_incident_by_key, {"incident_key": key})
+        row = found.mappings().first()
         return incident_record(row) if row else None
 
     def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None:
-        query = sa.select(schema.incidents).where(schema.incidents.c.id == incident_id)
-        if lock:
-            query = self._locked(query)
-        row = (self._conn.execute(query)).mappings().first()
+        query = self._sql.locked_incident if lock else self._sql.incident
+        row = self._conn.execute(query, {"incident_id": incident_id}).mappings().first()
         return incident_record(row) if row else None
 
     def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
         self.flush()
-        table, links = schema.incidents, schema.incident_alerts
-        query = (
-            sa.select(table)
-            .join(links, links.c.incident_id == table.c.id)
-            .where(links.c.alert_id == alert_id, table.c.state != IncidentState.RESOLVED.value)
-        )
-        return [
-            incident_record(row) for row in (self._conn.execute(self._locked(query))).mappings()
-        ]
+        found = self._conn.execute(self._sql.open_incidents_of_alert, {"alert_id": alert_id})
+        return [incident_record(row) for row in found.mappings()]
 
     def create_incident(
         self,
@@ -243,13 +213,8 @@ class SqlTransaction(Transaction):
 
     def firing_alerts(self, incident_id: int) -> int:
         self.flush()
-        alerts, links = schema.alerts, schema.incident_alerts
-        query = (
-            sa.select(sa.func.count())
-            .select_from(links.join(alerts, alerts.c.id == links.c.alert_id))
-            .where(links.c.incident_id == incident_id, alerts.c.status == AlertStatus.FIRING.value)
-        )
-        return int((self._conn.execute(query)).scalar_one())
+        found = self._conn.execute(self._sql.firing_alerts, {"incident_id": incident_id})
+        return int(found.scalar_one())
 
     def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
         self._events.append({"incident_id": incident_id, "at": at, "kind": kind, "detail": detail})
@@ -261,13 +226,9 @@ class SqlTransaction(Transaction):
         self, incident_id: int, change: AlertChange, changes: list[tuple[datetime, str]]
     ) -> None:
         """The first ALERT_NOTES_LISTED alerts of a kind get a note each; the rest one note."""
-        incidents, events = schema.incidents, schema.events
-        column = incidents.c[f"alerts_{change.value}"]
         counted = self._conn.execute(
-            incidents.update()
-            .where(incidents.c.id == incident_id)
-            .values({column: column + len(changes)})
-            .returning(column)
+            self._sql.count_alert_changes[change],
+            {"incident_id": incident_id, "added": len(changes)},
         ).scalar_one()
         before = int(counted) - len(changes)
         listed = max(0, ALERT_NOTES_LISTED - before)
@@ -279,9 +240,13 @@ class SqlTransaction(Transaction):
         kind = f"alerts_{change.value}"
         detail = f"{int(counted) - ALERT_NOTES_LISTED} more alerts {change.value}, latest {latest}"
         updated = self._conn.execute(
-            events.update()
-            .where(events.c.incident_id == incident_id, events.c.kind == kind)
-            .values(at=at, detail=detail)
+            self._sql.update_summary,
+            {
+                "summary_incident": incident_id,
+                "summary_kind": kind,
+                "latest_at": at,
+                "summary": detail,
+            },
         )
         if not updated.rowcount:
             self.add_event(incident_id, at, kind, detail)
@@ -369,17 +334,6 @@ class SqlTransaction(Transaction):
             self._conn.execute(insert.returning(schema.seen_tokens.c.token), row).first()
             is not None
         )
-
-
-@functools.cache
-def insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
-    """INSERT that does nothing when the row's unique key exists (rowcount tells which).
-
-    Built once per table: the row goes in as execute() parameters, which spares building a
-    statement per row on the webhook path.
-    """
-    insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
-    return insert.on_conflict_do_nothing(index_elements=list(keys))
 
 
 def _progress_columns(progress: Progress) -> dict[str, Any]:

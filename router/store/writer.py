@@ -5,10 +5,11 @@ than the statements themselves, so the work of one transaction is a plain functi
 `Connection`, handed whole to a thread.
 
 - `GroupWriter` (SQLite) owns the one connection that writes. Jobs that queue up while a commit is
-  under way run together in the next transaction, each inside its own savepoint, and are committed
-  by one COMMIT, one fsync (group commit). A job that fails rolls back to its savepoint alone; a
-  failed COMMIT fails every job of the group. Each caller is answered only after the commit that
-  holds its writes.
+  under way run together in the next transaction and are committed by one COMMIT, one fsync
+  (group commit). A job that fails is answered with its error and the group's transaction is rolled
+  back and run again without it: jobs are plain functions of the transaction, so running one again
+  does the same (a savepoint per job would cost more than the job). A failed COMMIT fails every job
+  of the group. Each caller is answered only after the commit that holds its writes.
 - `PooledWriter` (PostgreSQL) runs each job in its own transaction on a pool of threads: the server
   commits concurrent transactions together itself, and row locks let replicas share work.
 
@@ -76,8 +77,15 @@ def _store_error(what: str, exc: BaseException) -> StoreError:
 class GroupWriter:
     """The single writer of a SQLite database: group commit on one connection in one thread."""
 
-    def __init__(self, engine: Engine, *, name: str = "router-db-writer") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        queue_deadline: float = QUEUE_DEADLINE_SECONDS,
+        name: str = "router-db-writer",
+    ) -> None:
         self._engine = engine
+        self._queue_deadline = queue_deadline
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
@@ -101,7 +109,7 @@ class GroupWriter:
             what,
             work,
             weight,
-            time.monotonic() + QUEUE_DEADLINE_SECONDS,
+            time.monotonic() + self._queue_deadline,
             loop,
             loop.create_future(),
         )
@@ -153,33 +161,36 @@ class GroupWriter:
 
     def _commit_group(self, conn: Connection, group: list[_Job[Any]]) -> None:
         now = time.monotonic()
-        ran: list[_Job[Any]] = []
+        for job in group:
+            if now > job.deadline:
+                job.error = _waited_too_long(job.what, self._queue_deadline)
+        pending = [job for job in group if job.error is None]
         try:
-            with conn.begin():
-                for job in group:
-                    if now > job.deadline:
-                        job.error = _waited_too_long(job.what)
-                        continue
-                    savepoint = conn.begin_nested()
-                    try:
-                        job.result = job.work(conn)
-                        savepoint.commit()
-                        ran.append(job)
-                    except Exception as exc:  # the job's caller gets it
-                        savepoint.rollback()
-                        job.error = _store_error(job.what, exc) if _is_db(exc) else exc
-        except (SQLAlchemyError, OSError) as exc:
-            # COMMIT (or BEGIN) failed: nothing of the group is stored.
-            for job in ran:
-                job.error = _store_error(job.what, exc)
+            while pending and self._run_together(conn, pending):
+                pending = [job for job in pending if job.error is None]
         except BaseException as exc:  # the writer thread must not die
-            for job in group:
-                if job.error is None:
-                    job.error = _store_error(job.what, exc)
-            log.exception("database writer failed")
+            for job in pending:
+                job.error = _store_error(job.what, exc)
+            if not isinstance(exc, SQLAlchemyError | OSError):
+                log.exception("database writer failed")
         self.groups += 1
         self.jobs += len(group)
         _settle_all(group)
+
+    @staticmethod
+    def _run_together(conn: Connection, jobs: list[_Job[Any]]) -> bool:
+        """Run `jobs` in one transaction and commit it; True when one of them failed, which
+        rolled the transaction back (the failed job holds its error; the others must run again).
+        A failed BEGIN or COMMIT raises."""
+        with conn.begin() as transaction:
+            for job in jobs:
+                try:
+                    job.result = job.work(conn)
+                except Exception as exc:  # the job's caller gets it
+                    job.error = _store_error(job.what, exc) if _is_db(exc) else exc
+                    transaction.rollback()
+                    return True
+        return False
 
 
 class PooledWriter:
@@ -200,7 +211,7 @@ class PooledWriter:
 
         def run() -> T:
             if time.monotonic() > deadline:
-                raise _waited_too_long(what)
+                raise _waited_too_long(what, QUEUE_DEADLINE_SECONDS)
             try:
                 with self._engine.begin() as conn:
                     return work(conn)
@@ -214,10 +225,8 @@ class PooledWriter:
         self._pool.shutdown(wait=True)
 
 
-def _waited_too_long(what: str) -> StoreError:
-    return StoreError(
-        f"{what}: waited over {QUEUE_DEADLINE_SECONDS:.0f} s for the database; try again"
-    )
+def _waited_too_long(what: str, deadline: float) -> StoreError:
+    return StoreError(f"{what}: waited over {deadline:.0f} s for the database; try again")
 
 
 def _is_db(exc: BaseException) -> bool:

@@ -1,0 +1,117 @@
+"""The statements of the write path, built once per dialect with bound parameters.
+
+Building a SQLAlchemy statement and working out its cache key costs more than SQLite takes to run
+it; a statement built once is compiled once and then only executed. `statements(dialect)` holds
+those of the webhook and escalation paths; rarer ones are built where they are used.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from router.models import AlertStatus
+from router.store import schema
+from router.store.base import AlertChange
+
+incidents, alerts, events, links = (
+    schema.incidents,
+    schema.alerts,
+    schema.events,
+    schema.incident_alerts,
+)
+
+# "The incident is open", with the state written inline rather than bound: SQLite uses the
+# partial index of open incidents only for a condition it can see implies the index's own.
+OPEN = incidents.c.state != sa.literal_column("'resolved'")
+
+
+@functools.cache
+def insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
+    """INSERT that does nothing when the row's unique key exists (RETURNING tells which).
+
+    Built once per table: the row goes in as execute() parameters.
+    """
+    insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=list(keys))
+
+
+@dataclass(frozen=True)
+class Statements:
+    insert_alerts: sa.Insert  # RETURNING (id, fingerprint) of the instances that were new
+    known_alerts: sa.Select[Any]  # id, fingerprint, status of (fingerprint, starts_at) pairs
+    resolve_alert: sa.Update
+    open_incident_by_key: sa.Select[Any]
+    incident: sa.Select[Any]
+    locked_incident: sa.Select[Any]
+    open_incidents_of_alert: sa.Select[Any]
+    firing_alerts: sa.Select[Any]
+    insert_links: sa.Insert
+    insert_events: sa.Insert
+    count_alert_changes: dict[AlertChange, sa.Update]  # RETURNING the new count
+    update_summary: sa.Update
+
+
+@functools.cache
+def statements(dialect: str) -> Statements:
+    def locked(query: sa.Select[Any]) -> sa.Select[Any]:
+        # Row locks matter on PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers already.
+        return query.with_for_update() if dialect == "postgresql" else query
+
+    return Statements(
+        insert_alerts=insert_ignore(dialect, alerts, ("fingerprint", "starts_at")).returning(
+            alerts.c.id, alerts.c.fingerprint
+        ),
+        known_alerts=locked(
+            sa.select(alerts.c.id, alerts.c.fingerprint, alerts.c.status).where(
+                sa.tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(
+                    sa.bindparam("instances", expanding=True)
+                )
+            )
+        ),
+        resolve_alert=alerts.update()
+        .where(alerts.c.id == sa.bindparam("alert_id"))
+        .values(
+            status=AlertStatus.RESOLVED.value,
+            ends_at=sa.bindparam("resolved_at"),
+            updated_at=sa.bindparam("now"),
+        ),
+        open_incident_by_key=locked(
+            sa.select(incidents).where(incidents.c.key == sa.bindparam("incident_key"), OPEN)
+        ),
+        incident=sa.select(incidents).where(incidents.c.id == sa.bindparam("incident_id")),
+        locked_incident=locked(
+            sa.select(incidents).where(incidents.c.id == sa.bindparam("incident_id"))
+        ),
+        open_incidents_of_alert=locked(
+            sa.select(incidents)
+            .join(links, links.c.incident_id == incidents.c.id)
+            .where(links.c.alert_id == sa.bindparam("alert_id"), OPEN)
+        ),
+        firing_alerts=sa.select(sa.func.count())
+        .select_from(links.join(alerts, alerts.c.id == links.c.alert_id))
+        .where(
+            links.c.incident_id == sa.bindparam("incident_id"),
+            alerts.c.status == AlertStatus.FIRING.value,
+        ),
+        insert_links=insert_ignore(dialect, links, ("incident_id", "alert_id")),
+        insert_events=events.insert(),
+        count_alert_changes={
+            change: incidents.update()
+            .where(incidents.c.id == sa.bindparam("incident_id"))
+            .values({column: column + sa.bindparam("added", type_=sa.Integer)})
+            .returning(column)
+            for change in AlertChange
+            for column in (incidents.c[f"alerts_{change.value}"],)
+        },
+        update_summary=events.update()
+        .where(
+            events.c.incident_id == sa.bindparam("summary_incident"),
+            events.c.kind == sa.bindparam("summary_kind"),
+        )
+        .values(at=sa.bindparam("latest_at"), detail=sa.bindparam("summary")),
+    )
