@@ -11,14 +11,14 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from router import __version__
 from router.errors import ConfigError, PayloadError, StoreError
 from router.logs import configure
-from router.settings import load_settings
+from router.settings import environment, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,11 +222,11 @@ def _export_templates(directory: Path, *, force: bool) -> int:
     return 0
 
 
-def _rules_dir(given: Path | None) -> Path:
+def _rules_dir(given: Path | None, env: Mapping[str, str]) -> Path:
     if given is not None:
         return given
     # Only the rules directory is needed here: a bad unrelated setting must not stop a check.
-    return Path(os.environ.get("ROUTER_RULES_DIR") or "rules")
+    return Path(env.get("ROUTER_RULES_DIR") or "rules")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -236,8 +236,9 @@ def _check(args: argparse.Namespace) -> int:
     from router.rules import check_rules
     from router.runbooks import RunbookLibrary
 
-    rules_dir = _rules_dir(args.rules_dir)
-    report = check_rules(rules_dir, os.environ)
+    env = environment()
+    rules_dir = _rules_dir(args.rules_dir, env)
+    report = check_rules(rules_dir, env)
     for line in report.lines:
         print(line)
     runbooks_dir = (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "runbooks"
@@ -269,9 +270,10 @@ def _route(args: argparse.Namespace) -> int:
     from router.outbox.render import Renderer
     from router.routing import load_routing
 
-    rules_dir = _rules_dir(args.rules)
+    env = environment()
+    rules_dir = _rules_dir(args.rules, env)
     try:
-        routing = load_routing(rules_dir, os.environ, strict_secrets=False)
+        routing = load_routing(rules_dir, env, strict_secrets=False)
     except ConfigError as exc:
         print(f"runbook-router: {exc}; run: runbook-router check {rules_dir}", file=sys.stderr)
         for problem in exc.problems:
