@@ -166,16 +166,7 @@ class RouterService:
         return True
 
     def _initialise_metrics(self) -> None:
-        rules = self.routing.rules
-        self.metrics.initialise_routing_labels(
-            severities=[level.name for level in rules.severities],
-            tiers=[
-                (tier.name, channel.kind)
-                for tier in rules.tiers.values()
-                for channel in tier.channels
-            ],
-            rules=[rule.name for rule in rules.rules] + ["none"],
-        )
+        self.metrics.initialise_routing_labels(self.routing.rules)
 
     async def readiness_problems(self) -> list[str]:
         """Empty when ready to take webhooks; otherwise what stands in the way."""
