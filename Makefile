@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The Python trees to format and lint; a tree not created yet is left out rather than failing.
 PY_TREES := $(wildcard router tests bench)
 
-.PHONY: run test check format bench eval-runbooks schema clean
+.PHONY: run test check rules-check format bench eval-runbooks schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/runbook-router serve
+
+# `runbook-router check` of ROUTER_RULES_DIR (else rules/); `check` is the code's lint target.
+rules-check: $(STAMP)
+	$(BIN)/runbook-router check
 
 check: $(STAMP)
 	$(BIN)/ruff format --check $(PY_TREES)

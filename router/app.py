@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import secrets
 import signal
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,7 @@ from router.outbox.dispatcher import Dispatcher
 from router.outbox.template_checks import check_templates
 from router.routing import Routing, load_routing
 from router.rules.drop import rule_drop_refusal
-from router.settings import Settings
+from router.settings import Settings, environment
 from router.store import Store, open_store
 from router.types import Clock
 
@@ -47,7 +46,8 @@ def system_clock() -> datetime:
 def routing_from(settings: Settings) -> Routing:
     """The rules, runbooks and page templates of `ROUTER_RULES_DIR`; ConfigError lists every
     problem of all three."""
-    routing = load_routing(settings.rules_dir, os.environ, strict_secrets=True)
+    # `.env` is read again: a reload picks up a secret changed there, as it does the rules.
+    routing = load_routing(settings.rules_dir, environment(), strict_secrets=True)
     problems = channel_problems(routing.rules)
     if problems:
         raise ConfigError(f"{len(problems)} channel(s) that cannot page", tuple(problems))
@@ -166,16 +166,7 @@ class RouterService:
         return True
 
     def _initialise_metrics(self) -> None:
-        rules = self.routing.rules
-        self.metrics.initialise_routing_labels(
-            severities=[level.name for level in rules.severities],
-            tiers=[
-                (tier.name, channel.kind)
-                for tier in rules.tiers.values()
-                for channel in tier.channels
-            ],
-            rules=[rule.name for rule in rules.rules] + ["none"],
-        )
+        self.metrics.initialise_routing_labels(self.routing.rules)
 
     async def readiness_problems(self) -> list[str]:
         """Empty when ready to take webhooks; otherwise what stands in the way."""

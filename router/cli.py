@@ -11,14 +11,14 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from router import __version__
 from router.errors import ConfigError, PayloadError, StoreError
 from router.logs import configure
-from router.settings import load_settings
+from router.settings import environment, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     route.add_argument("--json", action="store_true", help="print one JSON object")
 
+    test_page = commands.add_parser(
+        "test-page",
+        help="send a test page through every channel of a tier and say what each did",
+        description="Send a page marked TEST PAGE through every channel of TIER now, one channel "
+        "after another, and print each channel's outcome. Opens no incident and stores nothing. "
+        "Exit 0 when every channel delivered, 1 when one failed, 2 for bad settings, rules, "
+        "tier or severity.",
+    )
+    test_page.add_argument("tier", metavar="TIER", help="a tier of the rules")
+    test_page.add_argument(
+        "--severity", metavar="SEVERITY", help="severity of the page (default: default_severity)"
+    )
+
     templates = commands.add_parser(
         "templates",
         help="work with the page templates",
@@ -128,6 +141,8 @@ def _command(args: argparse.Namespace) -> int:
         return _check(args)
     if args.command == "route":
         return _route(args)
+    if args.command == "test-page":
+        return _test_page(args.tier, args.severity)
     if args.command == "templates":
         return _export_templates(args.directory, force=args.force)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
@@ -222,11 +237,11 @@ def _export_templates(directory: Path, *, force: bool) -> int:
     return 0
 
 
-def _rules_dir(given: Path | None) -> Path:
+def _rules_dir(given: Path | None, env: Mapping[str, str]) -> Path:
     if given is not None:
         return given
     # Only the rules directory is needed here: a bad unrelated setting must not stop a check.
-    return Path(os.environ.get("ROUTER_RULES_DIR") or "rules")
+    return Path(env.get("ROUTER_RULES_DIR") or "rules")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -236,8 +251,9 @@ def _check(args: argparse.Namespace) -> int:
     from router.rules import check_rules
     from router.runbooks import RunbookLibrary
 
-    rules_dir = _rules_dir(args.rules_dir)
-    report = check_rules(rules_dir, os.environ)
+    env = environment()
+    rules_dir = _rules_dir(args.rules_dir, env)
+    report = check_rules(rules_dir, env)
     for line in report.lines:
         print(line)
     runbooks_dir = (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "runbooks"
@@ -269,9 +285,10 @@ def _route(args: argparse.Namespace) -> int:
     from router.outbox.render import Renderer
     from router.routing import load_routing
 
-    rules_dir = _rules_dir(args.rules)
+    env = environment()
+    rules_dir = _rules_dir(args.rules, env)
     try:
-        routing = load_routing(rules_dir, os.environ, strict_secrets=False)
+        routing = load_routing(rules_dir, env, strict_secrets=False)
     except ConfigError as exc:
         print(f"runbook-router: {exc}; run: runbook-router check {rules_dir}", file=sys.stderr)
         for problem in exc.problems:
@@ -294,4 +311,55 @@ def _route(args: argparse.Namespace) -> int:
         print(json.dumps(routes_to_json(routes, at), indent=2, ensure_ascii=False))
     else:
         print(format_routes(routes, routing.rules, at), end="")
+    return 0
+
+
+def _test_page(tier: str, severity: str | None) -> int:
+    from router.outbox.channels import build_channels
+    from router.outbox.testpage import ChannelOutcome, send_test_page
+    from router.rules import load_rules
+
+    env = environment()
+    try:
+        settings = load_settings(env)
+        # The rules as `serve` reads them: an unset secret is an error, not a page to the log.
+        ruleset = load_rules(settings.rules_dir, env, strict_secrets=True)
+    except ConfigError as exc:
+        return _report(exc)
+    if tier not in ruleset.tiers:
+        print(
+            f"runbook-router: no tier {tier!r} in {settings.rules_dir}; "
+            f"the tiers are: {', '.join(ruleset.tiers)}",
+            file=sys.stderr,
+        )
+        return 2
+    severities = [level.name for level in ruleset.severities]
+    severity = severity or ruleset.default_severity
+    if severity not in severities:
+        print(
+            f"runbook-router: no severity {severity!r}; the severities are: "
+            f"{', '.join(severities)}",
+            file=sys.stderr,
+        )
+        return 2
+    configure(settings.log_format, settings.log_level)  # the log channel writes its page there
+    channels = build_channels(
+        settings, settings.rules_dir / "templates", severity_rank=ruleset.rank
+    )
+
+    async def send() -> list[ChannelOutcome]:
+        try:
+            return await send_test_page(ruleset, channels, tier, severity, datetime.now(UTC))
+        finally:
+            await channels.close()
+
+    outcomes = asyncio.run(send())
+    print(f"test page to tier {tier} ({severity}), {len(outcomes)} channel(s):")
+    for outcome in outcomes:
+        said = f"delivered: {outcome.title}" if outcome.delivered else f"FAILED: {outcome.error}"
+        print(f"  {outcome.channel}: {said}")
+    failed = sum(not outcome.delivered for outcome in outcomes)
+    if failed:
+        print(f"{failed} of {len(outcomes)} channel(s) failed")
+        return 1
     return 0

@@ -1,17 +1,36 @@
 """Every Prometheus metric of runbook-router, in one object built on an injected registry.
 
 Tests build a `Metrics` on a fresh `CollectorRegistry`; the daemon builds one on its own registry
-and serves it at `/metrics` with prometheus-client's aiohttp handler. Label values that are known up
-front are initialised to zero, so that dashboards and `rate()` see a series before the first event.
+and serves it at `/metrics` with prometheus-client's aiohttp handler. The registry also holds
+`router_build_info` and the standard `process_*`, `python_info` and `python_gc_*` series. Label
+values known up front are initialised to zero, so that dashboards and `rate()` see a series before
+the first event, but only the combinations that can occur: a rule opens incidents at its own
+severity only, and a tier is escalated to or misses its deadline only where a policy's steps put it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from router.models import AlertStatus, Source
+from router.rules import RuleSet
+
+# Counters and histograms would each carry a `_created` series (the time the series was made):
+# twice the series for nothing a dashboard or alert here reads. prometheus-client's switch for
+# it is process-wide, and the router's is the only registry in its process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Reasons a webhook is refused; each is a value of router_webhook_rejected_total's `reason`.
 REJECT_REASONS = (
@@ -29,6 +48,16 @@ PAGE_OUTCOMES = ("delivered", "retried", "failed")
 _ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+# How the rules name an incident no rule classified, in router_incidents_opened_total.
+NO_RULE = "none"
+
+
+def build_version() -> str:
+    """The installed runbook-router's version (its package metadata)."""
+    try:
+        return metadata.version("runbook-router")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 class Metrics:
@@ -37,6 +66,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        Info("router_build", "The running runbook-router.", registry=r).info(
+            {"version": build_version()}
+        )
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.alerts_received = Counter(
             "router_alerts_received_total",
             "Alerts received in webhooks and stored.",
@@ -128,26 +163,32 @@ class Metrics:
         for method in RUNBOOK_METHODS:
             self.runbook_matches.labels(method=method)
 
-    def initialise_routing_labels(
-        self,
-        severities: Iterable[str],
-        tiers: Iterable[tuple[str, str]],
-        rules: Iterable[str],
-    ) -> None:
-        """Zero the series that depend on the rules: severities, (tier, channel), rule names."""
-        severities = list(severities)
-        tiers = list(tiers)
-        rules = list(rules)
+    def initialise_routing_labels(self, rules: RuleSet) -> None:
+        """Zero the series that depend on the rules, for the combinations they make possible."""
+        severities = [level.name for level in rules.severities]
         for severity in severities:
             self.ack_seconds.labels(severity=severity)
             for state in ("triggered", "acknowledged"):
                 self.open_incidents.labels(severity=severity, state=state)
-            for rule in rules:
-                self.incidents_opened.labels(severity=severity, rule=rule)
-            for tier, _channel in tiers:
-                self.escalations.labels(severity=severity, tier=tier)
-                self.ack_sla_breaches.labels(severity=severity, tier=tier)
-        for tier, channel in tiers:
-            self.delivery_duration.labels(channel=channel)
-            for outcome in PAGE_OUTCOMES:
-                self.pages.labels(tier=tier, channel=channel, outcome=outcome)
+            # An alert no rule holds for takes its severity label's severity, or the default.
+            self.incidents_opened.labels(severity=severity, rule=NO_RULE)
+        for rule in rules.rules:
+            self.incidents_opened.labels(severity=rule.severity, rule=rule.name)
+        for policy in rules.policies.values():
+            for severity, escalation in policy.by_severity.items():
+                steps = escalation.steps
+                # Escalations page every step but the first, and the last again when repeated.
+                escalated = [*steps[1:], *(steps[-1:] if escalation.repeat else [])]
+                for step in escalated:
+                    for name in step.tiers:
+                        self.escalations.labels(severity=severity, tier=name)
+                # Only a step with a deadline can miss it.
+                for step in steps:
+                    if step.ack_within is not None:
+                        for name in step.tiers:
+                            self.ack_sla_breaches.labels(severity=severity, tier=name)
+        for tier in rules.tiers.values():
+            for channel in tier.channels:
+                self.delivery_duration.labels(channel=channel.kind)
+                for outcome in PAGE_OUTCOMES:
+                    self.pages.labels(tier=tier.name, channel=channel.kind, outcome=outcome)

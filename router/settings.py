@@ -1,34 +1,47 @@
 """Settings from the environment (prefix `ROUTER_`) and an optional `.env` file.
 
-This module is the only reader of the environment for runbook-router's own settings; rules files
-read `${NAME}` secrets through `router.rules`. Secrets are `SecretStr`, so they never print.
+This module is the only reader of the environment: `environment()` is the process's variables
+over those of `.env` in the working directory, and it is what both the settings (`load_settings`)
+and the rules' `${NAME}` secrets (`router.rules`) are read from, in `serve`, `check`, `route`,
+`test-page` and every reload. Secrets are `SecretStr`, so they never print.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from router.errors import ConfigError
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com"
+PREFIX = "ROUTER_"
+# Read from the working directory, as a shell user expects of `.env`.
+DOTENV = Path(".env")
+
+
+def environment(dotenv: Path = DOTENV) -> dict[str, str]:
+    """The variables runbook-router reads: the process's environment over `dotenv`'s, when there
+    is such a file (a variable set in both takes the process's value, as in Docker Compose)."""
+    from_file: dict[str, str] = {}
+    if dotenv.is_file():
+        # A line without `=` has no value (None): it sets nothing.
+        values = dotenv_values(dotenv, encoding="utf-8")
+        from_file = {name: value for name, value in values.items() if value is not None}
+    return {**from_file, **os.environ}
 
 
 class Settings(BaseSettings):
     """Every setting; the README's settings table describes each one."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ROUTER_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-    )
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=9099, ge=0, le=65535)
@@ -51,6 +64,19 @@ class Settings(BaseSettings):
     # A reload that would leave no rule, or fewer than half of those in force, is refused unless
     # this is set (router/rules/drop.py).
     allow_rule_drop: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the values given: `load_settings` gives those of `environment()`, so the settings
+        # and the rules' secrets are read from the same variables.
+        return (init_settings,)
 
     @field_validator("database_url")
     @classmethod
@@ -96,10 +122,19 @@ class Settings(BaseSettings):
             return False  # a host name other than localhost may resolve anywhere
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, or ConfigError naming each bad variable."""
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `env` (default: `environment()`), or ConfigError naming each bad variable.
+
+    Names are read in any case (`router_port` too); an empty variable counts as unset.
+    """
+    env = environment() if env is None else env
+    values = {
+        name[len(PREFIX) :].lower(): value
+        for name, value in env.items()
+        if name.upper().startswith(PREFIX) and value != ""
+    }
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = tuple(
             f"ROUTER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

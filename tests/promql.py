@@ -14,10 +14,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from router.metrics import Metrics
+from router.rules import load_rules
+
+SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 # Labels that Prometheus adds to every scraped series, and series that it makes itself.
 TARGET_LABELS = frozenset({"job", "instance"})
@@ -121,8 +125,8 @@ class Exports:
 
     @classmethod
     def from_metrics(cls, metrics: Metrics) -> Exports:
-        # Zero the routing series too, so that their label names show up in the samples.
-        metrics.initialise_routing_labels(["P0"], [("oncall", "pagerduty")], ["some-rule"])
+        # Zero the routing series of the shipped rules too, so that their label names show up.
+        metrics.initialise_routing_labels(load_rules(SHIPPED_RULES, {}, strict_secrets=False))
         return cls.from_registry(metrics.registry)
 
     @classmethod
@@ -137,6 +141,8 @@ class Exports:
             elif family.type == "histogram":
                 series = [f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"]
                 histograms.add(f"{family.name}_bucket")
+            elif family.type == "info":
+                series = [f"{family.name}_info"]
             else:
                 series = [family.name]
             for name in series:
@@ -145,7 +151,7 @@ class Exports:
                 values.setdefault(name, defaultdict(set))
             for sample in family.samples:
                 if sample.name not in labels:
-                    continue  # `_created` samples: not meant to be queried
+                    continue  # samples of no series above (`_created`, were it on): not for queries
                 for label, value in sample.labels.items():
                     if label == "le" and sample.name not in histograms:
                         continue

@@ -89,7 +89,9 @@ async def world_without_pagerduty(tmp_path: Path, pagerduty: FakePagerDuty) -> A
         yield built
 
 
-async def _world(tmp_path: Path, pagerduty: FakePagerDuty, events_url: str) -> AsyncIterator[World]:
+async def _world(
+    tmp_path: Path, pagerduty: FakePagerDuty, events_url: str, rules: Path = RULES
+) -> AsyncIterator[World]:
     smtp = SmtpServer()
     smtp.start()
     webhook = Receiver()
@@ -99,7 +101,7 @@ async def _world(tmp_path: Path, pagerduty: FakePagerDuty, events_url: str) -> A
         "ONCALL_EMAIL": smtp.mailto(),
         "TEAM_LEAD_WEBHOOK": webhook_url,
     }
-    routing = load_routing(RULES, env, strict_secrets=True)
+    routing = load_routing(rules, env, strict_secrets=True)
     store = open_store(f"sqlite:///{tmp_path / 'router.db'}")
     await store.start()
     metrics = Metrics()
@@ -119,6 +121,17 @@ async def _world(tmp_path: Path, pagerduty: FakePagerDuty, events_url: str) -> A
         await store.close()
         await webhook.close()
         smtp.stop()
+
+
+@pytest.fixture
+async def world_in_berlin(tmp_path: Path, pagerduty: FakePagerDuty) -> AsyncIterator[World]:
+    """The delivery rules with `timezone: Europe/Berlin`."""
+    rules = tmp_path / "berlin"
+    rules.mkdir()
+    text = (RULES / "rules.yaml").read_text()
+    (rules / "rules.yaml").write_text(text.replace("timezone: UTC", "timezone: Europe/Berlin"))
+    async for built in _world(tmp_path, pagerduty, pagerduty.url, rules):
+        yield built
 
 
 def details(timeline: list[dict[str, Any]], kind: str) -> list[str]:
@@ -310,3 +323,18 @@ async def test_a_page_queued_by_a_newer_release_waits_for_it(world: World, tmp_p
     retried = details(await world.timeline(), "page_retried")
     assert len(retried) == 1
     assert "page context version 99 is newer than this release reads (1)" in retried[0]
+
+
+async def test_pages_show_their_times_in_the_rules_time_zone(world_in_berlin: World) -> None:
+    world = world_in_berlin
+    # 10:00 UTC on 6 May 2024 is 12:00 in Berlin (summer time); the P0 escalates after 5 minutes.
+    await world.service.ingest(alertmanager("firing"), world.clock())
+    await world.deliver()
+    email = text_of(world.smtp.messages[0])
+    assert "Started: 2024-05-06 12:00 CEST" in email
+    assert "team-lead at 2024-05-06 12:05 CEST unless acknowledged" in email
+    assert "UTC" not in email
+    (event,) = world.pagerduty.events
+    assert event["payload"]["custom_details"]["next_escalation"] == (
+        "team-lead at 2024-05-06 12:05 CEST unless acknowledged"
+    )

@@ -15,7 +15,7 @@ import yaml
 
 from router.app import RouterService
 from router.metrics import Metrics
-from router.settings import Settings
+from router.settings import Settings, load_settings
 
 from .conftest import ROOT
 
@@ -103,8 +103,11 @@ async def test_the_setting_allows_dropping_every_rule(
     assert rule_count(service) == 0
 
 
-def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_setting_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("ROUTER_ALLOW_RULE_DROP", "true")
-    assert Settings(_env_file=None).allow_rule_drop is True  # type: ignore[call-arg]
+    assert load_settings().allow_rule_drop is True
     monkeypatch.delenv("ROUTER_ALLOW_RULE_DROP")
-    assert Settings(_env_file=None).allow_rule_drop is False  # type: ignore[call-arg]
+    assert load_settings().allow_rule_drop is False

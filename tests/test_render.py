@@ -187,6 +187,29 @@ def test_filters() -> None:
     ]
 
 
+def test_page_times_are_in_the_rules_time_zone_and_name_it() -> None:
+    alert = {**page_context("trigger").alert.to_json(), "starts_at": "2026-12-07T13:01:00+00:00"}
+    times = {
+        "alert": alert,
+        "opened_at": "2026-12-07T13:03:00+00:00",
+        "next_escalation": {"at": "2026-07-07T13:18:00+00:00", "tiers": ["team-lead"]},
+    }
+    renderer = Renderer()
+    log = renderer.render(
+        FORMATS["log"], "trigger", page_context("trigger", **times), timezone="Europe/Berlin"
+    )
+    assert "started 2026-12-07 14:01 CET" in log.body
+    # Summer time is named as such.
+    assert "next escalation: team-lead at 2026-07-07 15:18 CEST unless acknowledged" in log.body
+    resolved = renderer.render(
+        FORMATS["apprise"], "resolve", page_context("resolve", **times), timezone="Europe/Berlin"
+    )
+    assert "**Opened:** 2026-12-07 14:03 CET" in resolved.body
+    assert "UTC" not in log.body + resolved.body
+    in_utc = renderer.render(FORMATS["log"], "trigger", page_context("trigger", **times))
+    assert "started 2026-12-07 13:01 UTC" in in_utc.body
+
+
 # --- overrides and errors ------------------------------------------------------------------------
 
 

@@ -59,6 +59,43 @@ async def test_bad_body_is_refused_and_stores_nothing(
     assert metric(service, "router_webhook_rejected_total", source=source, reason="malformed") == 1
 
 
+def _alerts_with_bad_labels(count: int) -> dict[str, Any]:
+    """An Alertmanager body whose every alert has labels that are not a mapping."""
+    bad = {"status": "firing", "labels": "team=db", "startsAt": "2026-12-07T13:00:00Z"}
+    return {"version": "4", "status": "firing", "alerts": [bad] * count}
+
+
+async def test_400_lists_every_problem_of_the_body(
+    client: Client, service: RouterService, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = _alerts_with_bad_labels(3)
+    body["alerts"][1] = {**body["alerts"][1], "status": "pending"}
+    response = await client.post("/webhooks/alertmanager", json=body, headers=auth_headers())
+    expected = (
+        "alerts.0.labels: Input should be a valid dictionary; "
+        "alerts.1.status: Input should be 'firing' or 'resolved', got 'pending'; "
+        "alerts.1.labels: Input should be a valid dictionary; "
+        "alerts.2.labels: Input should be a valid dictionary"
+    )
+    assert response.status == 400
+    assert await response.json() == {"error": expected}
+    (refused,) = [r for r in caplog.records if r.getMessage() == "webhook refused"]
+    assert refused.fields["error"] == expected  # type: ignore[attr-defined]
+    assert await service.store.count_alerts() == 0
+
+
+async def test_400_lists_twenty_problems_then_says_how_many_more(client: Client) -> None:
+    response = await client.post(
+        "/webhooks/alertmanager", json=_alerts_with_bad_labels(25), headers=auth_headers()
+    )
+    error = (await response.json())["error"]
+    problems = error.split("; ")
+    assert problems[:20] == [
+        f"alerts.{i}.labels: Input should be a valid dictionary" for i in range(20)
+    ]
+    assert problems[20:] == ["and 5 more"]
+
+
 async def test_same_webhook_twice_stores_once(client: Client, service: RouterService) -> None:
     body = (PAYLOADS / "good/alertmanager/firing_two_alerts.json").read_bytes()
     first = await (

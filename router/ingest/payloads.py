@@ -31,7 +31,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from router.errors import PayloadError
 from router.models import Alert, AlertStatus, Notification, Source
@@ -252,17 +252,31 @@ def _json_type(value: object) -> str:
     )
 
 
+# A refused body names every problem up to this many, then how many more: enough to fix a
+# generator in one go, while a body of a thousand bad alerts still gets a short answer.
+MAX_LISTED_PROBLEMS = 20
+
+
 def _validation_error(exc: ValidationError) -> PayloadError:
-    """The first problem pydantic found, as `field.path: message`."""
-    first = exc.errors(include_url=False)[0]
-    field = ".".join(_field_part(part) for part in first["loc"]) or "body"
-    message = first["msg"]
-    if first["type"] == "literal_error" and "input" in first:
-        message = f"{message}, got {first['input']!r}"
-    more = exc.error_count() - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return PayloadError(message, field)
+    """Every problem pydantic found, as `field.path: message`, joined with `; `; past
+    MAX_LISTED_PROBLEMS, `and N more`. The error's field is the first problem's."""
+    problems = [_problem(error) for error in exc.errors(include_url=False)]
+    first_field, first_message = problems[0]
+    listed = [first_message] + [f"{field}: {message}" for field, message in problems[1:]]
+    text = "; ".join(listed[:MAX_LISTED_PROBLEMS])
+    more = len(listed) - MAX_LISTED_PROBLEMS
+    if more > 0:
+        text += f"; and {more} more"
+    return PayloadError(text, first_field)
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    """(`field.path`, message) of one pydantic error."""
+    field = ".".join(_field_part(part) for part in error["loc"]) or "body"
+    message = error["msg"]
+    if error["type"] == "literal_error" and "input" in error:
+        message = f"{message}, got {error['input']!r}"
+    return field, message
 
 
 def _field_part(part: str | int) -> str:

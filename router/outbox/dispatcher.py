@@ -106,6 +106,7 @@ class Dispatcher:
                 target=target,
                 context=context,
                 excerpt=self._excerpts(context.runbook),
+                timezone=self._routing().rules.timezone,
             )
             sent: Sent | None = await channel.send(delivery)
             error: DeliveryError | None = None

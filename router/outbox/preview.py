@@ -79,7 +79,15 @@ def preview_pages(
                 next_escalation=next_escalation,
                 severity_rank=ruleset.rank(classification.severity),
             )
-            delivery = Delivery(0, PageEvent.TRIGGER, tier, target, context, excerpt or no_excerpt)
+            delivery = Delivery(
+                0,
+                PageEvent.TRIGGER,
+                tier,
+                target,
+                context,
+                excerpt or no_excerpt,
+                timezone=ruleset.timezone,
+            )
             try:
                 if target.kind == "pagerduty":
                     event = pagerduty.trigger_event(delivery)
@@ -91,7 +99,9 @@ def preview_pages(
                         if target.kind == "apprise"
                         else LOG_FORMAT
                     )
-                    page = renderer.render(fmt, PageEvent.TRIGGER, context, excerpt)
+                    page = renderer.render(
+                        fmt, PageEvent.TRIGGER, context, excerpt, timezone=ruleset.timezone
+                    )
                     title, body = page.title, page.body
             except DeliveryError as exc:
                 title, body = "(not rendered)", str(exc)

@@ -126,10 +126,13 @@ class Renderer:
         event: str,
         context: PageContext,
         excerpt: Excerpt | None = None,
+        *,
+        timezone: str = "UTC",
     ) -> RenderedPage:
-        """The page for `event` in `fmt`, within its budgets; DeliveryError if a template fails."""
+        """The page for `event` in `fmt`, within its budgets, with its times in `timezone` (the
+        rules'); DeliveryError if a template fails."""
         name = f"{fmt.template}/{event}.j2"
-        view = page_view(event, context, fmt.body_budget)
+        view = page_view(event, context, fmt.body_budget, timezone)
         page = self._render(name, view)
         if excerpt is not None and fmt.body_budget > 0 and view["runbook"] is not None:
             page = self._with_excerpt(name, view, page, fmt, excerpt)

@@ -8,8 +8,10 @@ filters (`shorten`, `when`, `label_pairs`) are the only functions templates call
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from router.outbox.context import PageContext
 from router.runbooks.excerpt import cut_at_word
@@ -49,8 +51,12 @@ TELLING_LABEL_COUNT = 4
 DRY_RUN_INCIDENT = "(dry run)"
 
 
-def page_view(event: str, context: PageContext, budget: int) -> dict[str, Any]:
-    """The variables of a page template, from the page's context."""
+def page_view(
+    event: str, context: PageContext, budget: int, timezone: str = "UTC"
+) -> dict[str, Any]:
+    """The variables of a page template, from the page's context; `timezone` is the rules' zone,
+    which the `when` filter shows the page's times in."""
+    zone = page_zone(timezone)
     alert = context.alert
     labels = dict(alert.labels)
     annotations = dict(alert.annotations)
@@ -69,7 +75,7 @@ def page_view(event: str, context: PageContext, budget: int) -> dict[str, Any]:
             "key": context.incident_key,
             "title": context.title or alert.name or "alert",
             "severity": context.severity or "?",
-            "opened_at": context.opened_at,
+            "opened_at": PageTime(context.opened_at, zone),
             "url": context.incident_url,
             "reason": context.reason,
             "matched_rules": list(context.matched_rules),
@@ -84,7 +90,7 @@ def page_view(event: str, context: PageContext, budget: int) -> dict[str, Any]:
             "value": alert.value or "",
             "service": labels.get("service") or "",
             "telling_labels": telling_labels(labels),
-            "starts_at": alert.starts_at or context.opened_at,
+            "starts_at": PageTime(alert.starts_at or context.opened_at, zone),
             "generator_url": alert.generator_url or "",
             "dashboard_url": alert.dashboard_url or "",
             "panel_url": alert.panel_url or "",
@@ -97,10 +103,13 @@ def page_view(event: str, context: PageContext, budget: int) -> dict[str, Any]:
         "runbook_excerpt": "",
         "ack_url": context.ack_url,
         "next_escalation": (
-            {"at": following.at, "tiers": list(following.tiers)} if following else None
+            {"at": PageTime(following.at, zone), "tiers": list(following.tiers)}
+            if following
+            else None
         ),
         "by": context.by,
         "budget": budget,
+        "timezone": timezone,
     }
 
 
@@ -120,8 +129,30 @@ def shorten(text: Any, limit: int, ellipsis: str = "…") -> str:
     return cut_at_word(" ".join(str(text).split()), limit, ellipsis)
 
 
-def when(value: Any) -> str:
-    """An ISO 8601 time as `2024-05-06 10:00 UTC`; None as `unknown`; anything else unchanged."""
+class PageTime(str):
+    """A time of the page as templates see it: its ISO 8601 text, carrying the zone that the
+    `when` filter shows it in. The zone travels with the value, so that `when` in a macro imported
+    without the page's variables (`{% import "_macros.j2" as m %}`) still uses it."""
+
+    zone: tzinfo
+
+    def __new__(cls, text: str, zone: tzinfo) -> PageTime:
+        made = super().__new__(cls, text)
+        made.zone = zone
+        return made
+
+
+@cache
+def page_zone(name: str | None) -> tzinfo:
+    """The zone of an IANA name (the rules' `timezone`, which the loader checked); None is UTC."""
+    return ZoneInfo(name) if name else UTC
+
+
+def when(value: Any, zone: tzinfo | None = None) -> str:
+    """An ISO 8601 time in `zone` (default: a `PageTime`'s own, else UTC), named:
+    `2024-05-06 10:00 UTC`, `2026-12-07 14:03 CET`; None as `unknown`; anything else unchanged."""
+    if zone is None:
+        zone = value.zone if isinstance(value, PageTime) else UTC
     if value is None or value == "":
         return "unknown"
     if isinstance(value, datetime):
@@ -133,7 +164,7 @@ def when(value: Any) -> str:
             return str(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def label_pairs(pairs: Iterable[tuple[str, str]], separator: str = ", ") -> str:

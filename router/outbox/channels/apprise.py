@@ -106,7 +106,9 @@ class AppriseChannel:
         plugin = _plugin(url, label)
         scheme = url.partition("://")[0].lower()
         fmt = apprise_format(scheme, int(plugin.body_maxlen), int(plugin.title_maxlen))
-        page = self._renderer.render(fmt, delivery.event, delivery.context, delivery.excerpt)
+        page = self._renderer.render(
+            fmt, delivery.event, delivery.context, delivery.excerpt, timezone=delivery.timezone
+        )
         notifier = apprise.Apprise()
         notifier.add(plugin)
         body_format = (

@@ -35,6 +35,8 @@ class Delivery:
     target: ChannelTarget
     context: PageContext
     excerpt: Excerpt = no_excerpt
+    # The rules' IANA time zone in force when the page is sent: its times are shown in it.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)

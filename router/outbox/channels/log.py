@@ -24,7 +24,9 @@ class LogChannel:
 
     async def send(self, delivery: Delivery) -> Sent:
         context = delivery.context
-        page = self._renderer.render(LOG_FORMAT, delivery.event, context, delivery.excerpt)
+        page = self._renderer.render(
+            LOG_FORMAT, delivery.event, context, delivery.excerpt, timezone=delivery.timezone
+        )
         log.warning(
             "PAGE (log channel: no PagerDuty or Apprise target configured for this tier)",
             extra=fields(

@@ -32,7 +32,7 @@ from router.outbox.channels.base import Delivery, Sent
 from router.outbox.channels.ratelimit import RateLimit, TokenBucket
 from router.outbox.context import PageAlert, PageContext
 from router.outbox.render import PAGERDUTY_FORMAT, Renderer
-from router.outbox.view import STATUS, shorten, when
+from router.outbox.view import STATUS, page_zone, shorten, when
 from router.runbooks.excerpt import cut_at_word
 
 # pdpyras 5.4.1, its last release, warns at import that it is deprecated in favour of the
@@ -141,7 +141,9 @@ class PagerDutyChannel:
         rank = context.severity_rank
         if rank is None:
             rank = self._severity_rank(severity)
-        page = self._renderer.render(PAGERDUTY_FORMAT, delivery.event, context)
+        page = self._renderer.render(
+            PAGERDUTY_FORMAT, delivery.event, context, timezone=delivery.timezone
+        )
         # PagerDuty refuses an event without a summary: a template that gives none falls back.
         summary = page.title or shorten(context.title or "alert", 1024)
         payload: dict[str, Any] = {
@@ -195,7 +197,7 @@ class PagerDutyChannel:
             "incident_url": context.incident_url,
             "next_escalation": (
                 f"{', '.join(next_escalation.tiers)} at "
-                f"{when(next_escalation.at)} unless acknowledged"
+                f"{when(next_escalation.at, page_zone(delivery.timezone))} unless acknowledged"
                 if next_escalation
                 else None
             ),
