@@ -135,6 +135,7 @@ class RouterService:
 
     async def close(self) -> None:
         await self.engine.stop()
+        await self.incidents.close()
         await self.channels.close()
         await self.store.close()
 

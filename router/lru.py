@@ -7,6 +7,7 @@ these caches, so a reload, which builds a new `Routing`, starts them empty.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -17,18 +18,21 @@ V = TypeVar("V")
 class LruCache(Generic[K, V]):
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: dict[K, V] = {}
+        # An OrderedDict, not a dict: evicting from the front of a plain dict leaves holes that
+        # every later eviction walks over.
+        self._items: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> V | None:
-        value = self._items.pop(key, None)
+        value = self._items.get(key)
         if value is not None:
-            self._items[key] = value  # now the most recently used
+            self._items.move_to_end(key)
         return value
 
     def put(self, key: K, value: V) -> None:
         self._items[key] = value
+        self._items.move_to_end(key)
         if len(self._items) > self._size:
-            del self._items[next(iter(self._items))]  # the least recently used
+            self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)

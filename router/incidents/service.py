@@ -17,6 +17,7 @@ from typing import Any
 
 from router.errors import IncidentNotFound
 from router.incidents import escalation
+from router.incidents.batches import Batcher
 from router.incidents.escalation import Decision, IncidentState, PageOrder
 from router.links import AckLinks
 from router.logs import fields
@@ -34,6 +35,17 @@ log = logging.getLogger("router.incidents")
 DELIVERY_DEADLINE = timedelta(minutes=30)
 # A webhook's alerts are written at most this many per transaction (see `ingest`).
 INGEST_SLICE = 500
+# Webhooks that wait together are written in one transaction of at most this many alerts.
+BATCH_ALERTS = 2_000
+
+
+@dataclass(frozen=True, eq=False)
+class _Webhook:
+    """A webhook's alerts, routed by the rules in force when it arrived."""
+
+    routing: Routing
+    routed: list[RoutedAlert]
+    now: datetime
 
 
 @dataclass
@@ -96,6 +108,13 @@ class IncidentService:
         self._links = links
         self._base_url = base_url.rstrip("/")
         self._on_new_work = on_new_work
+        self._webhooks: Batcher[_Webhook, IngestResult] = Batcher(
+            self._write_webhooks, weight=lambda webhook: len(webhook.routed), limit=BATCH_ALERTS
+        )
+
+    async def close(self) -> None:
+        """Wait for the webhooks being written."""
+        await self._webhooks.close()
 
     # --- alerts in ------------------------------------------------------------------------
 
@@ -116,33 +135,61 @@ class IncidentService:
                     alert=failed[0].alert.name, alerts=len(failed), error=failed[0].failure
                 ),
             )
-        counts = {"new": 0, "updated": 0, "duplicate": 0}
+        if not routed:
+            return IngestResult()
+        if len(routed) <= INGEST_SLICE:
+            return await self._webhooks.submit(_Webhook(routing, routed, now))
+        counts = IngestResult()
         for first in range(0, len(routed), INGEST_SLICE):
-            part = routed[first : first + INGEST_SLICE]
-            slice_counts, effects = await self._store.write(
+            part = _Webhook(routing, routed[first : first + INGEST_SLICE], now)
+            (result,) = await self._write_webhooks([part], alone=True)
+            if isinstance(result, BaseException):
+                raise result
+            counts += result
+        return counts
+
+    async def _write_webhooks(
+        self, webhooks: list[_Webhook], *, alone: bool = False
+    ) -> list[IngestResult | BaseException]:
+        """Write webhooks in one transaction; if that fails, each in its own, so that only the
+        one that fails is refused."""
+        try:
+            results, effects = await self._store.write(
                 "store alerts and incidents",
-                functools.partial(self._ingest, routing=routing, routed=part, now=now),
-                weight=len(part),
+                functools.partial(self._ingest, webhooks=webhooks),
+                weight=sum(len(webhook.routed) for webhook in webhooks),
             )
-            for outcome, count in slice_counts.items():
-                counts[outcome] += count
-            self._count(effects)
-        return IngestResult(**counts)
+        except Exception as exc:
+            if alone or len(webhooks) == 1:
+                return [exc]
+            return [
+                result
+                for webhook in webhooks
+                for result in await self._write_webhooks([webhook], alone=True)
+            ]
+        self._count(effects)
+        return list(results)
 
     def _ingest(
-        self, tx: Transaction, routing: Routing, routed: list[RoutedAlert], now: datetime
-    ) -> tuple[dict[str, int], _Effects]:
-        counts = {"new": 0, "updated": 0, "duplicate": 0}
+        self, tx: Transaction, webhooks: list[_Webhook]
+    ) -> tuple[list[IngestResult], _Effects]:
         effects = _Effects()
+        received = [(webhook, item) for webhook in webhooks for item in webhook.routed]
         tx.lock_incident_keys(
-            [item.classification.incident_key for item in routed if item.alert.firing]
+            [item.classification.incident_key for _, item in received if item.alert.firing]
         )
-        # The open incident of each key, looked up once per webhook: its alerts usually
-        # share one key.
+        # The open incident of each key, looked up once per transaction: the alerts of a
+        # webhook, and of webhooks that arrive together, mostly share a few keys.
         open_incidents: dict[str, IncidentRecord | None] = {}
-        stored_alerts = tx.store_alerts([item.alert for item in routed], now)
-        for item, stored in zip(routed, stored_alerts, strict=True):
-            counts[stored.outcome] += 1
+        stored_alerts = tx.store_alerts(
+            [item.alert for _, item in received], [webhook.now for webhook, _ in received]
+        )
+        counts: dict[int, dict[str, int]] = {
+            id(webhook): {"new": 0, "updated": 0, "duplicate": 0} for webhook in webhooks
+        }
+        for (webhook, item), stored in zip(received, stored_alerts, strict=True):
+            counts[id(webhook)][stored.outcome] += 1
+            routing, now = webhook.routing, webhook.now
             if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
                 self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
             elif stored.outcome == "duplicate" and stored.firing and item.alert.firing:
@@ -154,7 +201,7 @@ class IncidentService:
                 resolved = self._alert_resolved(tx, routing, item.alert, stored.id, now, effects)
                 for key in resolved:
                     open_incidents.pop(key, None)
-        return counts, effects
+        return [IngestResult(**counts[id(webhook)]) for webhook in webhooks], effects
 
     def _alert_fired(
         self,

@@ -41,6 +41,11 @@ class IngestResult:
     updated: int = 0
     duplicate: int = 0
 
+    def __add__(self, other: IngestResult) -> IngestResult:
+        return IngestResult(
+            self.new + other.new, self.updated + other.updated, self.duplicate + other.duplicate
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
@@ -168,9 +173,12 @@ class Transaction(abc.ABC):
     """Operations inside one database transaction."""
 
     @abc.abstractmethod
-    def store_alerts(self, alerts: Sequence[Alert], now: datetime) -> list[StoredAlert]:
-        """Store alert instances, in order; a repeat of an instance (the same fingerprint and
-        start) changes nothing, a resolution of a firing instance updates it."""
+    def store_alerts(
+        self, alerts: Sequence[Alert], received: Sequence[datetime]
+    ) -> list[StoredAlert]:
+        """Store alert instances received at the given times, in order; a repeat of an instance
+        (the same fingerprint and start) changes nothing, a resolution of a firing instance
+        updates it."""
 
     @abc.abstractmethod
     def lock_incident_keys(self, keys: Sequence[str]) -> None:

@@ -57,23 +57,28 @@ class SqlTransaction(Transaction):
             events, self._events = self._events, []
             self._conn.execute(self._sql.insert_events, events)
 
-    def store_alerts(self, alerts: Sequence[Alert], now: datetime) -> list[StoredAlert]:
+    def store_alerts(
+        self, alerts: Sequence[Alert], received: Sequence[datetime]
+    ) -> list[StoredAlert]:
         stored: list[StoredAlert] = []
         # A run of alerts with distinct fingerprints is written in one statement of each kind;
         # a fingerprint seen again starts a new run, so that it meets its earlier instance.
-        run: list[Alert] = []
-        for alert in alerts:
-            if any(other.fingerprint == alert.fingerprint for other in run):
-                stored += self._store_run(run, now)
-                run = []
-            run.append(alert)
+        run: list[tuple[Alert, datetime]] = []
+        in_run: set[str] = set()
+        for alert, now in zip(alerts, received, strict=True):
+            if alert.fingerprint in in_run:
+                stored += self._store_run(run)
+                run, in_run = [], set()
+            run.append((alert, now))
+            in_run.add(alert.fingerprint)
         if run:
-            stored += self._store_run(run, now)
+            stored += self._store_run(run)
         return stored
 
-    def _store_run(self, alerts: list[Alert], now: datetime) -> list[StoredAlert]:
+    def _store_run(self, run: list[tuple[Alert, datetime]]) -> list[StoredAlert]:
         conn = self._conn
-        starts = [alert.starts_at or self._legacy_start(alert, now) for alert in alerts]
+        alerts = [alert for alert, _ in run]
+        starts = [alert.starts_at or self._legacy_start(alert, now) for alert, now in run]
         rows = [
             {
                 "fingerprint": alert.fingerprint,
@@ -88,7 +93,7 @@ class SqlTransaction(Transaction):
                 "received_at": now,
                 "updated_at": now,
             }
-            for alert, starts_at in zip(alerts, starts, strict=True)
+            for (alert, now), starts_at in zip(run, starts, strict=True)
         ]
         new = {
             fingerprint: int(new_id)
@@ -109,7 +114,7 @@ class SqlTransaction(Transaction):
             }
         stored: list[StoredAlert] = []
         resolutions: list[dict[str, Any]] = []
-        for alert in alerts:
+        for alert, now in run:
             if alert.fingerprint in new:
                 stored.append(StoredAlert(new[alert.fingerprint], "new", alert.firing))
                 continue
