@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from router.api.browsers import BrowserGuard
-from router.api.guards import HEAD_SECONDS, GuardedSite, InFlight, connection_limit
+from router.api.guards import GuardedSite, InFlight, connection_limit
 from router.api.http import (
     Readiness,
     RuntimeState,
@@ -98,7 +98,7 @@ class RouterService:
         )
         self.clock = clock
         self.state = RuntimeState()
-        self.in_flight = InFlight()
+        self.in_flight = InFlight(settings.body_timeout_seconds)
         self._links: AckLinks | None = None
         self.incidents = IncidentService(
             self.store,
@@ -197,22 +197,28 @@ class RouterService:
             channel.label for tier in rules.tiers.values() for channel in tier.channels
         )
 
-    async def open_until_ready(self) -> None:
-        """Open the store, retrying with backoff while it fails (an unwritable or unreachable
-        database), then start the engine. A store that can never be used (ConfigError) ends it."""
+    async def try_start(self) -> bool:
+        """Open the store; False (the problem logged and kept for /readyz) if it fails now."""
+        try:
+            await self.start()
+        except StoreError as exc:
+            self.state.start_problem = str(exc)
+            log.error(
+                "database cannot be opened; answering 503 and retrying",
+                extra=fields(error=str(exc)),
+            )
+            return False
+        return True
+
+    async def open_until_ready(self, opened: bool) -> None:
+        """Open the store unless `opened`, retrying with backoff while it fails (an unwritable or
+        unreachable database), then start the engine. A store that can never be used
+        (ConfigError) ends it."""
         delay = 1.0
-        while True:
-            try:
-                await self.start()
-                break
-            except StoreError as exc:
-                self.state.start_problem = str(exc)
-                log.error(
-                    "database cannot be opened; answering 503 and retrying",
-                    extra=fields(error=str(exc), retry_in_seconds=delay),
-                )
+        while not opened:
             await asyncio.sleep(delay)
             delay = min(delay * 2, OPEN_RETRY_CAP_SECONDS)
+            opened = await self.try_start()
         if self.state.start_problem is not None:
             log.warning("database opened", extra=fields(after=self.state.start_problem))
         self.state.start_problem = None
@@ -313,20 +319,30 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
     if insecure and not settings.listens_on_loopback:
         log.warning("listening beyond loopback without both tokens (--insecure)")
     service = RouterService(settings)
+    # One attempt before listening, so a healthy start takes webhooks from its first answer; a
+    # database that fails is retried in the background while the daemon answers 503.
+    opened = await service.try_start()
     runner = web.AppRunner(
         service.web_app(),
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         access_log=None,
-        keepalive_timeout=HEAD_SECONDS,
+        keepalive_timeout=settings.idle_timeout_seconds,
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, service.reload_rules)
+    stop = asyncio.Event()
+    signals = {
+        signal.SIGHUP: service.reload_rules,
+        signal.SIGTERM: stop.set,
+        signal.SIGINT: stop.set,
+    }
+    for signum, handler in signals.items():
+        loop.add_signal_handler(signum, handler)
     opening: asyncio.Task[None] | None = None
     try:
-        # Listen first: the store opens and the engine catches up in the background, so health
-        # probes and webhooks (503 until the database is open) are answered from the start.
+        # Listen before catching up: the engine does what fell due while the daemon was down in
+        # the background, and /readyz says so.
         site = GuardedSite(
             runner, settings.host, settings.port, limit=connection_limit(), backlog=LISTEN_BACKLOG
         )
@@ -346,10 +362,13 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
                 event_loop=type(loop).__module__.split(".")[0],
             ),
         )
-        opening = asyncio.create_task(service.open_until_ready())
-        await _wait_for_stop_signal(opening)
-        if opening.done():
+        opening = asyncio.create_task(service.open_until_ready(opened))
+        opening.add_done_callback(lambda task: _stop_on_failure(task, stop))
+        await stop.wait()
+        if opening.done() and not opening.cancelled():
             opening.result()  # the store can never be opened (ConfigError): stop with its error
+        # Keep listening while the requests in flight finish: new webhooks get 503 and
+        # Retry-After, and a second signal changes nothing.
         log.info("stopping: answering 503 to new webhooks, finishing requests in flight")
         service.state.shutting_down = True
         if not await service.in_flight.idle(settings.shutdown_timeout_seconds):
@@ -362,26 +381,13 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
             opening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await opening
-        loop.remove_signal_handler(signal.SIGHUP)
         await runner.cleanup()
         await service.close()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
     log.info("stopped")
 
 
-async def _wait_for_stop_signal(opening: asyncio.Task[None]) -> None:
-    """Until SIGTERM or SIGINT, or until opening the store fails for good."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
-    def opened(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            stop.set()
-
-    opening.add_done_callback(opened)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+def _stop_on_failure(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        stop.set()

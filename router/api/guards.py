@@ -1,10 +1,11 @@
 """Limits that keep the HTTP server answering under slow, idle or too many connections, and the
 drain of requests in flight at shutdown.
 
-- A connection gets `HEAD_SECONDS` to send a whole request head, from its opening or from the end
-  of its previous answer (aiohttp's keep-alive timer, which runs from the connection's opening):
-  an idle or slow-loris connection is closed, not held for ever.
-- A request gets `BODY_SECONDS` to send its whole body, then its connection is closed.
+- A connection gets `ROUTER_IDLE_TIMEOUT_SECONDS` to send a whole request head, from its opening
+  or from the end of its previous answer (aiohttp's keep-alive timer, which runs from the
+  connection's opening): an idle or slow-loris connection is closed, not held for ever.
+- A request gets `ROUTER_BODY_TIMEOUT_SECONDS` to send its whole body, then its connection is
+  closed.
 - Beyond `connection_limit()` open connections a new one is closed at once, so that descriptors
   are left for the database and the channels (running out of them fails every request).
 - `InFlight` counts requests being handled, so shutdown can wait for them to finish while the
@@ -26,8 +27,6 @@ log = logging.getLogger("router.api.guards")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-HEAD_SECONDS = 15.0
-BODY_SECONDS = 30.0
 MAX_CONNECTIONS = 10_000
 # Descriptors kept back from the connection limit: the database, the channels' connections, logs.
 RESERVED_DESCRIPTORS = 256
@@ -50,7 +49,8 @@ def connection_limit() -> int:
 class InFlight:
     """Requests being handled now; `idle()` waits until there are none."""
 
-    def __init__(self) -> None:
+    def __init__(self, body_seconds: float) -> None:
+        self._body_seconds = body_seconds
         self.count = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -59,7 +59,7 @@ class InFlight:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.count += 1
         self._idle.clear()
-        timer = _body_timer(request)
+        timer = _body_timer(request, self._body_seconds)
         try:
             return await handler(request)
         finally:
@@ -78,8 +78,8 @@ class InFlight:
         return True
 
 
-def _body_timer(request: web.Request) -> asyncio.TimerHandle | None:
-    """Close the connection if the body is not whole within BODY_SECONDS."""
+def _body_timer(request: web.Request, seconds: float) -> asyncio.TimerHandle | None:
+    """Close the connection if the body is not whole within `seconds`."""
     if not request.body_exists or request.content.is_eof():
         return None
 
@@ -88,11 +88,11 @@ def _body_timer(request: web.Request) -> asyncio.TimerHandle | None:
             return
         log.warning(
             "request body not received in time; connection closed",
-            extra=fields(path=request.path, seconds=BODY_SECONDS),
+            extra=fields(path=request.path, seconds=seconds),
         )
         request.transport.close()
 
-    return asyncio.get_running_loop().call_later(BODY_SECONDS, expire)
+    return asyncio.get_running_loop().call_later(seconds, expire)
 
 
 class _Refused(asyncio.Protocol):
