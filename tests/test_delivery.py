@@ -230,7 +230,9 @@ async def test_tier_whose_pagerduty_is_down_still_gets_its_email(
     assert world.pages("pagerduty", "failed") == 0
     assert world.pages("pagerduty", "retried") == 25
     assert world.pages("apprise", "delivered") == 1
-    assert world.metrics.registry.get_sample_value("router_channel_up", {"channel": "pagerduty"}) == 0
+    assert (
+        world.metrics.registry.get_sample_value("router_channel_up", {"channel": "pagerduty"}) == 0
+    )
 
 
 async def test_escalation_acknowledgement_and_resolution_reach_every_paged_target(

@@ -44,7 +44,8 @@ class Outside:
         return f"http://127.0.0.1:{self.port}"
 
     def json_url(self, path: str) -> str:
-        return f"json://127.0.0.1:{self.port}/{path}"
+        # Apprise's read time-out is 4 s unless told: long enough for the slowest answer here.
+        return f"json://127.0.0.1:{self.port}/{path}?rto=60"
 
     def deliveries(self, path: str = "/v2/enqueue") -> list[dict[str, Any]]:
         return [received.body for received in list(self.received) if received.path == path]

@@ -137,8 +137,9 @@ def test_a_page_claimed_by_a_killed_daemon_is_sent_at_once_after_the_restart(
         second = start_router(env)
         try:
             wait_until(
-                lambda: count(database, "SELECT count(*) FROM pages WHERE state = 'delivered'")
-                == 1,
+                lambda: (
+                    count(database, "SELECT count(*) FROM pages WHERE state = 'delivered'") == 1
+                ),
                 "the page delivered by the restarted daemon",
             )
             recovery = time.monotonic() - restarted
@@ -174,10 +175,12 @@ async def test_a_replica_takes_over_the_claim_of_a_killed_replica_within_seconds
                 fake.ok()
                 killed = time.monotonic()
                 wait_until(
-                    lambda: _postgres_count(
-                        database, "SELECT count(*) FROM pages WHERE state = 'delivered'"
-                    )
-                    == 1,
+                    lambda: (
+                        _postgres_count(
+                            database, "SELECT count(*) FROM pages WHERE state = 'delivered'"
+                        )
+                        == 1
+                    ),
                     "the other replica to deliver the page",
                     timeout=40,
                 )
@@ -231,8 +234,10 @@ def test_kill_mid_burst_loses_no_acknowledged_alert_and_pages_each_incident_once
         second = start_router(env)
         try:
             wait_until(
-                lambda: count(database, "SELECT count(*) FROM pages WHERE state = 'delivered'")
-                >= len(accepted),
+                lambda: (
+                    count(database, "SELECT count(*) FROM pages WHERE state = 'delivered'")
+                    >= len(accepted)
+                ),
                 "every acknowledged alert's page",
                 timeout=60,
             )
@@ -271,8 +276,9 @@ def test_listens_at_once_after_a_restart_and_catches_up_in_the_background(tmp_pa
             names = [alert(f"Backlog{number}") for number in range(incidents)]
             assert webhook(env, *names)[0] == 200
             wait_until(
-                lambda: count(database, "SELECT count(*) FROM pages WHERE attempts >= 1")
-                == incidents,
+                lambda: (
+                    count(database, "SELECT count(*) FROM pages WHERE attempts >= 1") == incidents
+                ),
                 "a first attempt of every page",
             )
         finally:
@@ -286,8 +292,10 @@ def test_listens_at_once_after_a_restart_and_catches_up_in_the_background(tmp_pa
             status, _, ready = get(url(env, "/readyz"))
             sent_when_listening = len(fake.deliveries("/hook"))
             wait_until(
-                lambda: count(database, "SELECT count(*) FROM pages WHERE state = 'delivered'")
-                == incidents,
+                lambda: (
+                    count(database, "SELECT count(*) FROM pages WHERE state = 'delivered'")
+                    == incidents
+                ),
                 "the backlog sent",
             )
             _, _, caught_up = get(url(env, "/readyz"))
