@@ -10,6 +10,7 @@ severity only, and a tier is escalated to or misses its deadline only where a po
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import metadata
 
 from prometheus_client import (

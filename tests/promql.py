@@ -125,14 +125,9 @@ class Exports:
 
     @classmethod
     def from_metrics(cls, metrics: Metrics) -> Exports:
-<<<<<<< HEAD
         # Zero the routing series of the shipped rules too, so that their label names show up.
         metrics.initialise_routing_labels(load_rules(SHIPPED_RULES, {}, strict_secrets=False))
-=======
-        # Zero the routing series too, so that their label names show up in the samples.
-        metrics.initialise_routing_labels(["P0"], [("oncall", "pagerduty")], ["some-rule"])
         metrics.initialise_channels(["pagerduty"])
->>>>>>> 112f719 (docs: failure modes for outages, crashes, restarts and load; dashboard panel for router_channel_up; LimitNOFILE=65536 in the systemd unit)
         return cls.from_registry(metrics.registry)
 
     @classmethod
