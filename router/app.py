@@ -1,15 +1,18 @@
 """Composition root: builds every part from the settings, and owns start, reload and shutdown.
 
-`serve()` is the daemon: it loads the rules (a bad file stops it with every problem listed), opens
-the store, starts the engine (which first does whatever fell due while the daemon was down) and
-listens. SIGHUP reloads the rules; a bad reload keeps the old rules and logs why. On SIGTERM or
-SIGINT it stops taking webhooks (503, so that senders retry), lets the requests in flight finish
-their transactions, stops the engine between transactions, and closes the store.
+`serve()` is the daemon: it loads the rules (a bad file stops it with every problem listed) and
+listens at once. It then opens the store (retrying while the database cannot be opened or written:
+meanwhile webhooks get 503 and /readyz says why) and starts the engine, whose first passes do what
+fell due while the daemon was down, in the background (/readyz says it is catching up). SIGHUP
+reloads the rules; a bad reload keeps the old rules and logs why. On SIGTERM or SIGINT it keeps
+listening but answers 503 to new webhooks while the requests in flight finish, then closes the
+listener, stops the engine between transactions, and closes the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -19,7 +22,14 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from router.api.browsers import BrowserGuard
-from router.api.http import RuntimeState, WebhookReceiver, add_routes, error_middleware
+from router.api.guards import GuardedSite, InFlight, connection_limit
+from router.api.http import (
+    Readiness,
+    RuntimeState,
+    WebhookReceiver,
+    add_routes,
+    error_middleware,
+)
 from router.api.incidents import IncidentApi
 from router.engine import Engine
 from router.errors import ConfigError, StoreError
@@ -37,6 +47,11 @@ from router.store import Store, open_store
 from router.types import Clock
 
 log = logging.getLogger("router.app")
+
+# Opening the database is retried this often at most while it fails at start.
+OPEN_RETRY_CAP_SECONDS = 30.0
+# Readiness waits this long for its test write (the Kubernetes probe's timeout is 2 s).
+WRITE_CHECK_SECONDS = 1.5
 
 
 def system_clock() -> datetime:
@@ -83,6 +98,7 @@ class RouterService:
         )
         self.clock = clock
         self.state = RuntimeState()
+        self.in_flight = InFlight(settings.body_timeout_seconds)
         self._links: AckLinks | None = None
         self.incidents = IncidentService(
             self.store,
@@ -116,7 +132,8 @@ class RouterService:
 
     def links(self) -> AckLinks:
         if self._links is None:
-            raise RuntimeError("the service is not started")
+            # The store is not open yet (retried in the background): the request gets 503.
+            raise StoreError("the database is not open yet")
         return self._links
 
     def wake(self) -> None:
@@ -124,6 +141,14 @@ class RouterService:
 
     async def start(self) -> None:
         await self.store.start()
+        if not self.store.shared:
+            # The only process on this database: a claim left from before was a dead process's.
+            released = await self.store.release_claims()
+            if released:
+                log.warning(
+                    "pages claimed by a process that stopped are due again",
+                    extra=fields(pages=released),
+                )
         configured = self.settings.secret_key
         if configured is not None:
             key = configured.get_secret_value()
@@ -168,31 +193,76 @@ class RouterService:
 
     def _initialise_metrics(self) -> None:
         self.metrics.initialise_routing_labels(self.routing.rules)
+        rules = self.routing.rules
+        self.metrics.initialise_channels(
+            channel.label for tier in rules.tiers.values() for channel in tier.channels
+        )
 
-    async def readiness_problems(self) -> list[str]:
-        """Empty when ready to take webhooks; otherwise what stands in the way."""
+    async def try_start(self) -> bool:
+        """Open the store; False (the problem logged and kept for /readyz) if it fails now."""
+        try:
+            await self.start()
+        except StoreError as exc:
+            self.state.start_problem = str(exc)
+            log.error(
+                "database cannot be opened; answering 503 and retrying",
+                extra=fields(error=str(exc)),
+            )
+            return False
+        return True
+
+    async def open_until_ready(self, opened: bool) -> None:
+        """Open the store unless `opened`, retrying with backoff while it fails (an unwritable or
+        unreachable database), then start the engine. A store that can never be used
+        (ConfigError) ends it."""
+        delay = 1.0
+        while not opened:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OPEN_RETRY_CAP_SECONDS)
+            opened = await self.try_start()
+        if self.state.start_problem is not None:
+            log.warning("database opened", extra=fields(after=self.state.start_problem))
+        self.state.start_problem = None
+        self.engine.start()
+
+    async def readiness(self) -> Readiness:
+        """Whether to send webhooks here: problems (503), or ready, maybe still catching up."""
         problems = []
         if self.state.shutting_down:
             problems.append("shutting down")
         if self._links is None:
-            problems.append("not started")
+            problems.append(f"database not open: {self.state.start_problem or 'starting'}")
+        else:
+            # A write, not a read: a database that answers reads may still refuse every webhook.
+            try:
+                await asyncio.wait_for(self.store.check_writable(self.clock()), WRITE_CHECK_SECONDS)
+            except StoreError as exc:
+                problems.append(f"database does not accept writes: {exc}")
+            except TimeoutError:
+                problems.append(f"database did not commit a write within {WRITE_CHECK_SECONDS:g} s")
+        if problems or not self.engine.catching_up:
+            return Readiness(problems)
         try:
-            await self.store.ping()
-        except StoreError as exc:
-            problems.append(f"database unreachable: {exc}")
-        return problems
+            pending = await self.store.pending_pages()
+        except StoreError:
+            pending = -1
+        return Readiness([], {"pages_pending": pending})
 
     def web_app(self) -> web.Application:
         # Bodies over the limit are refused while being read, before they are buffered whole.
         # The browser guard comes first: a request from another web site is refused unread.
         app = web.Application(
-            middlewares=[BrowserGuard(self.settings).middleware, error_middleware],
+            middlewares=[
+                self.in_flight.middleware,
+                BrowserGuard(self.settings).middleware,
+                error_middleware,
+            ],
             client_max_size=self.settings.max_body_bytes,
         )
         receiver = WebhookReceiver(
             self.settings, self.incidents.ingest, self.metrics, self.state, self.clock
         )
-        add_routes(app, receiver, self.metrics, self.readiness_problems)
+        add_routes(app, receiver, self.metrics, self.readiness)
         IncidentApi(
             self.settings, self.store, lambda: self.incidents, self.links, self.clock
         ).add_routes(app)
@@ -250,21 +320,33 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
     if insecure and not settings.listens_on_loopback:
         log.warning("listening beyond loopback without both tokens (--insecure)")
     service = RouterService(settings)
-    await service.start()
+    # One attempt before listening, so a healthy start takes webhooks from its first answer; a
+    # database that fails is retried in the background while the daemon answers 503.
+    opened = await service.try_start()
     runner = web.AppRunner(
         service.web_app(),
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout_seconds,
         access_log=None,
+        keepalive_timeout=settings.idle_timeout_seconds,
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, service.reload_rules)
+    stop = asyncio.Event()
+    signals = {
+        signal.SIGHUP: service.reload_rules,
+        signal.SIGTERM: stop.set,
+        signal.SIGINT: stop.set,
+    }
+    for signum, handler in signals.items():
+        loop.add_signal_handler(signum, handler)
+    opening: asyncio.Task[None] | None = None
     try:
-        # Catch up first: what fell due while the daemon was down fires now.
-        await service.engine.run_once()
-        service.engine.start()
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
+        # Listen before catching up: the engine does what fell due while the daemon was down in
+        # the background, and /readyz says so.
+        site = GuardedSite(
+            runner, settings.host, settings.port, limit=connection_limit(), backlog=LISTEN_BACKLOG
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -281,23 +363,32 @@ async def serve(settings: Settings, *, insecure: bool = False) -> None:
                 event_loop=type(loop).__module__.split(".")[0],
             ),
         )
-        await _wait_for_stop_signal()
-        log.info("stopping: refusing new webhooks, finishing requests in flight")
+        opening = asyncio.create_task(service.open_until_ready(opened))
+        opening.add_done_callback(lambda task: _stop_on_failure(task, stop))
+        await stop.wait()
+        if opening.done() and not opening.cancelled():
+            opening.result()  # the store can never be opened (ConfigError): stop with its error
+        # Keep listening while the requests in flight finish: new webhooks get 503 and
+        # Retry-After, and a second signal changes nothing.
+        log.info("stopping: answering 503 to new webhooks, finishing requests in flight")
         service.state.shutting_down = True
+        if not await service.in_flight.idle(settings.shutdown_timeout_seconds):
+            log.warning(
+                "requests still in flight at the shutdown timeout",
+                extra=fields(requests=service.in_flight.count),
+            )
     finally:
-        loop.remove_signal_handler(signal.SIGHUP)
+        if opening is not None and not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
         await runner.cleanup()
         await service.close()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
     log.info("stopped")
 
 
-async def _wait_for_stop_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+def _stop_on_failure(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        stop.set()

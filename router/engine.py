@@ -65,6 +65,14 @@ class Engine:
         self._open_series: set[tuple[str, str]] = set()
         self._recounted_at: float | None = None
         self._stopping = False
+        # Loops that have not finished a pass since start: what fell due while the daemon was
+        # down is still being done.
+        self._first_pass: set[str] = set()
+
+    @property
+    def catching_up(self) -> bool:
+        """True from `start()` until both loops have finished a whole pass."""
+        return bool(self._first_pass)
 
     def wake(self) -> None:
         """New work was stored: look now instead of at the next due time."""
@@ -141,6 +149,7 @@ class Engine:
 
     def start(self) -> None:
         self._stopping = False
+        self._first_pass = {"escalations", "deliveries"}
         self._tasks = [
             asyncio.create_task(
                 self._loop("escalations", self.escalate_due, self._wake_escalations)
@@ -175,6 +184,7 @@ class Engine:
             try:
                 await work()
                 failures = 0
+                self._first_pass.discard(name)
             except StoreError as exc:
                 failures += 1
                 log.error("engine pass failed", extra=fields(loop=name, error=str(exc)))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,10 +63,48 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
+class RepeatFilter(logging.Filter):
+    """Let through at most `per_second` records of the same logger and message each second; the
+    rest are counted and summed up in one line (`... repeated N more times`) when the next second
+    starts. A flood (a refused connection per second by the thousand) cannot fill the disk, and
+    the first lines of each kind are always written."""
+
+    def __init__(self, per_second: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._per_second = per_second
+        self._clock = clock
+        self._second = 0
+        self._counts: dict[tuple[str, str], int] = {}
+        self._samples: dict[tuple[str, str], logging.LogRecord] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        second = int(self._clock())
+        if second != self._second:
+            self._flush()
+            self._second = second
+        key = (record.name, str(record.msg))
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        if count <= self._per_second:
+            return True
+        self._samples[key] = record
+        return False
+
+    def _flush(self) -> None:
+        counts, samples = self._counts, self._samples
+        self._counts, self._samples = {}, {}
+        for key, record in samples.items():
+            summary = logging.makeLogRecord(record.__dict__)
+            summary.msg = f"{record.msg} (repeated {counts[key] - self._per_second} more times)"
+            summary.exc_info = summary.exc_text = None
+            logging.getLogger(record.name).handle(summary)
+
+
 def configure(log_format: str = "text", level: str = "info") -> None:
-    """Send every log record to stderr in the chosen format."""
+    """Send every log record to stderr in the chosen format, repeats rate-limited."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -10,6 +10,7 @@ severity only, and a tier is escalated to or misses its deadline only where a po
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import metadata
 
 from prometheus_client import (
@@ -151,6 +152,14 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.channel_up = Gauge(
+            "router_channel_up",
+            "1 unless the last delivery to the channel failed for a reason that may clear "
+            "(5xx, 429, time-out, network); 0 while it keeps failing so.",
+            ["channel"],
+            registry=r,
+        )
+        self._channels_seen: set[str] = set()
         self._initialise_static_labels()
 
     def _initialise_static_labels(self) -> None:
@@ -192,3 +201,11 @@ class Metrics:
                 self.delivery_duration.labels(channel=channel.kind)
                 for outcome in PAGE_OUTCOMES:
                     self.pages.labels(tier=tier.name, channel=channel.kind, outcome=outcome)
+
+    def initialise_channels(self, labels: Iterable[str]) -> None:
+        """Series of `router_channel_up` for channels not seen before start at 1 (up); a reload
+        leaves the state of the others as the deliveries set it."""
+        for label in labels:
+            if label not in self._channels_seen:
+                self._channels_seen.add(label)
+                self.channel_up.labels(channel=label).set(1)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # How long shutdown waits for requests and transactions in flight.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A connection is closed when it sends no whole request head for this long (idle, slow
+    # headers), and a request when its body is not whole this long after its head.
+    idle_timeout_seconds: float = Field(default=15.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
     # Resolved incidents, their timelines and deliveries, and resolved alerts are deleted this many
     # days after they were last touched; open incidents and firing alerts are always kept.
     retention_days: int = Field(default=90, ge=1)

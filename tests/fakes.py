@@ -93,6 +93,10 @@ class FakePagerDuty(_LoopbackServer):
     def answer(self, *statuses: int | str) -> None:
         self._statuses.extend(statuses)
 
+    def recover(self) -> None:
+        """Forget the statuses still queued: 202 from the next request on."""
+        self._statuses.clear()
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v2/enqueue", self._enqueue)

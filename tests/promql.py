@@ -127,6 +127,7 @@ class Exports:
     def from_metrics(cls, metrics: Metrics) -> Exports:
         # Zero the routing series of the shipped rules too, so that their label names show up.
         metrics.initialise_routing_labels(load_rules(SHIPPED_RULES, {}, strict_secrets=False))
+        metrics.initialise_channels(["pagerduty"])
         return cls.from_registry(metrics.registry)
 
     @classmethod

@@ -120,4 +120,5 @@ def post_json(url: str, body: bytes, token: str | None = None) -> tuple[int, Any
         with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())

@@ -40,6 +40,9 @@ log = logging.getLogger("router.api.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# What a 503 asks the sender to wait: a restart or a database hiccup takes seconds.
+RETRY_AFTER_SECONDS = 5
+
 
 # How each error a request can meet reaches the sender: (status, metric reason, message). A
 # store failure is logged in full where it is caught; the sender only learns to retry.
@@ -87,7 +90,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = as_http_error(exc)
         if error.status >= 500 and not isinstance(exc, HttpError):
             log.error("request failed", exc_info=exc, extra=fields(path=request.path))
-        return web.json_response({"error": error.message}, status=error.status)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 503 else None
+        response = web.json_response({"error": error.message}, status=error.status, headers=headers)
+        if error.reason == "shutting_down":
+            response.force_close()  # the connection ends with this answer
+        return response
 
 
 def _client_gone(request: web.Request) -> bool:
@@ -100,6 +107,17 @@ class RuntimeState:
     """What the HTTP layer needs to know about the daemon's life cycle."""
 
     shutting_down: bool = False
+    # Why the store could not be opened yet (retried in the background), None once open.
+    start_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What /readyz answers: 503 with `problems`, or 200, with what is still being caught up on
+    after a start (`{"pages_pending": N}`)."""
+
+    problems: list[str]
+    catching_up: dict[str, int] | None = None
 
 
 class WebhookReceiver:
@@ -224,15 +242,20 @@ def add_routes(
     app: web.Application,
     receiver: WebhookReceiver,
     metrics: Metrics,
-    readiness: Callable[[], Awaitable[list[str]]],
+    readiness: Callable[[], Awaitable[Readiness]],
 ) -> None:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_request: web.Request) -> web.Response:
-        problems = await readiness()
-        if problems:
-            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        ready = await readiness()
+        if ready.problems:
+            return web.json_response(
+                {"status": "not ready", "problems": ready.problems}, status=503
+            )
+        if ready.catching_up is not None:
+            # Still 200: new webhooks are stored and paged while the backlog is sent.
+            return web.json_response({"status": "ready", "catching_up": ready.catching_up})
         return web.json_response({"status": "ready"})
 
     app.router.add_post("/webhooks/alertmanager", receiver.handler(Source.ALERTMANAGER))

@@ -31,7 +31,8 @@ from router.store.base import AlertChange, IncidentRecord, NewPage, Transaction
 
 log = logging.getLogger("router.incidents")
 
-# A delivery that still fails this long after it was due is given up and recorded as failed.
+# A delivery that still fails this long after it was due is overdue: noted once on the timeline.
+# It is still retried (router/outbox/dispatcher.py): only a permanent failure gives a page up.
 DELIVERY_DEADLINE = timedelta(minutes=30)
 # A webhook's alerts are written at most this many per transaction (see `ingest`).
 INGEST_SLICE = 500

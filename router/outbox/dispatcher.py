@@ -1,25 +1,31 @@
 """The outbox dispatcher: claim due pages, send them, retry what may clear, record every outcome.
 
-Delivery is at least once. A page is claimed with a lease before it is sent and its outcome is
-recorded after; if the process dies in between, the lease runs out and the page is sent again
-(PagerDuty's dedup_key makes the repeat harmless). Failures that may clear by themselves (HTTP
-429 and 5xx, time-outs, network errors) are retried with exponential backoff and jitter until the
-page's deadline; others fail at once. Either way the outcome lands in the incident's timeline and
-in `router_pages_total`, and the other channels of the tier are not held up: every page is its
-own row.
+Delivery is at least once. A page is claimed with a short lease before it is sent, and the lease is
+renewed while the send runs; if the process dies in between, the lease runs out within seconds and
+another replica sends the page again (a lone SQLite daemon releases every claim at start).
+PagerDuty's dedup_key makes the repeat harmless.
+
+A failure that may clear by itself (HTTP 429 and 5xx, time-outs, network errors) is retried with
+exponential backoff and jitter, capped, for as long as it lasts: a channel outage longer than any
+deadline still ends with the on-call tier paged. Only a permanent failure (the service refused the
+event as invalid, a bad target, a channel gone from the rules) gives a page up. The timeline gets
+one note when a page first fails, one when it is overdue, and its final outcome, never one per
+retry; `router_channel_up` and one log line per change of state say which channel is down. The
+other channels of the tier are not held up: every page is its own row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from router.errors import DeliveryError, FailureReason
+from router.errors import DeliveryError, FailureReason, StoreError
 from router.logs import fields
 from router.metrics import Metrics
 from router.models import PageState
@@ -32,6 +38,10 @@ from router.store.base import PageRecord, Transaction
 from router.types import Clock
 
 log = logging.getLogger("router.outbox.dispatcher")
+
+# How long a claim holds a page before another replica may take it over; renewed every third of
+# it while the send runs, so only a dead process's claims ever run out.
+LEASE = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +70,7 @@ class Dispatcher:
         excerpts: Callable[[PageRunbook | None], Excerpt] = lambda _runbook: no_excerpt,
         *,
         concurrency: int = 8,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = LEASE,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -74,6 +84,8 @@ class Dispatcher:
         self._lease = lease
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
+        # Whether each channel's last delivery succeeded, to log once per change of state.
+        self._down_since: dict[str, datetime] = {}
 
     async def dispatch_due(self) -> int:
         """Send every page that is due now; how many were attempted."""
@@ -83,14 +95,36 @@ class Dispatcher:
         )
         if pages:
             limit = asyncio.Semaphore(self._concurrency)
+            sending = {page.id for page in pages}
 
             async def bounded(page: PageRecord) -> None:
-                async with limit:
-                    await self._deliver(page)
+                try:
+                    async with limit:
+                        await self._deliver(page)
+                finally:
+                    sending.discard(page.id)
 
-            await asyncio.gather(*(bounded(page) for page in pages))
+            renewal = asyncio.create_task(self._renew_claims(sending))
+            try:
+                await asyncio.gather(*(bounded(page) for page in pages))
+            finally:
+                renewal.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewal
         self._metrics.notification_queue_depth.set(await self._store.pending_pages())
         return len(pages)
+
+    async def _renew_claims(self, sending: set[int]) -> None:
+        """Keep the claims of the pages still being sent from running out (a slow channel)."""
+        every = self._lease.total_seconds() / 3
+        while sending:
+            await asyncio.sleep(every)
+            if sending:
+                try:
+                    await self._store.renew_claims(sorted(sending), self._clock() + self._lease)
+                except StoreError as exc:
+                    # The sends go on; at worst another replica repeats a page (at least once).
+                    log.warning("could not renew page claims", extra=fields(error=str(exc)))
 
     async def _deliver(self, page: PageRecord) -> None:
         started = time.perf_counter()
@@ -150,18 +184,44 @@ class Dispatcher:
         now = self._clock()
         attempts = page.attempts + 1
         what = _what(page)
-        delay = self._retry.delay(attempts, self._rng) if error and error.retryable else None
+        # Timeline notes of this attempt: the first failure, crossing the deadline, the outcome.
+        notes: list[tuple[str, str]] = []
         if error is None:
             state, next_attempt, outcome = PageState.DELIVERED, now, "delivered"
-            detail = f"{what}: delivered"
-        elif delay is not None and now + delay < page.deadline_at:
+            late = f" at attempt {attempts}" if attempts > 1 else ""
+            notes.append(("page_delivered", f"{what}: delivered{late}"))
+        elif error.retryable:
+            delay = self._retry.delay(attempts, self._rng)
             state, outcome, next_attempt = PageState.PENDING, "retried", now + delay
-            retry_at = next_attempt.isoformat()
-            detail = f"{what}: attempt {attempts} failed ({error}); retrying at {retry_at}"
+            if attempts == 1:
+                notes.append(
+                    (
+                        "page_retried",
+                        f"{what}: attempt 1 failed ({error}); retrying at "
+                        f"{next_attempt.isoformat()}, then with backoff up to "
+                        f"{_duration(self._retry.cap)} until it is delivered",
+                    )
+                )
+            # The attempts' times cut the time line in consecutive intervals (scheduled, ran],
+            # (ran, next scheduled]: the deadline falls in exactly one, so this is noted once.
+            deadline = page.deadline_at
+            if page.next_attempt_at < deadline <= now or now < deadline <= next_attempt:
+                notes.append(
+                    (
+                        "page_overdue",
+                        f"{what}: not delivered by its deadline {deadline.isoformat()} "
+                        f"({attempts} attempt(s), last: {error}); still retrying, every "
+                        f"{_duration(self._retry.cap)} at most",
+                    )
+                )
         else:
             state, next_attempt, outcome = PageState.FAILED, now, "failed"
-            why = "gave up at the delivery deadline" if error.retryable else "not retryable"
-            detail = f"{what}: failed after {attempts} attempt(s), {why}: {error}"
+            notes.append(
+                (
+                    "page_failed",
+                    f"{what}: failed after {attempts} attempt(s), not retryable: {error}",
+                )
+            )
 
         def record(tx: Transaction) -> None:
             tx.finish_page(
@@ -173,10 +233,12 @@ class Dispatcher:
                 now=now,
                 sent={"title": sent.title, "body": sent.body} if sent else None,
             )
-            tx.add_event(page.incident_id, now, f"page_{outcome}", detail)
+            for kind, detail in notes:
+                tx.add_event(page.incident_id, now, kind, detail)
 
         await self._store.write("record page outcome", record)
         self._metrics.pages.labels(tier=page.tier, channel=page.channel, outcome=outcome).inc()
+        self._track_channel(page.channel_label, error, now)
         level = logging.INFO if error is None else logging.WARNING
         log.log(
             level,
@@ -188,8 +250,33 @@ class Dispatcher:
                 channel=page.channel_label,
                 attempts=attempts,
                 reason=None if error is None else error.reason,
+                retry_at=next_attempt.isoformat() if outcome == "retried" else None,
             ),
         )
+
+    def _track_channel(self, label: str, error: DeliveryError | None, now: datetime) -> None:
+        """`router_channel_up`, and one log line when a channel goes down or comes back."""
+        if error is None:
+            self._metrics.channel_up.labels(channel=label).set(1)
+            since = self._down_since.pop(label, None)
+            if since is not None:
+                log.warning(
+                    "channel recovered",
+                    extra=fields(channel=label, down_seconds=round((now - since).total_seconds())),
+                )
+        elif error.retryable:
+            self._metrics.channel_up.labels(channel=label).set(0)
+            if label not in self._down_since:
+                self._down_since[label] = now
+                log.error(
+                    "channel down: its pages are retried until it answers",
+                    extra=fields(channel=label, reason=error.reason, error=str(error)),
+                )
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 and seconds >= 60 else f"{seconds} s"
 
 
 def _what(page: PageRecord) -> str:

@@ -321,6 +321,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def pending_pages(self) -> int: ...
 
+    @property
+    @abc.abstractmethod
+    def shared(self) -> bool:
+        """True when other processes may use the same database (PostgreSQL replicas)."""
+
+    @abc.abstractmethod
+    async def release_claims(self) -> int:
+        """Make every claimed page due again; how many. Only for a store that no other process
+        uses (`shared` is false): at start, every claim is a dead process's."""
+
+    @abc.abstractmethod
+    async def renew_claims(self, page_ids: Sequence[int], until: datetime) -> None:
+        """Extend the claims of pages still being sent, so no other replica takes them over."""
+
+    @abc.abstractmethod
+    async def check_writable(self, now: datetime) -> None:
+        """Raise StoreError unless the database commits a small write (a heartbeat row)."""
+
     @abc.abstractmethod
     async def prune(self, before: datetime, limit: int) -> Pruned:
         """Delete up to `limit` incidents resolved before `before` (with their timeline, pages

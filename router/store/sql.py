@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from router.errors import StoreError
+from router.errors import ConfigError, StoreError
 from router.incidents.escalation import IncidentState
 from router.logs import fields
 from router.models import AlertStatus, PageState
@@ -50,6 +52,8 @@ T = TypeVar("T")
 # Threads (and connections) for PostgreSQL transactions, and for SQLite reads.
 POSTGRESQL_THREADS = 8
 SQLITE_READERS = 2
+# The row of `router_settings` that readiness rewrites to prove that the database takes writes.
+HEARTBEAT = "heartbeat"
 
 
 def sync_url(database_url: str) -> str:
@@ -85,11 +89,15 @@ class SqlStore(Store):
 
     async def start(self) -> None:
         if self._sqlite_path == ":memory:":
-            raise StoreError("open database: an in-memory database loses every alert; give a file")
+            raise ConfigError("open database: an in-memory database loses every alert; give a file")
         try:
             await asyncio.to_thread(self._open)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"open database: {exc}") from exc
+        except BaseException as exc:
+            # Leave nothing half open: start() is tried again while the database fails.
+            await self.close()
+            if isinstance(exc, SQLAlchemyError | OSError):
+                raise StoreError(f"open database: {exc}") from exc
+            raise
 
     def _open(self) -> None:
         engine = self._create_engine()
@@ -141,7 +149,7 @@ class SqlStore(Store):
                 )
             )
         elif found > schema.SCHEMA_VERSION:
-            raise StoreError(
+            raise ConfigError(
                 f"database schema version {found} is newer than this runbook-router "
                 f"({schema.SCHEMA_VERSION}); upgrade runbook-router"
             )
@@ -301,6 +309,46 @@ class SqlStore(Store):
         )
         return await self._read(
             "count pending pages", lambda conn: int(conn.execute(query).scalar_one())
+        )
+
+    @property
+    def shared(self) -> bool:
+        return self._sqlite_path is None
+
+    async def release_claims(self) -> int:
+        pages = schema.pages
+
+        def release(conn: Connection) -> int:
+            released = conn.execute(
+                pages.update()
+                .where(pages.c.state == PageState.SENDING)
+                .values(state=PageState.PENDING, claimed_until=None)
+            )
+            return released.rowcount or 0
+
+        return await self._submit("release page claims", release)
+
+    async def renew_claims(self, page_ids: Sequence[int], until: datetime) -> None:
+        pages = schema.pages
+        renew = (
+            pages.update()
+            .where(pages.c.id.in_(list(page_ids)), pages.c.state == PageState.SENDING)
+            .values(claimed_until=until)
+        )
+        await self._submit("renew page claims", lambda conn: conn.execute(renew))
+
+    async def check_writable(self, now: datetime) -> None:
+        table = schema.settings_kv
+        value = {"name": HEARTBEAT, "value": now.isoformat()}
+        if self.dialect == "sqlite":
+            upsert: Any = sqlite_insert(table).values(value)
+        else:
+            upsert = postgresql_insert(table).values(value)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.name], set_={"value": value["value"]}
+        )
+        await self._submit(
+            "check that the database accepts writes", lambda conn: conn.execute(upsert)
         )
 
     async def prune(self, before: datetime, limit: int) -> Pruned:
