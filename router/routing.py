@@ -7,7 +7,6 @@ section; `excerpt(runbook)` gives the text a page carries for that section.
 
 from __future__ import annotations
 
-import dataclasses
 import traceback
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -133,7 +132,14 @@ class Routing:
         if routed is None:
             routed = self._route(alert)
             self._routed.put(key, routed)
-        return dataclasses.replace(routed, alert=alert)
+        return RoutedAlert(
+            alert,
+            routed.classification,
+            routed.runbook,
+            routed.match,
+            routed.candidates,
+            routed.failure,
+        )
 
     def _route(self, alert: Alert) -> RoutedAlert:
         # A bug in classification or search must not lose the alert (the sender would retry a

@@ -7,6 +7,7 @@ database) is a 503. One middleware turns every error into a JSON `{"error": ...}
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -182,10 +183,11 @@ class WebhookReceiver:
                 ),
             )
             raise error from exc
-        for alert in notification.alerts:
-            self._metrics.alerts_received.labels(
-                source=source.value, status=alert.status.value
-            ).inc()
+        by_status = collections.Counter(alert.status for alert in notification.alerts)
+        for status, count in by_status.items():
+            self._metrics.alerts_received.labels(source=source.value, status=status.value).inc(
+                count
+            )
         elapsed = self._observe(source, started)
         log.info(
             "webhook accepted",
