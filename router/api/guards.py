@@ -118,7 +118,9 @@ class GuardedSite(web.TCPSite):
         assert server is not None
 
         def protocol() -> asyncio.Protocol:
-            if len(server.connections) >= self._limit:
+            # `connections` copies the list of every connection: in a storm of new connections
+            # that is quadratic. The mapping it copies is counted as it is.
+            if len(server._connections) >= self._limit:
                 self._refused += 1
                 log.warning(
                     "connection limit reached; new connections are closed",
