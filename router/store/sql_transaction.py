@@ -30,7 +30,7 @@ from router.store.base import (
     Transaction,
 )
 from router.store.rows import incident_record
-from router.store.statements import insert_ignore, statements
+from router.store.statements import insert_ignore, statements, update_incident
 
 
 class SqlTransaction(Transaction):
@@ -200,17 +200,14 @@ class SqlTransaction(Transaction):
             "runbook": runbook,
             **_progress_columns(progress),
         }
-        result = self._conn.execute(schema.incidents.insert().values(values))
-        incident_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        record = self.incident(incident_id, lock=False)
-        assert record is not None
-        return record
+        row = self._conn.execute(self._sql.insert_incident, values).mappings().one()
+        return incident_record(row)
 
     def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
+        columns = {**_progress_columns(progress), **fields}
         self._conn.execute(
-            schema.incidents.update()
-            .where(schema.incidents.c.id == incident_id)
-            .values(**_progress_columns(progress), **fields)
+            update_incident(tuple(columns)),
+            {"incident": incident_id, **{f"new_{name}": value for name, value in columns.items()}},
         )
 
     def link_alert(self, incident_id: int, alert_id: int, severity: str) -> None:
@@ -260,7 +257,7 @@ class SqlTransaction(Transaction):
         if not pages:
             return
         self._conn.execute(
-            schema.pages.insert(),
+            self._sql.insert_pages,
             [
                 {
                     "incident_id": page.incident_id,
@@ -318,17 +315,17 @@ class SqlTransaction(Transaction):
         sent: dict[str, str] | None = None,
     ) -> None:
         self._conn.execute(
-            schema.pages.update()
-            .where(schema.pages.c.id == page_id)
-            .values(
-                state=state,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                claimed_until=None,
-                last_error=error,
-                delivered_at=now if state is PageState.DELIVERED else None,
-                sent=sent,
-            )
+            self._sql.finish_page,
+            {
+                "page_id": page_id,
+                "new_state": state,
+                "new_attempts": attempts,
+                "new_next_attempt_at": next_attempt_at,
+                "new_claimed_until": None,
+                "new_last_error": error,
+                "new_delivered_at": now if state is PageState.DELIVERED else None,
+                "new_sent": sent,
+            },
         )
 
     def remember_token(self, token: str, kind: str, now: datetime) -> bool:

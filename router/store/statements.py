@@ -18,11 +18,12 @@ from router.models import AlertStatus
 from router.store import schema
 from router.store.base import AlertChange
 
-incidents, alerts, events, links = (
+incidents, alerts, events, links, pages = (
     schema.incidents,
     schema.alerts,
     schema.events,
     schema.incident_alerts,
+    schema.pages,
 )
 
 # "The incident is open", with the state written inline rather than bound: SQLite uses the
@@ -54,6 +55,9 @@ class Statements:
     insert_events: sa.Insert
     count_alert_changes: dict[AlertChange, sa.Update]  # RETURNING the new count
     update_summary: sa.Update
+    insert_incident: sa.Insert  # RETURNING the whole row
+    insert_pages: sa.Insert
+    finish_page: sa.Update
 
 
 @functools.cache
@@ -114,4 +118,32 @@ def statements(dialect: str) -> Statements:
             events.c.kind == sa.bindparam("summary_kind"),
         )
         .values(at=sa.bindparam("latest_at"), detail=sa.bindparam("summary")),
+        insert_incident=incidents.insert().returning(*incidents.c),
+        insert_pages=pages.insert(),
+        finish_page=pages.update()
+        .where(pages.c.id == sa.bindparam("page_id"))
+        .values(
+            {
+                column: sa.bindparam(f"new_{column}")
+                for column in (
+                    "state",
+                    "attempts",
+                    "next_attempt_at",
+                    "claimed_until",
+                    "last_error",
+                    "delivered_at",
+                    "sent",
+                )
+            }
+        ),
+    )
+
+
+@functools.cache
+def update_incident(columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE of these columns of one incident; parameters `incident` and `new_<column>`."""
+    return (
+        incidents.update()
+        .where(incidents.c.id == sa.bindparam("incident"))
+        .values({column: sa.bindparam(f"new_{column}") for column in columns})
     )
