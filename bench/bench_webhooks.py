@@ -36,7 +36,15 @@ class Load:
         return f"{self.requests_per_second:8.0f} req/s  p99 {self.p99_ms:7.1f} ms{errors}"
 
 
-def wrk(port: int, alerts_per_request: int, seconds: int = DURATION_SECONDS) -> Load:
+def wrk(
+    port: int,
+    alerts_per_request: int,
+    seconds: int = DURATION_SECONDS,
+    *,
+    tag: str = "",
+    keys: int = 1,
+    connections: int = CONNECTIONS,
+) -> Load:
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -45,7 +53,7 @@ def wrk(port: int, alerts_per_request: int, seconds: int = DURATION_SECONDS) -> 
         [
             binary,
             "-t1",
-            f"-c{CONNECTIONS}",
+            f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
             "-s",
@@ -53,6 +61,8 @@ def wrk(port: int, alerts_per_request: int, seconds: int = DURATION_SECONDS) -> 
             f"http://127.0.0.1:{port}",
             "--",
             str(alerts_per_request),
+            tag,
+            str(keys),
         ],
     )
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
