@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from router.app import RouterService, check_listen_address
 from router.cli import build_parser
@@ -54,25 +53,11 @@ def setting_variables() -> dict[str, str]:
     return {f"ROUTER_{name.upper()}": name for name in Settings.model_fields}
 
 
-class FileSettings(Settings):
-    """Settings validated from given values only: not this machine's environment or `.env`."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-
 def settings_from(variables: dict[str, str]) -> Settings:
     """Settings from ROUTER_* variables (only those), as the daemon would read them."""
     fields = setting_variables()
-    return FileSettings(**{fields[name]: value for name, value in variables.items()})
+    # Settings read only the values given (load_settings gives them the environment's).
+    return Settings(**{fields[name]: value for name, value in variables.items()})
 
 
 def routes() -> set[tuple[str, str]]:

@@ -57,27 +57,32 @@ rules: []
     return directory
 
 
-def pagerduty_env(tmp_path: Path, fake: Outside, database: str, **settings: str) -> dict[str, str]:
+def channel_env(
+    tmp_path: Path, fake: Outside, database: str, channel: str, **settings: str
+) -> dict[str, str]:
+    """The environment of a router whose `oncall` tier pages the fake PagerDuty (`pagerduty`)
+    or a webhook of the fake outside world (`webhook`)."""
+    if channel == "pagerduty":
+        tier, secrets = '{pagerduty: {routing_key: "${PD_KEY}"}}', {"PD_KEY": PD_KEY}
+        settings = {"pagerduty_events_url": fake.events_url, **settings}
+    else:
+        tier, secrets = '{apprise: ["${HOOK}"]}', {"HOOK": fake.json_url("hook")}
     env = router_env(
         port=str(free_port()),
         database_url=database,
-        rules_dir=str(rules(tmp_path, '{pagerduty: {routing_key: "${PD_KEY}"}}')),
-        pagerduty_events_url=fake.events_url,
+        rules_dir=str(rules(tmp_path, tier)),
         **settings,
     )
-    env["PD_KEY"] = PD_KEY
+    env.update(secrets)
     return env
+
+
+def pagerduty_env(tmp_path: Path, fake: Outside, database: str, **settings: str) -> dict[str, str]:
+    return channel_env(tmp_path, fake, database, "pagerduty", **settings)
 
 
 def webhook_env(tmp_path: Path, fake: Outside, database: str, **settings: str) -> dict[str, str]:
-    env = router_env(
-        port=str(free_port()),
-        database_url=database,
-        rules_dir=str(rules(tmp_path, '{apprise: ["${HOOK}"]}')),
-        **settings,
-    )
-    env["HOOK"] = fake.json_url("hook")
-    return env
+    return channel_env(tmp_path, fake, database, "webhook", **settings)
 
 
 def url(env: dict[str, str], path: str) -> str:
