@@ -193,15 +193,21 @@ class IncidentService:
             routing, now = webhook.routing, webhook.now
             if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
                 self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
-            elif stored.outcome == "duplicate" and stored.firing and item.alert.firing:
+            elif (
+                stored.outcome == "duplicate"
+                and stored.firing
+                and item.alert.firing
+                and not tx.open_incidents_of_alert(stored.id)
+            ):
                 # Still firing, but its incident was resolved by hand (API, PagerDuty): as in
                 # PagerDuty, a trigger for a resolved incident opens a new one.
-                if not tx.open_incidents_of_alert(stored.id):
-                    self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
-            elif stored.outcome in ("new", "updated") and not item.alert.firing:
-                resolved = self._alert_resolved(tx, routing, item.alert, stored.id, now, effects)
-                for key in resolved:
-                    open_incidents.pop(key, None)
+                self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
+            elif not item.alert.firing:
+                changed = (stored.id,) if stored.outcome in ("new", "updated") else ()
+                for alert_id in (*changed, *stored.earlier):
+                    resolved = self._alert_resolved(tx, routing, item.alert, alert_id, now, effects)
+                    for key in resolved:
+                        open_incidents.pop(key, None)
         return [IngestResult(**counts[id(webhook)]) for webhook in webhooks], effects
 
     def _alert_fired(

@@ -63,6 +63,9 @@ class StoredAlert:
     id: int
     outcome: str  # "new", "updated" (it resolved) or "duplicate"
     firing: bool  # the stored instance still fires
+    # For a resolution: earlier instances of the same fingerprint that were still firing and
+    # are resolved with it (a sender that restarted, two Alertmanagers that do not gossip).
+    earlier: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

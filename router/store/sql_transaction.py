@@ -10,6 +10,7 @@ executemany: before any query that could read them, and when the work ends (`flu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -131,7 +132,29 @@ class SqlTransaction(Transaction):
             stored.append(StoredAlert(alert_id, "updated", False))
         if resolutions:
             conn.execute(self._sql.resolve_alert, resolutions)
-        return stored
+        return [
+            self._resolve_earlier(alert, starts_at, now, found)
+            if alert.status is AlertStatus.RESOLVED
+            else found
+            for (alert, now), starts_at, found in zip(run, starts, stored, strict=True)
+        ]
+
+    def _resolve_earlier(
+        self, alert: Alert, starts_at: datetime, now: datetime, stored: StoredAlert
+    ) -> StoredAlert:
+        """A resolution resolves every firing instance of its fingerprint that started before it:
+        a resolved notice may carry a later start than the firing one that was stored."""
+        earlier = self._conn.execute(
+            self._sql.resolve_earlier,
+            {
+                "resolved_fingerprint": alert.fingerprint,
+                "resolved_start": starts_at,
+                "resolved_at": alert.ends_at or now,
+                "now": now,
+            },
+        )
+        ids = tuple(int(row[0]) for row in earlier)
+        return dataclasses.replace(stored, earlier=ids) if ids else stored
 
     def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
         """Legacy Grafana sends no start time: an alert fires from when it was first received

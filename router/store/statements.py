@@ -55,6 +55,7 @@ class Statements:
     insert_events: sa.Insert
     count_alert_changes: dict[AlertChange, sa.Update]  # RETURNING the new count
     update_summary: sa.Update
+    resolve_earlier: sa.Update  # RETURNING the ids of the instances it resolved
     insert_incident: sa.Insert  # RETURNING the whole row
     insert_pages: sa.Insert
     finish_page: sa.Update
@@ -118,6 +119,18 @@ def statements(dialect: str) -> Statements:
             events.c.kind == sa.bindparam("summary_kind"),
         )
         .values(at=sa.bindparam("latest_at"), detail=sa.bindparam("summary")),
+        resolve_earlier=alerts.update()
+        .where(
+            alerts.c.fingerprint == sa.bindparam("resolved_fingerprint"),
+            alerts.c.status == AlertStatus.FIRING.value,
+            alerts.c.starts_at < sa.bindparam("resolved_start"),
+        )
+        .values(
+            status=AlertStatus.RESOLVED.value,
+            ends_at=sa.bindparam("resolved_at"),
+            updated_at=sa.bindparam("now"),
+        )
+        .returning(alerts.c.id),
         insert_incident=incidents.insert().returning(*incidents.c),
         insert_pages=pages.insert(),
         finish_page=pages.update()

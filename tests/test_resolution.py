@@ -1,0 +1,56 @@
+"""A resolved notice resolves its incident even when it names a later start than the firing one.
+
+Senders that restarted, two Alertmanagers that do not gossip, or a hand-written integration send
+a resolution whose `startsAt` is not the firing instance's; on both databases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.app import RouterService
+
+from .scenario import FakeClock, alert, incidents, running_router, send, timeline
+
+
+@pytest.fixture
+async def router(tmp_path: Path, database: str) -> Any:
+    async with running_router(tmp_path, FakeClock(), database) as service:
+        yield service
+
+
+@pytest.fixture
+async def client(router: RouterService) -> Any:
+    async with TestClient(TestServer(router.web_app())) as test_client:
+        yield test_client
+
+
+async def test_a_resolution_with_a_later_start_resolves_the_earlier_instance(
+    router: RouterService, client: TestClient[Any, Any]
+) -> None:
+    await send(client, alert("DataCorruption", starts="2026-11-24T08:50:00Z"))
+    answer = await send(
+        client, alert("DataCorruption", status="resolved", starts="2026-11-24T08:55:00Z")
+    )
+    assert answer["new"] == 1  # the resolved notice is an instance of its own
+    (incident,) = await incidents(router)
+    assert incident["state"] == "resolved"
+    assert ("alert", f"{incident_alert()} resolved") in await timeline(router, incident["id"])
+
+
+async def test_a_resolution_older_than_the_firing_instance_leaves_it_firing(
+    router: RouterService, client: TestClient[Any, Any]
+) -> None:
+    await send(client, alert("DataCorruption", starts="2026-11-24T08:55:00Z"))
+    await send(client, alert("DataCorruption", status="resolved", starts="2026-11-24T08:50:00Z"))
+    (incident,) = await incidents(router)
+    assert incident["state"] == "triggered"
+
+
+def incident_alert() -> str:
+    fingerprint = alert("DataCorruption")["fingerprint"]
+    return f"alertmanager alert DataCorruption (ledger, {fingerprint})"
