@@ -262,9 +262,10 @@ def _check(args: argparse.Namespace) -> int:
     problems += check_templates(
         (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "templates"
     )
-    if report.ruleset is not None:
-        problems += reference_problems(report.ruleset, library)
-        problems += channel_problems(report.ruleset)
+    checked = report.ruleset or report.partial
+    if checked is not None:
+        problems += reference_problems(checked, library)
+        problems += channel_problems(checked)
     for problem in problems:
         print(problem)
     if report.ruleset is None or problems:

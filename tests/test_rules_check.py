@@ -97,3 +97,17 @@ def test_no_rules_is_a_warning(rules_dir: Path, capsys: pytest.CaptureFixture[st
             "rules OK: 0 rules, 3 tiers, 1 policies, 4 severities, 1 runbooks (2 sections)",
         ],
     )
+
+
+def test_a_yaml_error_does_not_hide_a_wrong_runbook_anchor_elsewhere(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = rules_dir / "00-base.yaml"
+    text = base.read_text(encoding="utf-8")
+    base.write_text(text.replace("service.md#service-down", "service.md#no-such-anchor"))
+    (rules_dir / "10-broken.yaml").write_text('rules:\n  - name: x\n    matchers: [a="b"\n')
+    code, lines = run_check(capsys, ".")
+    assert code == 1
+    assert lines[0].startswith("10-broken.yaml:4: YAML error: ")
+    assert lines[1].startswith("00-base.yaml:") and "#no-such-anchor" in lines[1]
+    assert lines[-1] == "rules invalid: 2 errors"

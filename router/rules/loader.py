@@ -54,6 +54,9 @@ class CheckReport:
     errors: list[str]
     warnings: list[str]
     lines: list[str] = field(default_factory=list)
+    # The rules that did load, even with errors elsewhere: their runbook references and channels
+    # are checked too, so that one run reports every problem.
+    partial: RuleSet | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +87,7 @@ def check_rules(rules_dir: Path, env: Mapping[str, str]) -> CheckReport:
     errors = [str(p) for p in problems if p.level == "error"]
     return CheckReport(
         ruleset=None if errors else ruleset,
+        partial=ruleset,
         errors=errors,
         warnings=[str(p) for p in problems if p.level == "warning"],
         lines=[p.report_line() for p in problems],
