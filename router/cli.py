@@ -12,13 +12,19 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router import __version__
 from router.errors import ConfigError, PayloadError, StoreError
 from router.logs import configure
-from router.settings import environment, load_settings
+from router.settings import Settings, environment, load_settings
+
+if TYPE_CHECKING:
+    from router.history import History
+    from router.replay import ReplayReport
+    from router.routing import Routing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     route.add_argument("--json", action="store_true", help="print one JSON object")
 
+    replay = commands.add_parser(
+        "replay",
+        help="replay the stored alert history through new rules and show what would change",
+        description="Read the alerts the router received (ROUTER_DATABASE_URL, opened read-only) "
+        "and replay them on a simulated clock through the rules in force (ROUTER_RULES_DIR) and "
+        "through --rules: incidents whose severity, policy, grouping or runbook section change, "
+        "pages added or removed per tier with the minute, escalations that reach a higher tier, "
+        "and pages per tier per day. Sends nothing, writes nothing. Exit 0 when nothing "
+        "changes, 3 when something does, 1 or 2 on an error.",
+    )
+    replay.add_argument("--rules", type=Path, required=True, metavar="NEW_DIR", help="new rules")
+    _period_arguments(replay, default_since="7d")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+
     test_page = commands.add_parser(
         "test-page",
         help="send a test page through every channel of a tier and say what each did",
@@ -113,6 +133,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _period_arguments(parser: argparse.ArgumentParser, *, default_since: str) -> None:
+    parser.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help=f"the period that ends now, e.g. 7d, 12h (default: {default_since})",
+    )
+    parser.add_argument("--from", dest="start", type=_iso_time, metavar="ISO-TIME")
+    parser.add_argument("--to", dest="end", type=_iso_time, metavar="ISO-TIME")
+    parser.set_defaults(default_since=default_since)
+
+
+def _duration(text: str) -> timedelta:
+    from router.incidents.schedule import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"the period must be longer than 0: {text!r}")
+    return value
+
+
+def _period(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime] | str:
+    """[since, until) from --since or --from/--to; a message naming the option when bad."""
+    if args.since is not None and (args.start is not None or args.end is not None):
+        return "give either --since or --from and --to, not both"
+    if args.start is None and args.end is None:
+        since: timedelta = args.since or _duration(args.default_since)
+        return now - since, now
+    if args.start is None or args.end is None:
+        return "--from and --to go together"
+    if args.start >= args.end:
+        return f"--from ({args.start.isoformat()}) must be before --to ({args.end.isoformat()})"
+    return args.start, args.end
+
+
 def _iso_time(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
@@ -141,6 +199,8 @@ def _command(args: argparse.Namespace) -> int:
         return _check(args)
     if args.command == "route":
         return _route(args)
+    if args.command == "replay":
+        return _replay(args)
     if args.command == "test-page":
         return _test_page(args.tier, args.severity)
     if args.command == "templates":
@@ -313,6 +373,115 @@ def _route(args: argparse.Namespace) -> int:
     else:
         print(format_routes(routes, routing.rules, at), end="")
     return 0
+
+
+def _load_routing(rules_dir: Path, env: Mapping[str, str], option: str) -> Routing | None:
+    """The rules of `rules_dir`, or None after printing every problem and the option named."""
+    from router.routing import load_routing
+
+    try:
+        return load_routing(rules_dir, env, strict_secrets=False)
+    except ConfigError as exc:
+        print(f"runbook-router: {option} {rules_dir}: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _history(period: tuple[datetime, datetime], env: Mapping[str, str]) -> History | int:
+    """The stored history of the period, or the exit status of an error."""
+    from router.store.history import read_history
+
+    # Only the database is needed here: a bad unrelated setting must not stop a replay.
+    database_url = env.get("ROUTER_DATABASE_URL") or str(
+        Settings.model_fields["database_url"].default
+    )
+    try:
+        return read_history(database_url, *period)
+    except StoreError as exc:
+        print(f"runbook-router: ROUTER_DATABASE_URL: {exc}", file=sys.stderr)
+        return 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from router.replay import replay, report_json
+
+    period = _period(args, datetime.now(UTC))
+    if isinstance(period, str):
+        print(f"runbook-router: {period}", file=sys.stderr)
+        return 2
+    env = environment()
+    in_force = _rules_dir(None, env)
+    before = _load_routing(in_force, env, "ROUTER_RULES_DIR")
+    after = _load_routing(args.rules, env, "--rules")
+    if before is None or after is None:
+        return 1
+    history = _history(period, env)
+    if isinstance(history, int):
+        return history
+    report = replay(history, before, after)
+    if args.json:
+        print(json.dumps(report_json(report), indent=2, ensure_ascii=False))
+    else:
+        print(format_replay(report, in_force, args.rules), end="")
+    return 3 if report.diffs else 0
+
+
+def format_replay(report: ReplayReport, in_force: Path, new: Path) -> str:
+    """The human-readable `replay` output: the differences, then pages per tier per day."""
+    from router.replay import minute
+
+    lines = [
+        f"replayed {report.alerts} alerts received {_when(report.since)} to {_when(report.until)}",
+        f"  rules in force {in_force}: {report.incidents_before} incidents, "
+        f"{report.pages_before} pages",
+        f"  new rules {new}: {report.incidents_after} incidents, {report.pages_after} pages",
+    ]
+    if report.unchanged:
+        lines.append("no difference")
+    for diff in report.diffs:
+        incident = diff.before or diff.after
+        key = incident.key if incident else ""
+        lines.append("")
+        lines.append(
+            f"incident opened {_when(diff.opened_at)} by {diff.alertname or '(no alertname)'} "
+            f"(alert {diff.opener}): {key}"
+        )
+        for change in diff.changes:
+            lines.append(
+                f"  {change.what:<13} {change.before or 'none'} -> {change.after or 'none'}"
+            )
+        for sign, pages in (("+", diff.pages_added), ("-", diff.pages_removed)):
+            for page in pages:
+                again = f" repeat {page.round}" if page.round else ""
+                lines.append(
+                    f"  {sign} page  {page.tier:<14} step {page.step}{again} at "
+                    f"+{minute(page.at, diff.opened_at)}m ({page.event}, {_when(page.at)})"
+                )
+        higher = diff.higher_tier
+        if higher is not None:
+            acked = (
+                f"acknowledged at +{minute(higher.acknowledged_at, diff.opened_at)}m"
+                if higher.acknowledged_at
+                else "never acknowledged"
+            )
+            reached = minute(higher.reached_at, diff.opened_at)
+            lines.append(
+                f"  escalates further: step {higher.step_after} "
+                f"({', '.join(higher.tiers_after)}) at +{reached}m "
+                f"instead of step {higher.step_before} ({', '.join(higher.tiers_before)}); {acked}"
+            )
+    if report.per_day:
+        lines += ["", "pages per tier per day (UTC)", f"  {'day':<11} {'tier':<16} before  after"]
+        for row in report.per_day:
+            moved = row.after - row.before
+            delta = f"  {moved:+d}" if moved else ""
+            lines.append(f"  {row.day:<11} {row.tier:<16} {row.before:>6} {row.after:>6}{delta}")
+    return "\n".join(lines) + "\n"
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _test_page(tier: str, severity: str | None) -> int:

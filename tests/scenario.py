@@ -43,16 +43,16 @@ class FakeClock:
 async def running_router(
     tmp_path: Path, clock: FakeClock, database: str, **settings: Any
 ) -> AsyncIterator[RouterService]:
-    """A started service on the scenario rules and a fresh database of the given kind."""
+    """A started service on the scenario rules (or `rules_dir`) and a fresh database of the
+    given kind."""
     async with database_url(database, tmp_path) as url:
         service = RouterService(
             Settings(
                 _env_file=None,  # type: ignore[call-arg]
                 database_url=url,
-                rules_dir=SCENARIO_RULES,
                 webhook_token=WEBHOOK_TOKEN,
                 public_url="http://router.test",
-                **settings,
+                **{"rules_dir": SCENARIO_RULES, **settings},
             ),
             metrics=Metrics(),
             clock=clock,
