@@ -66,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RULES_DIR",
         help="rules directory or file (default: ROUTER_RULES_DIR, else rules)",
     )
+    check.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also list the rules, and the alerts stored in the period (ROUTER_DATABASE_URL, "
+        "read-only), that would page without a runbook section",
+    )
+    check.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="with --coverage: the period of alerts, ending now (default: 30d)",
+    )
+    check.add_argument(
+        "--fail-under",
+        metavar="SEVERITY",
+        help="with --coverage: exit 1 when a rule or alert of this severity or a more severe one "
+        "would page without a runbook section (e.g. P1: P0 and P1)",
+    )
 
     route = commands.add_parser(
         "route",
@@ -311,6 +329,9 @@ def _check(args: argparse.Namespace) -> int:
     from router.rules import check_rules
     from router.runbooks import RunbookLibrary
 
+    if not args.coverage and (args.since is not None or args.fail_under is not None):
+        print("runbook-router: --since and --fail-under go with --coverage", file=sys.stderr)
+        return 2
     env = environment()
     rules_dir = _rules_dir(args.rules_dir, env)
     report = check_rules(rules_dir, env)
@@ -338,6 +359,70 @@ def _check(args: argparse.Namespace) -> int:
         f"{len(ruleset.policies)} policies, {len(ruleset.severities)} severities, "
         f"{len(library.files)} runbooks ({len(library.sections)} sections)"
     )
+    if args.coverage:
+        return _coverage(args, rules_dir, env)
+    return 0
+
+
+def _coverage(args: argparse.Namespace, rules_dir: Path, env: Mapping[str, str]) -> int:
+    """The `check --coverage` report; 1 when --fail-under finds a gap, 2 for a bad option."""
+    from router.coverage import coverage
+
+    routing = _load_routing(rules_dir, env, "RULES_DIR")
+    if routing is None:
+        return 1
+    severities = [level.name for level in routing.rules.severities]
+    if args.fail_under is not None and args.fail_under not in severities:
+        print(
+            f"runbook-router: --fail-under {args.fail_under}: no such severity; the severities "
+            f"are: {', '.join(severities)}",
+            file=sys.stderr,
+        )
+        return 2
+    now = datetime.now(UTC)
+    since: timedelta = args.since or _duration("30d")
+    history: History | None = None
+    default_url = str(Settings.model_fields["database_url"].default)
+    if env.get("ROUTER_DATABASE_URL") or Path(default_url.removeprefix("sqlite:///")).is_file():
+        found = _history((now - since, now), env)
+        if isinstance(found, int):
+            return found
+        history = found
+    report = coverage(routing, history)
+    print()
+    print("runbook coverage: rules that name no runbook section and found none in the period")
+    for gap in report.rules:
+        print(f"  {gap.severity:<4} {gap.rule:<32} {gap.source}  fired {gap.fired}x")
+    if not report.rules:
+        print("  none")
+    if history is None:
+        print(
+            "no alert history: ROUTER_DATABASE_URL is unset and there is no database at "
+            f"{default_url.removeprefix('sqlite:///')}; the rules alone were checked"
+        )
+    else:
+        print(
+            f"alerts that would page without a runbook section, of {report.alerts} received "
+            f"since {_when(now - since)}"
+        )
+        for alert in report.alert_gaps:
+            rule = f"rule {alert.rule}" if alert.rule else "no rule"
+            print(
+                f"  {alert.severity:<4} {alert.alertname or '(no alertname)':<32} {rule:<24} "
+                f"fired {alert.fired}x"
+            )
+        if not report.alert_gaps:
+            print("  none")
+    if args.fail_under is None:
+        return 0
+    failing = report.failing(routing, args.fail_under)
+    if failing:
+        print(
+            f"coverage FAILED: {len(failing)} at {args.fail_under} or above would page without a "
+            f"runbook section: {'; '.join(failing)}"
+        )
+        return 1
+    print(f"coverage OK: nothing at {args.fail_under} or above pages without a runbook section")
     return 0
 
 
