@@ -37,13 +37,15 @@ from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
+from router.models import Notification
 from router.outbox.channels import ChannelSet, build_channels, channel_problems
 from router.outbox.dispatcher import Dispatcher
 from router.outbox.template_checks import check_templates
 from router.routing import Routing, load_routing
 from router.rules.drop import rule_drop_refusal
 from router.settings import Settings, environment
-from router.store import Store, open_store
+from router.shadow import compare
+from router.store import IngestResult, Store, open_store
 from router.types import Clock
 
 log = logging.getLogger("router.app")
@@ -72,6 +74,17 @@ def routing_from(settings: Settings) -> Routing:
     return routing
 
 
+def shadow_routing_from(settings: Settings) -> Routing | None:
+    """The rules of `ROUTER_SHADOW_RULES_DIR`, or None when it is unset; ConfigError names the
+    setting and lists every problem. Its tiers never page, so their secrets may be unset."""
+    if settings.shadow_rules_dir is None:
+        return None
+    try:
+        return load_routing(settings.shadow_rules_dir, environment(), strict_secrets=False)
+    except ConfigError as exc:
+        raise ConfigError(f"ROUTER_SHADOW_RULES_DIR: {exc}", exc.problems) from exc
+
+
 class RouterService:
     """The running router: store, routing, incidents, outbox and the HTTP application over them."""
 
@@ -87,6 +100,7 @@ class RouterService:
     ) -> None:
         self.settings = settings
         self.routing = routing if routing is not None else routing_from(settings)
+        self.shadow = shadow_routing_from(settings)
         self.store = store if store is not None else open_store(settings.database_url)
         self.metrics = metrics if metrics is not None else Metrics()
         self.channels = (
@@ -164,6 +178,22 @@ class RouterService:
         await self.channels.close()
         await self.store.close()
 
+    async def ingest(self, notification: Notification, now: datetime) -> IngestResult:
+        """Store and route a webhook's alerts; then, with shadow rules, record what they would
+        have decided (after the store accepted the alerts: a refused webhook records nothing)."""
+        result = await self.incidents.ingest(notification, now)
+        shadow = self.shadow
+        if shadow is not None:
+            for decision in compare(self.routing, shadow, notification.alerts):
+                outcome = "differs" if decision.differs else "same"
+                self.metrics.shadow_decisions.labels(outcome=outcome).inc()
+                if decision.differs:
+                    log.info(
+                        "shadow rules would route differently",
+                        extra=fields(**decision.log_fields()),
+                    )
+        return result
+
     def reload_rules(self) -> bool:
         """Replace the routing with the rules on disk; keep the old ones if the new are bad, or
         drop more than half of the rules in force (unless ROUTER_ALLOW_RULE_DROP)."""
@@ -182,6 +212,7 @@ class RouterService:
             )
             return False
         self.routing = routing
+        self._reload_shadow()
         log_tiers(routing)
         self.channels.reload_templates(self.settings.rules_dir / "templates")
         self._initialise_metrics()
@@ -190,6 +221,15 @@ class RouterService:
             extra=fields(rules=len(routing.rules.rules), sections=len(routing.runbooks.sections)),
         )
         return True
+
+    def _reload_shadow(self) -> None:
+        try:
+            self.shadow = shadow_routing_from(self.settings)
+        except ConfigError as exc:
+            log.error(
+                "shadow rules reload failed; keeping the shadow rules in force",
+                extra=fields(problems=list(exc.problems)),
+            )
 
     def _initialise_metrics(self) -> None:
         self.metrics.initialise_routing_labels(self.routing.rules)
@@ -259,9 +299,7 @@ class RouterService:
             ],
             client_max_size=self.settings.max_body_bytes,
         )
-        receiver = WebhookReceiver(
-            self.settings, self.incidents.ingest, self.metrics, self.state, self.clock
-        )
+        receiver = WebhookReceiver(self.settings, self.ingest, self.metrics, self.state, self.clock)
         add_routes(app, receiver, self.metrics, self.readiness)
         IncidentApi(
             self.settings, self.store, lambda: self.incidents, self.links, self.clock

@@ -110,6 +110,14 @@ class Metrics:
             ["tier", "channel", "outcome"],
             registry=r,
         )
+        self.shadow_decisions = Counter(
+            "router_shadow_decisions_total",
+            "Firing alerts routed by the shadow rules too, by whether their decision differs.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("same", "differs"):
+            self.shadow_decisions.labels(outcome=outcome)
         self.escalations = Counter(
             "router_escalations_total",
             "Escalations to a further step, by severity and the tier paged.",

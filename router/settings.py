@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # A reload that would leave no rule, or fewer than half of those in force, is refused unless
     # this is set (router/rules/drop.py).
     allow_rule_drop: bool = False
+    # A second rules directory evaluated beside the one in force, recording what it would decide
+    # without paging (router/shadow.py).
+    shadow_rules_dir: Path | None = None
 
     @classmethod
     def settings_customise_sources(
