@@ -158,8 +158,16 @@ def _period_arguments(parser: argparse.ArgumentParser, *, default_since: str) ->
         metavar="DURATION",
         help=f"the period that ends now, e.g. 7d, 12h (default: {default_since})",
     )
-    parser.add_argument("--from", dest="start", type=_iso_time, metavar="ISO-TIME")
-    parser.add_argument("--to", dest="end", type=_iso_time, metavar="ISO-TIME")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=_iso_time,
+        metavar="ISO-TIME",
+        help="start of the period instead, e.g. 2024-05-06T00:00:00Z (with --to; no offset: UTC)",
+    )
+    parser.add_argument(
+        "--to", dest="end", type=_iso_time, metavar="ISO-TIME", help="end of the period (excluded)"
+    )
     parser.set_defaults(default_since=default_since)
 
 

@@ -71,7 +71,8 @@ async def test_changed_rules_show_every_difference(
     recorded: RouterService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     new = rules_dir(tmp_path / "new", new=True)
-    before = sqlite_files(recorded) if recorded.store.dialect == "sqlite" else {}  # type: ignore[attr-defined]
+    on_sqlite = recorded.settings.database_url.startswith("sqlite")
+    before = sqlite_files(recorded) if on_sqlite else {}
     code, out, err = replay(capsys, "--rules", str(new), *PERIOD, "--json")
     assert (code, err) == (3, "")
     document = json.loads(out)

@@ -2,8 +2,10 @@
 
 It opens the database on its own read-only connection, never through `SqlStore`, which creates
 tables, upgrades the schema and starts writer threads: SQLite is opened with `mode=ro` (the
-file must exist; nothing is created beside it), PostgreSQL in a `READ ONLY` transaction. So a
-replay can run against the database of a running daemon, or a copy of it, and change nothing.
+file must exist: a missing one is an error, not a new database; SQLite may still create the
+`-wal` and `-shm` side files that every reader of a WAL database shares), PostgreSQL in a
+`READ ONLY` transaction. So a replay can run against the database of a running daemon, or a copy
+of it, and change none of its data.
 """
 
 from __future__ import annotations
