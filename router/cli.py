@@ -421,6 +421,12 @@ def _coverage(args: argparse.Namespace, rules_dir: Path, env: Mapping[str, str])
             )
         if not report.alert_gaps:
             print("  none")
+        print("runbook sections changed since incidents of the period carried them")
+        for section in report.changed:
+            what = "gone" if section.gone else "changed"
+            print(f"  {section.reference:<48} {what}; carried by {section.incidents} incident(s)")
+        if not report.changed:
+            print("  none")
     if args.fail_under is None:
         return 0
     failing = report.failing(routing, args.fail_under)

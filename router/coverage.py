@@ -35,11 +35,21 @@ class AlertGap:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangedSection:
+    """A section that incidents of the period carried, changed (or gone) since."""
+
+    reference: str
+    incidents: int
+    gone: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CoverageReport:
     alerts: int  # alerts of the period
     history: bool  # False when no history was read: the rules alone were checked
     rules: tuple[RuleGap, ...]
     alert_gaps: tuple[AlertGap, ...]
+    changed: tuple[ChangedSection, ...] = ()
 
     def failing(self, routing: Routing, threshold: str) -> list[str]:
         """Descriptions of the gaps at `threshold` or more severe."""
@@ -93,4 +103,21 @@ def coverage(routing: Routing, history: History | None) -> CoverageReport:
         history=history is not None,
         rules=tuple(rules),
         alert_gaps=tuple(alert_gaps),
+        changed=_changed_sections(routing, history) if history else (),
+    )
+
+
+def _changed_sections(routing: Routing, history: History) -> tuple[ChangedSection, ...]:
+    """Sections whose text changed since incidents of the period carried them: what the
+    responders read then is not what the runbook says now."""
+    changed: Counter[tuple[str, bool]] = Counter()
+    for incident in history.incidents.values():
+        if incident.runbook is None or incident.runbook_hash is None:
+            continue
+        section = routing.runbooks.get(incident.runbook)
+        if section is None or section.content_hash != incident.runbook_hash:
+            changed[(incident.runbook, section is None)] += 1
+    return tuple(
+        ChangedSection(reference, count, gone)
+        for (reference, gone), count in sorted(changed.items())
     )

@@ -35,6 +35,9 @@ class HistoryIncident:
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    # The runbook section it carried (`file#anchor`) and that section's content hash then.
+    runbook: str | None = None
+    runbook_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,6 +190,7 @@ class Routing:
             **section_json(match.section, match.method, match.score),
             "link": match.section.link(self.rules.runbook_base_url),
             "confidence": round(match.confidence, 3),
+            "content_hash": match.section.content_hash,
         }
 
     def section(self, runbook: PageRunbook | None) -> Section | None:

@@ -4,13 +4,18 @@ section, and `--fail-under` as a gate, over the history of tests/history.py."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from router.app import RouterService
 from router.cli import main
+from router.coverage import ChangedSection, coverage
+from router.history import History, HistoryIncident
+from router.routing import load_routing
 
+from .conftest import ROOT
 from .history import clean_environment, recorded_router, rules_dir
 
 
@@ -119,3 +124,29 @@ def test_bad_coverage_options_are_named(
     code, _out, err = check(capsys, str(in_force), *args)
     assert code == 2
     assert message in err
+
+
+def test_sections_changed_since_incidents_carried_them_are_listed() -> None:
+    routing = load_routing(ROOT / "rules", {}, strict_secrets=False)
+    current = routing.runbooks.get("zkp-ledger.md#data-corruption-detected")
+    assert current is not None
+    at = datetime(2026, 11, 24, tzinfo=UTC)
+
+    def incident(number: int, runbook: str, content_hash: str) -> HistoryIncident:
+        return HistoryIncident(number, f"k{number}", "P0", at, None, None, runbook, content_hash)
+
+    history = History(
+        at,
+        at,
+        (),
+        {
+            1: incident(1, "zkp-ledger.md#data-corruption-detected", current.content_hash),
+            2: incident(2, "zkp-ledger.md#data-corruption-detected", "0123456789abcdef"),
+            3: incident(3, "zkp-ledger.md#data-corruption-detected", "0123456789abcdef"),
+            4: incident(4, "zkp-ledger.md#a-section-since-removed", "fedcba9876543210"),
+        },
+    )
+    assert coverage(routing, history).changed == (
+        ChangedSection("zkp-ledger.md#a-section-since-removed", 1, gone=True),
+        ChangedSection("zkp-ledger.md#data-corruption-detected", 2, gone=False),
+    )

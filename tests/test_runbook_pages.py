@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -31,8 +32,12 @@ async def test_shipped_rule_attaches_its_section_and_the_page_carries_it(
         "rule",
     )
     assert runbook["link"].endswith("zkp-ledger.md#data-corruption-detected")
+    # The incident keeps the section's content hash (for `check --coverage`); the page carries
+    # the section itself.
+    carried = dict(runbook)
+    assert re.fullmatch(r"[0-9a-f]{16}", carried.pop("content_hash"))
     (context,) = await page_contexts(service, "trigger")
-    assert context["runbook"] == runbook
+    assert context["runbook"] == carried
     (line,) = [record for record in caplog.records if record.getMessage().startswith("PAGE")]
     page = line.fields["page"]  # type: ignore[attr-defined]
     assert "Data Corruption Detected" in page

@@ -13,6 +13,7 @@ Parsing is markdown-it-py's CommonMark with GitHub tables; nothing here reads fi
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -259,6 +260,13 @@ class Section:
     blocks: tuple[Block, ...] = ()
     role: SectionRole = SectionRole.INCIDENT
     parent_anchor: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """A short hash of the section's heading and text: kept with each incident that carried
+        the section, so that `check --coverage` can say which sections changed since."""
+        digest = hashlib.sha256(f"{self.heading}\n{self.text}".encode())
+        return digest.hexdigest()[:16]
 
     @property
     def is_part(self) -> bool:

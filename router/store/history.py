@@ -84,6 +84,7 @@ def _read(conn: sa.Connection, since: datetime, until: datetime) -> History:
             incidents.c.opened_at,
             incidents.c.acknowledged_at,
             incidents.c.resolved_at,
+            incidents.c.runbook,
         ).where(incidents.c.id.in_(held))
     ).mappings()
     found = {
@@ -94,10 +95,22 @@ def _read(conn: sa.Connection, since: datetime, until: datetime) -> History:
             opened_at=row["opened_at"],
             acknowledged_at=row["acknowledged_at"],
             resolved_at=row["resolved_at"],
+            **_runbook_reference(row["runbook"]),
         )
         for row in incident_rows
     }
     return History(since, until, history, found)
+
+
+def _runbook_reference(runbook: Any) -> dict[str, str | None]:
+    """The `file#anchor` and content hash an incident's runbook JSON records (hashes are kept
+    since schema version 2; older incidents have none)."""
+    if not isinstance(runbook, dict) or not runbook.get("file"):
+        return {}
+    anchor = runbook.get("anchor") or ""
+    reference = f"{runbook['file']}#{anchor}" if anchor else str(runbook["file"])
+    found = runbook.get("content_hash")
+    return {"runbook": reference, "runbook_hash": str(found) if found else None}
 
 
 def _history_alert(row: Any) -> HistoryAlert:
