@@ -47,6 +47,7 @@ from router.settings import Settings, environment
 from router.shadow import compare
 from router.store import IngestResult, Store, open_store
 from router.types import Clock
+from router.web.pages import ConsolePages
 
 log = logging.getLogger("router.app")
 
@@ -303,6 +304,14 @@ class RouterService:
         add_routes(app, receiver, self.metrics, self.readiness)
         IncidentApi(
             self.settings, self.store, lambda: self.incidents, self.links, self.clock
+        ).add_routes(app)
+        ConsolePages(
+            self.settings,
+            self.store,
+            lambda: self.incidents,
+            lambda: self.routing,
+            self.links,
+            self.clock,
         ).add_routes(app)
         return app
 

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # A second rules directory evaluated beside the one in force, recording what it would decide
     # without paging (router/shadow.py).
     shadow_rules_dir: Path | None = None
+    # Who may open the web pages: users and bcrypt hashes in the shape of the Prometheus
+    # exporter-toolkit's web-config.yml, or the user an authenticating proxy names in a header.
+    web_config_file: Path | None = None
+    web_trusted_user_header: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -103,6 +107,15 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("web_trusted_user_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not all(c.isascii() and (c.isalnum() or c == "-") for c in value.strip()):
+            raise ValueError(f"must be an HTTP header name such as X-Forwarded-User, got {value!r}")
+        return value.strip()
 
     @field_validator("webhook_token", "api_token", "secret_key", "pagerduty_webhook_secret")
     @classmethod

@@ -19,7 +19,7 @@ from router.errors import IncidentNotFound
 from router.incidents import escalation
 from router.incidents.batches import Batcher
 from router.incidents.escalation import Decision, IncidentState, PageOrder
-from router.links import AckLinks
+from router.links import AckLinks, incident_view_url
 from router.logs import fields
 from router.metrics import Metrics
 from router.models import Alert, AlertStatus, Notification, PageEvent
@@ -498,7 +498,7 @@ class IncidentService:
             alert=classification.get("alert", {}),
             runbook=incident.runbook,
             candidates=classification.get("runbook_candidates", []),
-            incident_url=f"{self._base_url}/api/v1/incidents/{incident.id}",
+            incident_url=incident_view_url(self._base_url, self._links(), incident),
         )
 
     def _page_context(

@@ -88,6 +88,18 @@ class IncidentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    """Which incidents a list shows: every condition given must hold (None: any)."""
+
+    states: tuple[IncidentState, ...] | None = None
+    severity: str | None = None
+    # A label value the incident is grouped by (its key holds `|service=VALUE`).
+    service: str | None = None
+    # Found in the title or the key, ignoring case.
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRecord:
     """An alert instance of an incident, with the severity it was classified at there."""
 
@@ -296,6 +308,10 @@ class Store(abc.ABC):
         self, states: Sequence[IncidentState] | None, limit: int
     ) -> list[IncidentRecord]:
         """Newest first."""
+
+    @abc.abstractmethod
+    async def search_incidents(self, where: IncidentFilter, limit: int) -> list[IncidentRecord]:
+        """The incidents `where` selects, newest first."""
 
     @abc.abstractmethod
     async def incident_detail(self, incident_id: int) -> IncidentDetail | None:

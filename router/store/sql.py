@@ -34,6 +34,7 @@ from router.store import schema
 from router.store.base import (
     EventRecord,
     IncidentDetail,
+    IncidentFilter,
     IncidentRecord,
     PageRecord,
     Pruned,
@@ -225,6 +226,35 @@ class SqlStore(Store):
             query = query.where(table.c.state.in_([state.value for state in states]))
         return await self._read(
             "list incidents",
+            lambda conn: [incident_record(row) for row in conn.execute(query).mappings()],
+        )
+
+    async def search_incidents(self, where: IncidentFilter, limit: int) -> list[IncidentRecord]:
+        table = schema.incidents
+        query = sa.select(table).order_by(table.c.opened_at.desc(), table.c.id.desc()).limit(limit)
+        if where.states:
+            query = query.where(table.c.state.in_([state.value for state in where.states]))
+        if where.severity:
+            query = query.where(table.c.severity == where.severity)
+        if where.service:
+            # The key is `rule|name=value|...`: the value is followed by `|` or ends the key.
+            pair = f"|service={where.service}"
+            query = query.where(
+                sa.or_(
+                    table.c.key.contains(f"{pair}|", autoescape=True),
+                    table.c.key.endswith(pair, autoescape=True),
+                )
+            )
+        if where.text:
+            needle = where.text.lower()
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(table.c.title).contains(needle, autoescape=True),
+                    sa.func.lower(table.c.key).contains(needle, autoescape=True),
+                )
+            )
+        return await self._read(
+            "search incidents",
             lambda conn: [incident_record(row) for row in conn.execute(query).mappings()],
         )
 
