@@ -1,0 +1,333 @@
+"""The web pages over HTTP: who may see them, what they show, and what bad input gets.
+
+The browser tests (test_console_browser.py) walk the pages as a person does; these check the
+answers a browser does not show: status codes, headers, refusals, and that a refused form changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.app import RouterService
+from router.metrics import Metrics
+from router.settings import Settings
+
+from .conftest import FIXTURES, ROOT, WEBHOOK_TOKEN, auth_headers
+from .scenario import FakeClock
+
+Client = TestClient[Any, Any]
+FIRING = FIXTURES / "payloads" / "good" / "alertmanager" / "firing_two_alerts.json"
+PUBLIC = "http://router.test"
+
+
+def router_settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'router.db'}",
+        rules_dir=ROOT / "rules",
+        webhook_token=WEBHOOK_TOKEN,  # type: ignore[arg-type]
+        public_url=PUBLIC,
+        **values,
+    )
+
+
+async def started(settings: Settings, clock: FakeClock) -> RouterService:
+    service = RouterService(settings, metrics=Metrics(), clock=clock)
+    await service.start()
+    return service
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def service(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RouterService]:
+    router_service = await started(router_settings(tmp_path), clock)
+    yield router_service
+    await router_service.close()
+
+
+@pytest.fixture
+async def client(service: RouterService) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(service.web_app())) as test_client:
+        yield test_client
+
+
+async def fire(client: Client) -> None:
+    response = await client.post(
+        "/webhooks/alertmanager", data=FIRING.read_bytes(), headers=auth_headers()
+    )
+    assert response.status == 200, await response.text()
+
+
+async def fire_disk(client: Client) -> None:
+    """A second incident: another alert, service and severity."""
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "runbook-router",
+        "groupKey": "{}:{}",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "DiskFull", "service": "storage", "severity": "warning"},
+                "annotations": {"summary": "Disk almost full on storage-3"},
+                "startsAt": "2026-11-24T08:59:30Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "d15cf011d15cf011",
+            }
+        ],
+    }
+    response = await client.post("/webhooks/alertmanager", json=body, headers=auth_headers())
+    assert response.status == 200, await response.text()
+
+
+async def page(client: Client, path: str, **headers: str) -> tuple[int, str]:
+    response = await client.get(path, headers={"Host": "router.test", **headers})
+    return response.status, await response.text()
+
+
+def form_token(html: str) -> str:
+    match = re.search(r'name="form_token" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+async def test_pages_are_html_with_the_security_headers(client: Client) -> None:
+    await fire(client)
+    for path in ("/", "/incidents", "/incidents/1", "/routing", "/rules"):
+        response = await client.get(path, headers={"Host": "router.test"})
+        assert response.status == 200, path
+        assert response.content_type == "text/html"
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "script-src" not in csp  # no script at all
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    css = await client.get("/static/console.css", headers={"Host": "router.test"})
+    assert css.content_type == "text/css"
+    assert "prefers-color-scheme: dark" in await css.text()
+
+
+async def test_the_list_filters_by_state_severity_service_and_text(client: Client) -> None:
+    await fire(client)
+    await fire_disk(client)
+    _, everything = await page(client, "/incidents")
+    titles = re.findall(r'<a href="/incidents/(\d+)">', everything)
+    assert titles == ["2", "1"]  # newest first
+    _, p0 = await page(client, "/incidents?severity=P0")
+    assert "LedgerDataCorruption" in p0 and "DiskFull" not in p0
+    _, by_text = await page(client, "/incidents?q=disk")
+    assert re.findall(r'<a href="/incidents/(\d+)">', by_text) == ["2"]
+    _, resolved = await page(client, "/incidents?state=resolved")
+    assert "No incident matches" in resolved
+    _, by_service = await page(client, "/incidents?service=ledger")
+    assert "LedgerDataCorruption" in by_service
+    _, other = await page(client, "/incidents?service=ledge")
+    assert "No incident matches" in other  # a whole value, not a part of one
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("state=sideways", "state: one of all, open"),
+        ("severity=P9", "severity: one of P0"),
+        ("q=" + "x" * 101, "q: at most 100 characters"),
+    ],
+)
+async def test_a_bad_filter_is_a_400_that_names_it(client: Client, query: str, says: str) -> None:
+    status, html = await page(client, f"/incidents?{query}")
+    assert status == 400
+    assert says in html
+
+
+async def test_the_incident_page_shows_the_runbook_section_as_html(client: Client) -> None:
+    await fire(client)
+    status, html = await page(client, "/incidents/1")
+    assert status == 200
+    assert "Data Corruption Detected" in html
+    assert "<pre><code" in html  # the section's commands
+    assert "found by rule" in html
+    assert "page_delivered" in html or "page" in html
+    missing, _ = await page(client, "/incidents/99")
+    assert missing == 404
+    odd, _ = await page(client, "/incidents/%C2%B2")
+    assert odd == 404
+
+
+async def test_the_buttons_need_the_page_form_token(client: Client, service: RouterService) -> None:
+    await fire(client)
+    await fire_disk(client)
+    refused = await client.post(
+        "/incidents/1/ack", data={"form_token": "1.x", "by": "mallory"}, allow_redirects=False
+    )
+    assert refused.status == 403
+    detail = await service.store.incident_detail(1)
+    assert detail is not None and detail.incident.state.value == "triggered"
+    _, html = await page(client, "/incidents/1")
+    acked = await client.post(
+        "/incidents/1/ack",
+        data={"form_token": form_token(html), "by": "alice"},
+        allow_redirects=False,
+    )
+    assert acked.status == 303 and acked.headers["Location"] == "/incidents/1"
+    _, after = await page(client, "/incidents/1")
+    assert "by alice" in after
+    assert 'id="acknowledge"' not in after
+
+
+async def test_the_signed_link_of_a_page_opens_that_incident_only(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    users = tmp_path / "web-config.yml"
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+    users.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    service = await started(router_settings(tmp_path, web_config_file=users), clock)
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            await fire(client)
+            await fire_disk(client)
+            status, _ = await page(client, "/incidents/1")
+            assert status == 401
+            pages = await service.store.list_pages(1)
+            link = pages[0].context["incident_url"]
+            assert link.startswith(f"{PUBLIC}/incidents/1?view=")
+            path = link.removeprefix(PUBLIC)
+            status, html = await page(client, path)
+            assert status == 200 and 'id="acknowledge"' in html
+            other, _ = await page(client, path.replace("/incidents/1?", "/incidents/2?"))
+            assert other == 403
+            forged, _ = await page(client, path[:-3] + "AAA")
+            assert forged == 403
+            view = path.split("view=", 1)[1]
+            acked = await client.post(
+                "/incidents/1/ack",
+                data={"form_token": form_token(html), "view": view, "by": "bob"},
+                allow_redirects=False,
+            )
+            assert acked.status == 303
+            assert acked.headers["Location"] == f"/incidents/1?view={view}"
+            detail = await service.store.incident_detail(1)
+            assert detail is not None and detail.incident.acknowledged_by == "bob"
+            # The API keeps its own check: the link opens no JSON.
+            api = await client.get("/api/v1/incidents/1")
+            assert api.status == 200  # no API token set in this test: open, as before
+    finally:
+        await service.close()
+
+
+async def test_basic_auth_users_of_a_web_config_file(tmp_path: Path, clock: FakeClock) -> None:
+    users = tmp_path / "web-config.yml"
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+    users.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    service = await started(router_settings(tmp_path, web_config_file=users), clock)
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            response = await client.get("/incidents", headers={"Host": "router.test"})
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Basic")
+            wrong, _ = await page(client, "/incidents", Authorization=basic("alice", "nope"))
+            assert wrong == 401
+            right, html = await page(client, "/rules", Authorization=basic("alice", "secret"))
+            assert right == 200 and "signed in as alice" in html
+    finally:
+        await service.close()
+
+
+async def test_a_trusted_proxy_header_names_the_user(tmp_path: Path, clock: FakeClock) -> None:
+    settings = router_settings(tmp_path, web_trusted_user_header="X-Forwarded-User")
+    service = await started(settings, clock)
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            await fire(client)
+            await fire_disk(client)
+            status, _ = await page(client, "/incidents")
+            assert status == 401
+            status, html = await page(client, "/incidents/1", **{"X-Forwarded-User": "carol"})
+            assert status == 200 and "signed in as carol" in html
+            assert 'name="by"' not in html  # the proxy said who it is
+            acked = await client.post(
+                "/incidents/1/ack",
+                data={"form_token": form_token(html)},
+                headers={"X-Forwarded-User": "carol"},
+                allow_redirects=False,
+            )
+            assert acked.status == 303
+            detail = await service.store.incident_detail(1)
+            assert detail is not None and detail.incident.acknowledged_by == "carol"
+            # A form token is the user's own: another user cannot replay it.
+            replay = await client.post(
+                "/incidents/2/resolve",
+                data={"form_token": form_token(html)},
+                headers={"X-Forwarded-User": "dave"},
+                allow_redirects=False,
+            )
+            assert replay.status == 403
+    finally:
+        await service.close()
+
+
+async def test_off_loopback_without_users_the_pages_refuse(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = router_settings(
+        tmp_path,
+        host="0.0.0.0",
+        api_token="api-token",  # type: ignore[arg-type]
+    )
+    service = await started(settings, clock)
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            status, html = await page(client, "/incidents")
+            assert status == 401
+            assert "ROUTER_WEB_CONFIG_FILE or ROUTER_WEB_TRUSTED_USER_HEADER" in html
+            for path in ("/rules", "/routing", "/incidents/1"):
+                assert (await page(client, path))[0] == 401
+    finally:
+        await service.close()
+
+
+async def test_the_routing_page_runs_the_dry_run(client: Client, service: RouterService) -> None:
+    response = await client.post(
+        "/routing", data={"payload": FIRING.read_text()}, headers={"Host": "router.test"}
+    )
+    html = await response.text()
+    assert response.status == 200
+    assert "by rule data-corruption" in html
+    assert "Data Corruption Detected" in html
+    assert await service.store.count_alerts() == 0  # a dry run stores nothing
+    bad = await client.post("/routing", data={"payload": json.dumps({"version": "4", "alerts": 3})})
+    assert bad.status == 400
+    assert "alerts" in await bad.text()
+
+
+async def test_the_rules_page_names_channels_never_their_secrets(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "R0UTINGKEY0123456789abcdefabcdef"
+    monkeypatch.setenv("PD_ONCALL_KEY", secret)
+    service = await started(router_settings(tmp_path), clock)
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            status, html = await page(client, "/rules")
+            assert status == 200
+            assert "data-corruption" in html and "Data Corruption Detected" in html
+            assert secret not in html
+    finally:
+        await service.close()
