@@ -115,7 +115,7 @@ async def test_pages_are_html_with_the_security_headers(client: Client) -> None:
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "script-src" not in csp  # no script at all
         assert response.headers["X-Frame-Options"] == "DENY"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
     css = await client.get("/static/console.css", headers={"Host": "router.test"})
     assert css.content_type == "text/css"
     assert "prefers-color-scheme: dark" in await css.text()

@@ -48,14 +48,16 @@ HERE = Path(__file__).resolve().parent
 STYLE_SHEET = (HERE / "static" / "console.css").read_bytes()
 
 # Pages run no script, load nothing from elsewhere, post only to the router, and are never framed
-# nor named in a Referer (an incident page's address may hold a signed link).
+# nor named in a Referer to another site (an incident page's address may hold a signed link).
+# `same-origin` rather than `no-referrer`: with the latter a browser posts a form with
+# `Origin: null`, which the browser guard rightly takes for another site.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
