@@ -35,8 +35,6 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 FIRING = FIXTURES / "payloads" / "good" / "alertmanager" / "firing_two_alerts.json"
 ROUTE_PAYLOAD = FIXTURES / "payloads" / "route" / "alertmanager_zkp_prover.json"
 
-pytestmark = pytest.mark.process
-
 
 class LiveRouter:
     """A started RouterService listening on 127.0.0.1, run by an event loop in a thread."""
