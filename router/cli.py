@@ -148,6 +148,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("directory", type=Path, metavar="DIR", help="where to write them")
     export.add_argument("--force", action="store_true", help="overwrite templates already there")
+
+    # The terminal's view of a running daemon, through its API (router/client.py).
+    incidents = commands.add_parser(
+        "incidents",
+        help="list a running daemon's incidents (ROUTER_URL, ROUTER_API_TOKEN)",
+        description="List the incidents of the daemon at ROUTER_URL (default "
+        "http://127.0.0.1:9099) through its API, newest first, as a table.",
+    )
+    incidents.add_argument(
+        "--state",
+        choices=("open", "triggered", "acknowledged", "resolved", "all"),
+        default="open",
+        help="which incidents (default: open)",
+    )
+    incidents.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="at most N, 1 to 500 (default 100)"
+    )
+    incidents.add_argument("--json", action="store_true", help="print the API's JSON")
+    for name, doing in (("ack", "acknowledge"), ("resolve", "resolve")):
+        action = commands.add_parser(
+            name,
+            help=f"{doing} an incident of a running daemon (ROUTER_URL, ROUTER_API_TOKEN)",
+            description=f"{doing.capitalize()} incident ID on the daemon at ROUTER_URL.",
+        )
+        action.add_argument("id", type=int, metavar="ID", help="the incident's number")
+        action.add_argument("--by", metavar="NAME", help="who (default: your user name)")
     return parser
 
 
@@ -231,6 +257,8 @@ def _command(args: argparse.Namespace) -> int:
         return _test_page(args.tier, args.severity)
     if args.command == "templates":
         return _export_templates(args.directory, force=args.force)
+    if args.command in ("incidents", "ack", "resolve"):
+        return _remote(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -581,6 +609,32 @@ def format_replay(report: ReplayReport, in_force: Path, new: Path) -> str:
 
 def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _remote(args: argparse.Namespace) -> int:
+    """`incidents`, `ack` and `resolve` against the daemon at ROUTER_URL; 1 when it refuses or
+    cannot be reached."""
+    import getpass
+
+    from router.client import Api, ClientError, incident_table
+
+    try:
+        api = Api.from_environment(environment())
+        if args.command == "incidents":
+            answer = api.call("GET", f"/api/v1/incidents?state={args.state}&limit={args.limit}")
+            if args.json:
+                print(json.dumps(answer, indent=2, ensure_ascii=False))
+            else:
+                print(incident_table(answer["incidents"], datetime.now(UTC)), end="")
+            return 0
+        path = "ack" if args.command == "ack" else "resolve"
+        who = args.by or getpass.getuser()
+        answer = api.call("POST", f"/api/v1/incidents/{args.id}/{path}", {"by": who})
+    except ClientError as exc:
+        print(f"runbook-router: {exc}", file=sys.stderr)
+        return 1
+    print(f"incident {args.id}: {answer['message']}")
+    return 0
 
 
 def _test_page(tier: str, severity: str | None) -> int:
