@@ -246,7 +246,8 @@ _STYLE = (
 )
 # The link pages carry a token in their URL and a button that acts: no other site may frame them
 # (clickjacking) nor learn their address (Referer); they run no script, load nothing, and post
-# only to themselves.
+# only to themselves. `same-origin`, not `no-referrer`: under the latter a browser posts the
+# button's form with `Origin: null`, which the browser guard refuses as another site's.
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 HTML_HEADERS = {
     "Content-Security-Policy": (
@@ -254,7 +255,7 @@ HTML_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
 
