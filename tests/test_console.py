@@ -331,3 +331,58 @@ async def test_the_rules_page_names_channels_never_their_secrets(
             assert secret not in html
     finally:
         await service.close()
+
+
+async def test_a_runbooks_raw_html_is_shown_as_text_never_run(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    rules = tmp_path / "rules"
+    (rules / "runbooks").mkdir(parents=True)
+    scenario = (FIXTURES / "rules" / "scenario" / "rules.yaml").read_text()
+    (rules / "rules.yaml").write_text(
+        scenario.replace(
+            """matchers: ['alertname="DataCorruption"']""",
+            """matchers: ['alertname="DataCorruption"']\n    runbook: hostile.md#data-corruption""",
+        )
+    )
+    (rules / "runbooks" / "hostile.md").write_text(
+        "# Data corruption\n\n"
+        "#### Immediate Actions\n\n"
+        "<script>alert(1)</script> <img src=x onerror=alert(2)>\n\n"
+        "[a link](javascript:alert(3))\n\n"
+        '```sh\necho "<b>stop the writes</b>"\n```\n'
+    )
+    settings = router_settings(tmp_path).model_copy(update={"rules_dir": rules})
+    service = await started(settings, clock)
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            body = {
+                "version": "4",
+                "status": "firing",
+                "receiver": "r",
+                "groupKey": "{}:{}",
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "labels": {"alertname": "DataCorruption", "service": "ledger"},
+                        "annotations": {"summary": "<i>checksums</i> differ"},
+                        "startsAt": "2026-11-24T08:59:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": "0123456789abcdef",
+                    }
+                ],
+            }
+            response = await client.post(
+                "/webhooks/alertmanager", json=body, headers=auth_headers()
+            )
+            assert response.status == 200
+            status, html = await page(client, "/incidents/1")
+            assert status == 200
+            runbook = html.split('id="runbook"', 1)[1].split("</section>", 1)[0]
+            assert "<script>" not in runbook and "&lt;script&gt;alert(1)&lt;/script&gt;" in runbook
+            assert "<img" not in runbook
+            assert "javascript:" not in runbook.replace("[a link](javascript:alert(3))", "")
+            assert '<pre><code class="language-sh">echo &quot;&lt;b&gt;stop the writes' in runbook
+            assert "<i>checksums</i>" not in html  # an alert's annotation is text too
+    finally:
+        await service.close()

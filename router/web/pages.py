@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from router.dryrun import AlertRoute, parse_payload, route_notification
@@ -41,6 +42,7 @@ from router.store.base import IncidentFilter
 from router.types import Clock
 from router.web import views
 from router.web.access import REALM, Refused, Viewer, WebAccess
+from router.web.markdown import section_html
 
 log = logging.getLogger("router.web")
 
@@ -105,6 +107,8 @@ class ConsolePages:
         self._templates.filters["when"] = _when
         self._templates.filters["percent"] = percent
         self._templates.filters["duration"] = format_duration
+        # markdown-it escapes the runbook's raw HTML itself (router/web/markdown.py).
+        self._templates.filters["markdown"] = lambda text: markupsafe.Markup(section_html(text))  # noqa: S704
         self._templates.filters["evidence"] = format_evidence
 
     def add_routes(self, app: web.Application) -> None:

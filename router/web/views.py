@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import markupsafe
+
 from router.incidents import escalation
 from router.incidents.escalation import NextAction
 from router.incidents.schedule import format_duration
@@ -104,7 +106,8 @@ def runbook_view(routing: Routing, runbook: dict[str, Any] | None) -> RunbookVie
         link=section.link(routing.rules.runbook_base_url) if section else reference.link,
         method=reference.method,
         confidence=percent(confidence) if confidence is not None else None,
-        html=section_html(section.text) if section else None,
+        # markdown-it escapes the runbook's raw HTML itself (router/web/markdown.py).
+        html=markupsafe.Markup(section_html(section.text)) if section else None,  # noqa: S704
     )
 
 
