@@ -47,6 +47,7 @@ from router.settings import Settings, environment
 from router.shadow import compare
 from router.store import IngestResult, Store, open_store
 from router.types import Clock
+from router.web.access import WebAccess
 from router.web.pages import ConsolePages
 
 log = logging.getLogger("router.app")
@@ -112,6 +113,8 @@ class RouterService:
             )
         )
         self.clock = clock
+        # Read at start: a bad ROUTER_WEB_CONFIG_FILE stops the daemon before it listens.
+        self.web_access = WebAccess(settings)
         self.state = RuntimeState()
         self.in_flight = InFlight(settings.body_timeout_seconds)
         self._links: AckLinks | None = None
@@ -307,6 +310,7 @@ class RouterService:
         ).add_routes(app)
         ConsolePages(
             self.settings,
+            self.web_access,
             self.store,
             lambda: self.incidents,
             lambda: self.routing,

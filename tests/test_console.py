@@ -24,6 +24,7 @@ from router.settings import Settings
 
 from .conftest import FIXTURES, ROOT, WEBHOOK_TOKEN, auth_headers
 from .scenario import FakeClock
+from .support import free_port, router_env, start_router, stop
 
 Client = TestClient[Any, Any]
 FIRING = FIXTURES / "payloads" / "good" / "alertmanager" / "firing_two_alerts.json"
@@ -386,3 +387,26 @@ async def test_a_runbooks_raw_html_is_shown_as_text_never_run(
             assert "<i>checksums</i>" not in html  # an alert's annotation is text too
     finally:
         await service.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("basic_auth_users: {}\n", "has no basic_auth_users"),
+        ("basic_auth_users:\n  alice: plain-text-password\n", "user 'alice' has no bcrypt hash"),
+        ("basic_auth_users: [\n", "cannot read"),
+    ],
+)
+def test_a_bad_web_config_file_stops_the_daemon(tmp_path: Path, content: str, says: str) -> None:
+    users = tmp_path / "web-config.yml"
+    users.write_text(content)
+    env = router_env(
+        port=str(free_port()),
+        database_url=f"sqlite:///{tmp_path / 'router.db'}",
+        web_config_file=str(users),
+    )
+    process = start_router(env)
+    process.wait(timeout=30)  # it stops by itself, before it listens
+    code, output = stop(process)
+    assert code == 2, output
+    assert "ROUTER_WEB_CONFIG_FILE" in output and says in output

@@ -84,6 +84,7 @@ class ConsolePages:
     def __init__(
         self,
         settings: Settings,
+        access: WebAccess,
         store: Store,
         incidents: Callable[[], IncidentService],
         routing: Callable[[], Routing],
@@ -96,7 +97,7 @@ class ConsolePages:
         self._routing = routing
         self._links = links
         self._clock = clock
-        self._access = WebAccess(settings)
+        self._access = access
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
