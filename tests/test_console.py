@@ -410,3 +410,20 @@ def test_a_bad_web_config_file_stops_the_daemon(tmp_path: Path, content: str, sa
     code, output = stop(process)
     assert code == 2, output
     assert "ROUTER_WEB_CONFIG_FILE" in output and says in output
+
+
+async def test_open_pages_refuse_a_dns_rebinding_site(tmp_path: Path, clock: FakeClock) -> None:
+    # Both tokens set: the browser guard no longer checks Host, but the open pages must.
+    settings = router_settings(tmp_path, api_token="api-token")  # type: ignore[arg-type]
+    service = await started(settings, clock)
+    try:
+        async with TestClient(TestServer(service.web_app())) as client:
+            await fire(client)
+            status, html = await page(client, "/incidents", Host="evil.example:9099")
+            assert status == 403 and "another site" in html, html
+            status, _ = await page(client, "/incidents/1", Host="evil.example")
+            assert status == 403
+            status, _ = await page(client, "/incidents", Host="localhost:9099")
+            assert status == 200
+    finally:
+        await service.close()

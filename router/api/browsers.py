@@ -37,7 +37,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SAME_SITE_FETCHES = frozenset({"same-origin", "none"})
 
 
-def _host_name(authority: str) -> str | None:
+def host_name(authority: str) -> str | None:
     """The host name of `HOST[:PORT]`, lower case, without IPv6 brackets; None if unreadable."""
     try:
         return urlsplit(f"//{authority}").hostname
@@ -75,7 +75,7 @@ class BrowserGuard:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host")
         checked = self._host_names is not None and host is not None
-        if checked and _host_name(host or "") not in (self._host_names or ()):
+        if checked and host_name(host or "") not in (self._host_names or ()):
             return _refuse(request, "the Host header names another site", host=host or "")
         if request.method not in _SAFE_METHODS and self._cross_site(request, host):
             return _refuse(request, "a request from another web site may not change anything")

@@ -7,7 +7,10 @@ In order:
   from what clients send.
 - `ROUTER_WEB_CONFIG_FILE` set: HTTP basic auth against its `basic_auth_users` (name: bcrypt hash),
   the shape of the Prometheus exporter-toolkit's `web-config.yml`.
-- Neither, on a loopback address: open, as the API is without a token.
+- Neither, on a loopback address: open, as the API is without a token, to requests whose Host
+  names the router (loopback, the listen address, `ROUTER_PUBLIC_URL`): the browser guard stops
+  checking Host once both tokens are set, and an open page must still refuse a DNS-rebinding site
+  (router/api/browsers.py).
 - Neither, beyond loopback: every page answers 401, saying which setting to make.
 
 An incident page opened through the signed link of a page (`?view=TOKEN`) needs none of these:
@@ -21,11 +24,13 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import bcrypt
 import yaml
 from aiohttp import web
 
+from router.api.browsers import LOOPBACK_NAMES, host_name
 from router.errors import ConfigError
 from router.settings import Settings
 
@@ -41,6 +46,10 @@ class Viewer:
 
 class Refused(Exception):
     """The request may not see the pages; the message says why (shown on the 401 page)."""
+
+
+class OtherSite(Refused):
+    """The request names another site in its Host: 403."""
 
 
 def read_web_config(path: Path) -> dict[str, bytes]:
@@ -73,6 +82,10 @@ class WebAccess:
             read_web_config(settings.web_config_file) if settings.web_config_file else None
         )
         self._open = self._header is None and self._users is None and settings.listens_on_loopback
+        own = {settings.host.lower().strip("[]"), *LOOPBACK_NAMES}
+        if settings.public_url:
+            own.add(urlsplit(settings.public_url).hostname or "")
+        self._own_names = frozenset(own)
         # bcrypt takes tens of milliseconds on purpose; a browser sends the same credentials
         # with every request, so a pair once verified is remembered (by its SHA-256, not itself).
         self._verified: set[bytes] = set()
@@ -90,6 +103,9 @@ class WebAccess:
         if self._users is not None:
             return Viewer(self._basic_user(request.headers.get("Authorization", "")))
         if self._open:
+            host = host_name(request.headers.get("Host", ""))
+            if host not in self._own_names:
+                raise OtherSite("the Host header names another site")
             return Viewer(None)
         raise Refused(
             "the web pages need ROUTER_WEB_CONFIG_FILE or ROUTER_WEB_TRUSTED_USER_HEADER when the "

@@ -41,7 +41,7 @@ from router.store import Store
 from router.store.base import IncidentFilter
 from router.types import Clock
 from router.web import views
-from router.web.access import REALM, Refused, Viewer, WebAccess
+from router.web.access import REALM, OtherSite, Refused, Viewer, WebAccess
 from router.web.markdown import section_html
 
 log = logging.getLogger("router.web")
@@ -135,6 +135,11 @@ class ConsolePages:
             response.headers["WWW-Authenticate"] = REALM
         return response
 
+    def _refused(self, exc: Refused) -> web.Response:
+        if isinstance(exc, OtherSite):
+            return self._message("Another site", str(exc), 403)
+        return self._message("Sign in", str(exc), 401)
+
     def _viewer(self, request: web.Request) -> Viewer:
         return self._access.viewer(request)
 
@@ -148,7 +153,7 @@ class ConsolePages:
             viewer = self._viewer(request)
             where, chosen = self._filter(request)
         except Refused as exc:
-            return self._message("Sign in", str(exc), 401)
+            return self._refused(exc)
         except BadRequest as exc:
             return self._message("Bad filter", str(exc), 400)
         records = await self._store.search_incidents(where, LIST_LIMIT)
@@ -192,7 +197,7 @@ class ConsolePages:
         try:
             viewer = self._incident_viewer(request, incident_id, view)
         except Refused as exc:
-            return self._message("Sign in", str(exc), 401)
+            return self._refused(exc)
         except InvalidLink as exc:
             return self._message("Link not valid", f"{exc}.", 403)
         detail = await self._store.incident_detail(incident_id) if incident_id else None
@@ -238,7 +243,7 @@ class ConsolePages:
         try:
             viewer = self._incident_viewer(request, incident_id, view)
         except Refused as exc:
-            return self._message("Sign in", str(exc), 401)
+            return self._refused(exc)
         except InvalidLink as exc:
             return self._message("Link not valid", f"{exc}.", 403)
         token = str(form.get("form_token", ""))
@@ -271,7 +276,7 @@ class ConsolePages:
         try:
             viewer = self._viewer(request)
         except Refused as exc:
-            return self._message("Sign in", str(exc), 401)
+            return self._refused(exc)
         payload, routes, problem = "", None, None
         at = self._clock()
         if request.method == "POST":
@@ -306,7 +311,7 @@ class ConsolePages:
         try:
             viewer = self._viewer(request)
         except Refused as exc:
-            return self._message("Sign in", str(exc), 401)
+            return self._refused(exc)
         routing = self._routing()
         return self._page(
             "rules.html.j2",
