@@ -161,6 +161,8 @@ async def test_the_incident_page_shows_the_runbook_section_as_html(client: Clien
     assert "Data Corruption Detected" in html
     assert "<pre><code" in html  # the section's commands
     assert "found by rule" in html
+    # The links the source sent with the alert.
+    assert '<a href="http://prometheus:9090/graph?g0.expr=ledger_checksum_mismatch_total' in html
     assert "page_delivered" in html or "page" in html
     missing, _ = await page(client, "/incidents/99")
     assert missing == 404

@@ -207,6 +207,29 @@ def test_follow_an_incident_and_acknowledge_it(browser: Any, router: LiveRouter)
     assert "acknowledged" in text(browser, "#timeline")
 
 
+def test_readable_on_a_phone_and_dark_when_the_system_is(browser: Any, router: LiveRouter) -> None:
+    from selenium.webdriver.common.by import By
+
+    router.post_webhook(FIRING.read_bytes())
+    router.tick(seconds=1)
+    browser.set_window_size(390, 844)  # a phone's viewport
+    try:
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        )
+        browser.get(router.url + "/incidents/1")
+        body = browser.find_element(By.TAG_NAME, "body")
+        assert body.value_of_css_property("background-color") == "rgba(21, 23, 26, 1)"
+        # Nothing wider than the screen but what scrolls in its own box (tables, code).
+        page_width = browser.execute_script("return document.documentElement.scrollWidth;")
+        assert page_width <= 390
+        browser.save_screenshot(str(SCREENSHOTS / "incident-phone-dark.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.set_window_size(1280, 1000)
+
+
 def test_unacknowledged_the_page_shows_the_escalation(browser: Any, router: LiveRouter) -> None:
     router.post_webhook(FIRING.read_bytes())
     router.tick(minutes=6)
