@@ -23,6 +23,7 @@ from router.metrics import Metrics
 from router.settings import Settings
 
 from .conftest import FIXTURES, ROOT, WEBHOOK_TOKEN, auth_headers
+from .databases import database_url
 from .scenario import FakeClock
 from .support import free_port, router_env, start_router, stop
 
@@ -122,7 +123,20 @@ async def test_pages_are_html_with_the_security_headers(client: Client) -> None:
     assert "prefers-color-scheme: dark" in await css.text()
 
 
-async def test_the_list_filters_by_state_severity_service_and_text(client: Client) -> None:
+async def test_the_list_filters_by_state_severity_service_and_text(
+    tmp_path: Path, clock: FakeClock, database: str
+) -> None:
+    async with database_url(database, tmp_path) as url:
+        settings = router_settings(tmp_path).model_copy(update={"database_url": url})
+        service = await started(settings, clock)
+        try:
+            async with TestClient(TestServer(service.web_app())) as client:
+                await check_filters(client)
+        finally:
+            await service.close()
+
+
+async def check_filters(client: Client) -> None:
     await fire(client)
     await fire_disk(client)
     _, everything = await page(client, "/incidents")
@@ -138,6 +152,8 @@ async def test_the_list_filters_by_state_severity_service_and_text(client: Clien
     assert "LedgerDataCorruption" in by_service
     _, other = await page(client, "/incidents?service=ledge")
     assert "No incident matches" in other  # a whole value, not a part of one
+    _, wildcard = await page(client, "/incidents?q=%25")
+    assert "No incident matches" in wildcard  # `%` is a character, not LIKE's wildcard
 
 
 @pytest.mark.parametrize(
@@ -146,6 +162,7 @@ async def test_the_list_filters_by_state_severity_service_and_text(client: Clien
         ("state=sideways", "state: one of all, open"),
         ("severity=P9", "severity: one of P0"),
         ("q=" + "x" * 101, "q: at most 100 characters"),
+        ("service=led%00ger", "service: no control characters"),
     ],
 )
 async def test_a_bad_filter_is_a_400_that_names_it(client: Client, query: str, says: str) -> None:
@@ -180,6 +197,12 @@ async def test_the_buttons_need_the_page_form_token(client: Client, service: Rou
     detail = await service.store.incident_detail(1)
     assert detail is not None and detail.incident.state.value == "triggered"
     _, html = await page(client, "/incidents/1")
+    nul = await client.post(
+        "/incidents/1/ack", data={"form_token": form_token(html), "by": "al\x00ice"}
+    )
+    assert nul.status == 400 and "by: no control characters" in await nul.text()
+    _, still = await page(client, "/incidents/1")
+    assert 'id="acknowledge"' in still  # nothing changed
     acked = await client.post(
         "/incidents/1/ack",
         data={"form_token": form_token(html), "by": "alice"},

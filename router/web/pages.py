@@ -175,8 +175,7 @@ class ConsolePages:
             name: query.get(name, "").strip() for name in ("state", "severity", "service", "q")
         }
         for name, value in chosen.items():
-            if len(value) > MAX_FIELD:
-                raise BadRequest(f"{name}: at most {MAX_FIELD} characters")
+            _check_field(name, value)
         state = chosen["state"] or "all"
         if state not in STATES:
             raise BadRequest(f"state: one of {', '.join(STATES)}, not {state!r}")
@@ -252,8 +251,10 @@ class ConsolePages:
                 "Form expired", "This form is too old or not ours: reload the page and retry.", 403
             )
         typed = str(form.get("by", "")).strip()
-        if len(typed) > MAX_FIELD:
-            return self._message("Bad name", f"by: at most {MAX_FIELD} characters", 400)
+        try:
+            _check_field("by", typed)
+        except BadRequest as exc:
+            return self._message("Bad name", str(exc), 400)
         who = viewer.name if viewer.name and not viewer.name.startswith("link:") else None
         who = who or typed or "the web page"
         service = self._incidents()
@@ -321,6 +322,17 @@ class ConsolePages:
             policies=views.policy_rows(routing.rules),
             rule_rows=views.rule_rows(routing),
         )
+
+
+def _check_field(name: str, value: str) -> None:
+    """A filter or a name: short, and without control characters (PostgreSQL stores no NUL, and
+    no name needs a line break)."""
+    if len(value) > MAX_FIELD:
+        raise BadRequest(f"{name}: at most {MAX_FIELD} characters")
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise BadRequest(f"{name}: no control characters")
+    if any(0xD800 <= ord(character) <= 0xDFFF for character in value):
+        raise BadRequest(f"{name}: not valid text")
 
 
 def _incident_id(request: web.Request) -> int:
