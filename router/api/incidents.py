@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from router.api.auth import TokenCheck
+from router.api.browsers import page_headers
 from router.api.views import detail_json, incident_json
 from router.errors import HttpError, IncidentNotFound, InvalidLink
 from router.incidents.escalation import IncidentState
@@ -244,20 +245,10 @@ _STYLE = (
     "body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
     "button{font-size:1.1em;padding:.5em 1.5em}"
 )
-# The link pages carry a token in their URL and a button that acts: no other site may frame them
-# (clickjacking) nor learn their address (Referer); they run no script, load nothing, and post
-# only to themselves. `same-origin`, not `no-referrer`: under the latter a browser posts the
-# button's form with `Origin: null`, which the browser guard refuses as another site's.
+# The link pages carry a token in their URL and a button that acts (browsers.page_headers); their
+# one style is inline, allowed by its hash.
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
-HTML_HEADERS = {
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-}
+HTML_HEADERS = page_headers(f"'sha256-{_STYLE_HASH}'")
 
 
 def _html_page(title: str, body: str, status: int = 200) -> web.Response:

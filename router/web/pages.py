@@ -27,6 +27,7 @@ import jinja2
 import markupsafe
 from aiohttp import web
 
+from router.api.browsers import page_headers
 from router.dryrun import AlertRoute, parse_payload, route_notification
 from router.errors import IncidentNotFound, InvalidLink, PayloadError
 from router.incidents.escalation import IncidentState
@@ -49,20 +50,8 @@ log = logging.getLogger("router.web")
 HERE = Path(__file__).resolve().parent
 STYLE_SHEET = (HERE / "static" / "console.css").read_bytes()
 
-# Pages run no script, load nothing from elsewhere, post only to the router, and are never framed
-# nor named in a Referer to another site (an incident page's address may hold a signed link).
-# `same-origin` rather than `no-referrer`: with the latter a browser posts a form with
-# `Origin: null`, which the browser guard rightly takes for another site.
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-}
+# The style sheet is the router's own (`/static/console.css`): nothing else is loaded.
+HEADERS = page_headers("'self'")
 
 STATES: dict[str, tuple[IncidentState, ...] | None] = {
     "all": None,
