@@ -303,6 +303,11 @@ def test_listens_at_once_after_a_restart_and_catches_up_in_the_background(tmp_pa
                 ),
                 "the backlog sent",
             )
+            # The engine says it caught up once its passes end, just after the last delivery.
+            wait_until(
+                lambda: get(url(env, "/readyz"))[2] == {"status": "ready"},
+                "readiness without catching up",
+            )
             _, _, caught_up = get(url(env, "/readyz"))
         finally:
             code, output = stop(second)
