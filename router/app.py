@@ -44,7 +44,7 @@ from router.outbox.template_checks import check_templates
 from router.routing import Routing, load_routing
 from router.rules.drop import rule_drop_refusal
 from router.settings import Settings, environment
-from router.shadow import compare
+from router.shadow import RecentDisagreements, compare
 from router.store import IngestResult, Store, open_store
 from router.types import Clock
 from router.web.access import WebAccess
@@ -103,6 +103,7 @@ class RouterService:
         self.settings = settings
         self.routing = routing if routing is not None else routing_from(settings)
         self.shadow = shadow_routing_from(settings)
+        self.disagreements = RecentDisagreements()
         self.store = store if store is not None else open_store(settings.database_url)
         self.metrics = metrics if metrics is not None else Metrics()
         self.channels = (
@@ -192,6 +193,7 @@ class RouterService:
                 outcome = "differs" if decision.differs else "same"
                 self.metrics.shadow_decisions.labels(outcome=outcome).inc()
                 if decision.differs:
+                    self.disagreements.add(decision, now)
                     log.info(
                         "shadow rules would route differently",
                         extra=fields(**decision.log_fields()),
@@ -316,6 +318,7 @@ class RouterService:
             lambda: self.routing,
             self.links,
             self.clock,
+            self.disagreements,
         ).add_routes(app)
         return app
 

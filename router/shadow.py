@@ -2,14 +2,17 @@
 
 With `ROUTER_SHADOW_RULES_DIR` set, every firing alert of an accepted webhook is routed by the
 shadow rules too, with `Routing.route` as the daemon routes it; the comparison is recorded (a log
-line when they differ, `router_shadow_decisions_total`), and nothing is paged or stored for it.
+line when they differ, `router_shadow_decisions_total`, and the latest disagreements on the web
+Rules page), and nothing is paged or stored for it.
 Pure: the caller logs and counts.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from router.models import Alert
@@ -74,3 +77,25 @@ def compare(in_force: Routing, shadow: Routing, alerts: Iterable[Alert]) -> list
         for alert in alerts
         if alert.firing
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    at: datetime
+    decision: ShadowDecision
+
+
+class RecentDisagreements:
+    """The latest alerts on which the shadow rules disagree, newest first, for the Rules page.
+
+    Kept in memory only and bounded: the log line and the metric are the record; this is a view
+    of the last few, lost on restart (`replay` over the stored history gives the whole period)."""
+
+    def __init__(self, size: int = 50) -> None:
+        self._items: deque[Disagreement] = deque(maxlen=size)
+
+    def add(self, decision: ShadowDecision, at: datetime) -> None:
+        self._items.append(Disagreement(at, decision))
+
+    def newest_first(self) -> list[Disagreement]:
+        return list(reversed(self._items))

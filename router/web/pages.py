@@ -7,6 +7,7 @@
 | `POST /incidents/{id}/ack`, `/resolve` | the buttons: `IncidentService.acknowledge` / `resolve` |
 | `GET /routing`, `POST /routing` | the `route` dry run of a pasted webhook body |
 | `GET /rules` | severities, tiers and their channels, policies, rules and their sections |
+| `POST /rules/replay` | the `replay` of the stored history through a rules directory on disk |
 | `GET /static/console.css` | the style sheet |
 
 Every page is HTML without script; forms post only to the router. A form that acts carries a
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,21 +30,24 @@ from aiohttp import web
 
 from router.api.browsers import page_headers
 from router.dryrun import AlertRoute, parse_payload, route_notification
-from router.errors import IncidentNotFound, InvalidLink, PayloadError
+from router.errors import ConfigError, IncidentNotFound, InvalidLink, PayloadError, StoreError
 from router.incidents.escalation import IncidentState
-from router.incidents.schedule import format_duration
+from router.incidents.schedule import format_duration, parse_duration
 from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
 from router.outbox.render import Renderer
+from router.replay import minute
 from router.routing import Routing, format_evidence, percent
 from router.settings import Settings
+from router.shadow import RecentDisagreements
 from router.store import Store
 from router.store.base import IncidentFilter
 from router.types import Clock
 from router.web import views
 from router.web.access import REALM, OtherSite, Refused, Viewer, WebAccess
 from router.web.markdown import section_html
+from router.web.replays import MAX_PERIOD, ReplayBusy, Replays
 
 log = logging.getLogger("router.web")
 
@@ -61,6 +65,7 @@ STATES: dict[str, tuple[IncidentState, ...] | None] = {
     "resolved": (IncidentState.RESOLVED,),
 }
 LIST_LIMIT = 200
+DEFAULT_REPLAY_PERIOD = "7d"
 MAX_FIELD = 100
 _NUMBER = re.compile(r"^[0-9]{1,18}$")
 
@@ -79,6 +84,7 @@ class ConsolePages:
         routing: Callable[[], Routing],
         links: Callable[[], AckLinks],
         clock: Clock,
+        disagreements: RecentDisagreements | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -87,6 +93,8 @@ class ConsolePages:
         self._links = links
         self._clock = clock
         self._access = access
+        self._replays = Replays(settings)
+        self._disagreements = disagreements or RecentDisagreements()
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -110,6 +118,7 @@ class ConsolePages:
         app.router.add_get("/routing", self.routing_page)
         app.router.add_post("/routing", self.routing_page)
         app.router.add_get("/rules", self.rules_page)
+        app.router.add_post("/rules/replay", self.replay_page)
         app.router.add_get("/static/console.css", self.style_sheet)
 
     # --- rendering -----------------------------------------------------------------------------
@@ -310,6 +319,61 @@ class ConsolePages:
             rules=routing.rules,
             policies=views.policy_rows(routing.rules),
             rule_rows=views.rule_rows(routing),
+            choices=self._replays.choices(),
+            since=DEFAULT_REPLAY_PERIOD,
+            shadow=self._settings.shadow_rules_dir,
+            disagreements=self._disagreements.newest_first(),
+        )
+
+    async def replay_page(self, request: web.Request) -> web.Response:
+        """The stored history of a period through a rules directory the Rules page offers."""
+        try:
+            viewer = self._viewer(request)
+        except Refused as exc:
+            return self._refused(exc)
+        form = await request.post()
+        chosen, since_text = str(form.get("rules", "")), str(form.get("since", "")).strip()
+        choice = next((c for c in self._replays.choices() if str(c.path) == chosen), None)
+        if choice is None:
+            return self._message(
+                "Unknown rules directory",
+                "Choose one of the rules directories the Rules page offers.",
+                400,
+            )
+        try:
+            _check_field("since", since_text)
+            period = _replay_period(since_text or DEFAULT_REPLAY_PERIOD)
+        except BadRequest as exc:
+            return self._message("Bad period", str(exc), 400)
+        until = self._clock()
+        try:
+            report = await self._replays.run(self._routing(), choice.path, until - period, until)
+        except ReplayBusy as exc:
+            return self._message("Replay running", f"{exc}.", 429)
+        except ConfigError as exc:
+            return self._page(
+                "replay.html.j2",
+                400,
+                title="Replay",
+                viewer=viewer,
+                choice=choice,
+                report=None,
+                problems=[str(exc), *exc.problems],
+            )
+        except StoreError as exc:
+            return self._message("History not readable", f"{exc}.", 503)
+        log.info(
+            "replay from the web page",
+            extra=fields(rules=str(choice.path), since=since_text, differences=len(report.diffs)),
+        )
+        return self._page(
+            "replay.html.j2",
+            title="Replay",
+            viewer=viewer,
+            choice=choice,
+            report=report,
+            problems=[],
+            minute=minute,
         )
 
 
@@ -322,6 +386,17 @@ def _check_field(name: str, value: str) -> None:
         raise BadRequest(f"{name}: no control characters")
     if any(0xD800 <= ord(character) <= 0xDFFF for character in value):
         raise BadRequest(f"{name}: not valid text")
+
+
+def _replay_period(text: str) -> timedelta:
+    """A replay's period from the form: a duration such as 7d, longer than 0 and at most a year."""
+    try:
+        period = parse_duration(text)
+    except ValueError as exc:
+        raise BadRequest(f"since: {exc}") from exc
+    if not timedelta(0) < period <= MAX_PERIOD:
+        raise BadRequest(f"since: longer than 0 and at most {format_duration(MAX_PERIOD)}")
+    return period
 
 
 def _incident_id(request: web.Request) -> int:
