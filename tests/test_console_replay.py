@@ -139,9 +139,12 @@ async def test_the_shadow_rules_are_offered_first_and_their_disagreements_are_sh
     shadow = rules_dir(tmp_path / "elsewhere" / "shadow", new=True)
     rules_dir(tmp_path / "rules-next", new=True)
     clock = FakeClock()
-    async with running_router(
-        tmp_path, clock, database, rules_dir=in_force, shadow_rules_dir=shadow
-    ) as service, TestClient(TestServer(service.web_app())) as client:
+    async with (
+        running_router(
+            tmp_path, clock, database, rules_dir=in_force, shadow_rules_dir=shadow
+        ) as service,
+        TestClient(TestServer(service.web_app())) as client,
+    ):
         response = await client.get("/rules", headers=HOST)
         html = await response.text()
         assert options(html)[0] == str(shadow.resolve())
