@@ -163,12 +163,52 @@ async def check_filters(client: Client) -> None:
         ("severity=P9", "severity: one of P0"),
         ("q=" + "x" * 101, "q: at most 100 characters"),
         ("service=led%00ger", "service: no control characters"),
+        ("page=0", "page: a number from 1 to 10000"),
+        ("page=10001", "page: a number from 1 to 10000"),
+        ("page=%D9%A2", "page: a number from 1 to 10000"),
     ],
 )
 async def test_a_bad_filter_is_a_400_that_names_it(client: Client, query: str, says: str) -> None:
     status, html = await page(client, f"/incidents?{query}")
     assert status == 400
     assert says in html
+
+
+async def test_the_list_pages_through_older_incidents_with_its_filters(client: Client) -> None:
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": f"Thing{number:03d}", "service": "ledger"},
+            "annotations": {"summary": f"thing {number}"},
+            "startsAt": "2026-11-24T08:59:30Z",
+            "fingerprint": f"{number:016x}",
+        }
+        for number in range(205)
+    ]
+    body = {"version": "4", "status": "firing", "groupKey": "{}:{}", "alerts": alerts}
+    response = await client.post("/webhooks/alertmanager", json=body, headers=auth_headers())
+    assert response.status == 200, await response.text()
+
+    def shown(html: str) -> list[str]:
+        return re.findall(r'<a href="/incidents/(\d+)">', html)
+
+    def link(html: str, rel: str) -> str | None:
+        match = re.search(rf'<a href="([^"]+)" id="\w+" rel="{rel}">', html)
+        return match.group(1).replace("&amp;", "&") if match else None
+
+    _, first = await page(client, "/incidents?state=open&service=ledger")
+    assert len(shown(first)) == 200
+    assert link(first, "prev") is None
+    assert link(first, "next") == "/incidents?state=open&service=ledger&page=2"
+    _, second = await page(client, "/incidents?state=open&service=ledger&page=2")
+    assert len(shown(second)) == 5
+    assert link(second, "next") is None
+    assert link(second, "prev") == "/incidents?state=open&service=ledger"
+    # Every incident once, newest first across both pages.
+    ids = [int(number) for number in shown(first) + shown(second)]
+    assert ids == sorted(set(ids), reverse=True) and len(ids) == 205
+    _, past = await page(client, "/incidents?page=3")
+    assert shown(past) == [] and "No incident matches" in past
 
 
 async def test_the_incident_page_shows_the_runbook_section_as_html(client: Client) -> None:

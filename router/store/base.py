@@ -310,8 +310,10 @@ class Store(abc.ABC):
         """Newest first."""
 
     @abc.abstractmethod
-    async def search_incidents(self, where: IncidentFilter, limit: int) -> list[IncidentRecord]:
-        """The incidents `where` selects, newest first."""
+    async def search_incidents(
+        self, where: IncidentFilter, limit: int, offset: int = 0
+    ) -> list[IncidentRecord]:
+        """The incidents `where` selects, newest first, skipping the first `offset`."""
 
     @abc.abstractmethod
     async def incident_detail(self, incident_id: int) -> IncidentDetail | None:

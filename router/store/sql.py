@@ -229,9 +229,12 @@ class SqlStore(Store):
             lambda conn: [incident_record(row) for row in conn.execute(query).mappings()],
         )
 
-    async def search_incidents(self, where: IncidentFilter, limit: int) -> list[IncidentRecord]:
+    async def search_incidents(
+        self, where: IncidentFilter, limit: int, offset: int = 0
+    ) -> list[IncidentRecord]:
         table = schema.incidents
-        query = sa.select(table).order_by(table.c.opened_at.desc(), table.c.id.desc()).limit(limit)
+        order = (table.c.opened_at.desc(), table.c.id.desc())
+        query = sa.select(table).order_by(*order).limit(limit).offset(offset)
         if where.states:
             query = query.where(table.c.state.in_([state.value for state in where.states]))
         if where.severity:

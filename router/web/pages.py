@@ -2,7 +2,7 @@
 
 | path | page |
 |---|---|
-| `GET /`, `GET /incidents` | incidents, newest first; `state`, `severity`, `service`, `q` filter |
+| `GET /`, `GET /incidents` | incidents, newest first, 200 a `page`; `state`, `severity`, `service`, `q` filter |
 | `GET /incidents/{id}` | one incident: alerts, runbook section, timeline, deliveries, buttons |
 | `POST /incidents/{id}/ack`, `/resolve` | the buttons: `IncidentService.acknowledge` / `resolve` |
 | `GET /routing`, `POST /routing` | the `route` dry run of a pasted webhook body |
@@ -65,6 +65,8 @@ STATES: dict[str, tuple[IncidentState, ...] | None] = {
     "resolved": (IncidentState.RESOLVED,),
 }
 LIST_LIMIT = 200
+# Deep enough for a year of a busy router's incidents; an offset deeper than that is a typo.
+MAX_PAGE = 10_000
 DEFAULT_REPLAY_PERIOD = "7d"
 MAX_FIELD = 100
 _NUMBER = re.compile(r"^[0-9]{1,18}$")
@@ -154,8 +156,13 @@ class ConsolePages:
             return self._refused(exc)
         except BadRequest as exc:
             return self._message("Bad filter", str(exc), 400)
-        records = await self._store.search_incidents(where, LIST_LIMIT)
-        rows = views.incident_rows(self._routing(), records, self._clock())
+        number = int(chosen.pop("page"))
+        # One more than a page: whether an older page exists, without counting them all.
+        records = await self._store.search_incidents(
+            where, LIST_LIMIT + 1, (number - 1) * LIST_LIMIT
+        )
+        rows = views.incident_rows(self._routing(), records[:LIST_LIMIT], self._clock())
+        filters = {name: value for name, value in chosen.items() if value and value != "all"}
         return self._page(
             "incidents.html.j2",
             title="Incidents",
@@ -165,6 +172,9 @@ class ConsolePages:
             states=list(STATES),
             severities=[level.name for level in self._routing().rules.severities],
             limit=LIST_LIMIT,
+            page=number,
+            newer=_page_link(filters, number - 1) if number > 1 else None,
+            older=_page_link(filters, number + 1) if len(records) > LIST_LIMIT else None,
         )
 
     def _filter(self, request: web.Request) -> tuple[IncidentFilter, dict[str, str]]:
@@ -186,7 +196,10 @@ class ConsolePages:
             service=chosen["service"] or None,
             text=chosen["q"] or None,
         )
-        return where, {**chosen, "state": state}
+        page = query.get("page", "1").strip() or "1"
+        if not _NUMBER.match(page) or not 1 <= int(page) <= MAX_PAGE:
+            raise BadRequest(f"page: a number from 1 to {MAX_PAGE}, not {page[:20]!r}")
+        return where, {**chosen, "state": state, "page": page}
 
     async def incident_page(self, request: web.Request) -> web.Response:
         incident_id = _incident_id(request)
@@ -397,6 +410,12 @@ def _replay_period(text: str) -> timedelta:
     if not timedelta(0) < period <= MAX_PERIOD:
         raise BadRequest(f"since: longer than 0 and at most {format_duration(MAX_PERIOD)}")
     return period
+
+
+def _page_link(filters: dict[str, str], number: int) -> str:
+    """The incidents list with the same filters, at page `number` (1 is the newest)."""
+    query = {**filters, "page": str(number)} if number > 1 else filters
+    return "/incidents" + ("?" + urlencode(query) if query else "")
 
 
 def _incident_id(request: web.Request) -> int:
