@@ -2,7 +2,7 @@
 
 | path | page |
 |---|---|
-| `GET /`, `GET /incidents` | incidents, newest first, 200 a `page`; filters `state`, `severity`, … |
+| `GET /`, `GET /incidents` | incidents, newest first, 200 a `page`; `state`, `q` ... filter |
 | `GET /incidents/{id}` | one incident: alerts, runbook section, timeline, deliveries, buttons |
 | `POST /incidents/{id}/ack`, `/resolve` | the buttons: `IncidentService.acknowledge` / `resolve` |
 | `GET /routing`, `POST /routing` | the `route` dry run of a pasted webhook body |
