@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import urllib.request
 from collections.abc import Coroutine, Iterator
@@ -46,10 +47,9 @@ class LiveRouter:
         self.settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             database_url=f"sqlite:///{tmp_path / 'router.db'}",
-            rules_dir=ROOT / "rules",
             webhook_token=WEBHOOK_TOKEN,  # type: ignore[arg-type]
             port=self.port,
-            **settings,
+            **{"rules_dir": ROOT / "rules", **settings},
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -300,3 +300,38 @@ def test_the_routing_page_routes_a_pasted_body(browser: Any, router: LiveRouter)
     assert first.find_elements(By.CSS_SELECTOR, "table.timeline tbody tr")
     screenshot(browser, "routing")
     assert router.call(router.service.store.count_alerts()) == 0
+
+
+def test_the_rules_page_replays_a_rules_directory(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    in_force = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", in_force)
+    # The draft beside the rules in force: data corruption becomes P1.
+    draft = tmp_path / "rules-next"
+    shutil.copytree(ROOT / "rules", draft)
+    classification = draft / "20-classification.yaml"
+    old = "severity: P0\n    runbook: zkp-ledger.md#data-corruption-detected"
+    assert classification.read_text().count(old) == 2
+    classification.write_text(
+        classification.read_text().replace(old, old.replace("P0", "P1")), encoding="utf-8"
+    )
+    live = LiveRouter(tmp_path / "state", rules_dir=in_force)
+    try:
+        live.post_webhook(FIRING.read_bytes())
+        live.tick(minutes=30)
+        browser.get(live.url + "/rules")
+        Select(browser.find_element(By.ID, "replay-rules")).select_by_visible_text(
+            "rules-next/ (beside rules/)"
+        )
+        click_and_load(browser, browser.find_element(By.ID, "replay"))
+        assert "Replayed 2 alerts" in text(browser, "#summary")
+        cards = browser.find_elements(By.CSS_SELECTOR, "section.diff")
+        assert len(cards) == 1
+        assert "LedgerDataCorruption" in cards[0].find_element(By.TAG_NAME, "h2").text
+        rows = [row.text for row in cards[0].find_elements(By.CSS_SELECTOR, "table.changes tr")]
+        assert "severity P0 P1" in rows
+        screenshot(browser, "replay")
+    finally:
+        live.close()
