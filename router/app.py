@@ -308,7 +308,12 @@ class RouterService:
         receiver = WebhookReceiver(self.settings, self.ingest, self.metrics, self.state, self.clock)
         add_routes(app, receiver, self.metrics, self.readiness)
         IncidentApi(
-            self.settings, self.store, lambda: self.incidents, self.links, self.clock
+            self.settings,
+            self.store,
+            lambda: self.incidents,
+            self.links,
+            self.clock,
+            lambda: self.routing,
         ).add_routes(app)
         ConsolePages(
             self.settings,

@@ -78,9 +78,7 @@ def incident_table(incidents: list[dict[str, Any]], now: datetime) -> str:
                 incident["state"],
                 format_duration(max(now - opened, timedelta(0))),
                 incident.get("acknowledged_by") or "-",
-                datetime.fromisoformat(str(due)).astimezone(UTC).strftime("%m-%d %H:%M UTC")
-                if escalates
-                else "-",
+                _next_escalation(str(due), incident.get("next_tiers")) if escalates else "-",
                 incident["title"],
             )
         )
@@ -93,3 +91,9 @@ def incident_table(incidents: list[dict[str, Any]], now: datetime) -> str:
         for row in rows
     ]
     return "\n".join(lines) + "\n"
+
+
+def _next_escalation(due: str, tiers: Any) -> str:
+    """`team-lead at 12-07 03:25 UTC`; the time alone from a daemon that does not say the tiers."""
+    at = datetime.fromisoformat(due).astimezone(UTC).strftime("%m-%d %H:%M UTC")
+    return f"{', '.join(tiers)} at {at}" if isinstance(tiers, list) and tiers else at

@@ -119,7 +119,7 @@ async def page_contexts(service: RouterService, event: str) -> list[dict[str, An
 async def incidents(service: RouterService) -> list[dict[str, Any]]:
     """Every incident as the API shows it, oldest first."""
     records = await service.store.list_incidents(None, 1000)
-    return [incident_json(record) for record in reversed(records)]
+    return [incident_json(record, service.routing) for record in reversed(records)]
 
 
 async def timeline(service: RouterService, incident_id: int) -> list[tuple[str, str]]:

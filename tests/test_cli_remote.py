@@ -59,6 +59,8 @@ def test_list_acknowledge_and_resolve_from_the_terminal(daemon: str) -> None:
     header, row = listed.stdout.splitlines()
     assert header.split()[:4] == ["ID", "SEV", "STATE", "AGE"]
     assert row.split()[:3] == ["1", "P0", "triggered"]
+    # Whom the next escalation pages, and when: the shipped P0 policy's second step.
+    assert "team-lead at " in row
     assert row.endswith("LedgerDataCorruption: Checksum mismatch on ledger block 118812")
 
     acked = cli("ack", "1", "--by", "alice", url=daemon)

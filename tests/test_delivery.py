@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from router.api.views import detail_json
+from router.api.views import event_json
 from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.metrics import Metrics
@@ -59,7 +59,7 @@ class World:
     async def timeline(self) -> list[dict[str, Any]]:
         detail = await self.store.incident_detail(await self.incident_id())
         assert detail is not None
-        return list(detail_json(detail)["timeline"])
+        return [event_json(event) for event in detail.events]
 
     def pages(self, channel: str, outcome: str, tier: str = "oncall") -> float:
         value = self.metrics.registry.get_sample_value(

@@ -61,7 +61,7 @@ async def test_an_alert_with_no_section_says_so(
     assert incident["runbook"] is None
     stored = await service.store.incident_detail(incident["id"])
     assert stored is not None
-    detail = detail_json(stored)
+    detail = detail_json(stored, service.routing)
     (note,) = [e["detail"] for e in detail["timeline"] if e["kind"] == "runbook"]
     candidates = detail["runbook_candidates"]
     # The alert's service label leads to the ledger's runbook, but to no section confidently.

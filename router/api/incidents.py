@@ -32,6 +32,7 @@ from router.incidents.service import AckOutcome, AckResult, IncidentService
 from router.links import AckLinks
 from router.logs import fields
 from router.outbox.channels import pagerduty
+from router.routing import Routing
 from router.settings import Settings
 from router.store import Store
 from router.types import Clock
@@ -58,8 +59,10 @@ class IncidentApi:
         incidents: Callable[[], IncidentService],
         links: Callable[[], AckLinks],
         clock: Clock,
+        routing: Callable[[], Routing],
     ) -> None:
         self._store = store
+        self._routing = routing
         self._incidents = incidents
         self._links = links
         self._clock = clock
@@ -88,26 +91,28 @@ class IncidentApi:
             raise HttpError(400, "malformed", f"state: must be one of {allowed}, got {state!r}")
         limit = _int_query(request, "limit", 100, 1, MAX_LIST)
         records = await self._store.list_incidents(_STATE_FILTERS[state], limit)
-        return web.json_response({"incidents": [incident_json(record) for record in records]})
+        return web.json_response(
+            {"incidents": [incident_json(record, self._routing()) for record in records]}
+        )
 
     async def get_incident(self, request: web.Request) -> web.Response:
         self._auth.check(request)
         detail = await self._store.incident_detail(_incident_id(request))
         if detail is None:
             raise HttpError(404, "not_found", "no such incident")
-        return web.json_response(detail_json(detail))
+        return web.json_response(detail_json(detail, self._routing()))
 
     async def ack_incident(self, request: web.Request) -> web.Response:
         self._auth.check(request)
         who = await _who(request)
         outcome = await self._act(self._incidents().acknowledge, _incident_id(request), who, "api")
-        return _outcome_json(outcome)
+        return _outcome_json(outcome, self._routing())
 
     async def resolve_incident(self, request: web.Request) -> web.Response:
         self._auth.check(request)
         who = await _who(request)
         outcome = await self._act(self._incidents().resolve, _incident_id(request), who, "api")
-        return _outcome_json(outcome)
+        return _outcome_json(outcome, self._routing())
 
     async def _act(
         self, action: Callable[..., Any], incident_id: int, who: str, via: str, **kw: Any
@@ -231,10 +236,10 @@ async def _who(request: web.Request) -> str:
     return by.strip()
 
 
-def _outcome_json(outcome: AckOutcome) -> web.Response:
+def _outcome_json(outcome: AckOutcome, routing: Routing) -> web.Response:
     return web.json_response(
         {
-            "incident": incident_json(outcome.incident),
+            "incident": incident_json(outcome.incident, routing),
             "changed": outcome.changed,
             "message": outcome.message,
         }

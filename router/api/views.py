@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from router.incidents import escalation
+from router.incidents.escalation import NextAction
+from router.routing import Routing
 from router.store.base import AlertRecord, EventRecord, IncidentDetail, IncidentRecord, PageRecord
 
 
@@ -12,9 +16,27 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def incident_json(record: IncidentRecord) -> dict[str, Any]:
-    """An incident as `GET /api/v1/incidents` lists it (docs/incidents.md)."""
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    at: datetime
+    tiers: tuple[str, ...]
+
+
+def next_escalation(routing: Routing, incident: IncidentRecord) -> NextStep | None:
+    """When the incident escalates next and to whom, if nobody acknowledges; None if it won't."""
+    progress = incident.progress
+    if progress.next_action is not NextAction.ESCALATE or progress.next_action_at is None:
+        return None
+    context = routing.escalation_context(incident.policy, incident.severity)
+    tiers = escalation.next_tiers(progress, context)
+    return NextStep(progress.next_action_at, tiers) if tiers else None
+
+
+def incident_json(record: IncidentRecord, routing: Routing) -> dict[str, Any]:
+    """An incident as `GET /api/v1/incidents` lists it (docs/incidents.md); `next_tiers` are
+    the tiers the next escalation pages, under the rules in force."""
     progress = record.progress
+    following = next_escalation(routing, record)
     return {
         "id": record.id,
         "key": record.key,
@@ -27,6 +49,7 @@ def incident_json(record: IncidentRecord) -> dict[str, Any]:
         "round": progress.round,
         "next_action": progress.next_action.value if progress.next_action else None,
         "next_action_at": _iso(progress.next_action_at),
+        "next_tiers": list(following.tiers) if following else None,
         "opened_at": _iso(record.opened_at),
         "acknowledged_at": _iso(record.acknowledged_at),
         "acknowledged_by": record.acknowledged_by,
@@ -77,10 +100,10 @@ def page_json(page: PageRecord) -> dict[str, Any]:
     }
 
 
-def detail_json(detail: IncidentDetail) -> dict[str, Any]:
+def detail_json(detail: IncidentDetail, routing: Routing) -> dict[str, Any]:
     """An incident with its alerts, timeline and deliveries (`GET /api/v1/incidents/{id}`)."""
     return {
-        **incident_json(detail.incident),
+        **incident_json(detail.incident, routing),
         "alerts": [alert_json(alert) for alert in detail.alerts],
         "timeline": [event_json(event) for event in detail.events],
         "pages": [page_json(page) for page in detail.pages],

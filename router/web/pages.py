@@ -29,6 +29,7 @@ import markupsafe
 from aiohttp import web
 
 from router.api.browsers import page_headers
+from router.api.views import next_escalation
 from router.dryrun import AlertRoute, parse_payload, route_notification
 from router.errors import ConfigError, IncidentNotFound, InvalidLink, PayloadError, StoreError
 from router.incidents.escalation import IncidentState
@@ -221,7 +222,7 @@ class ConsolePages:
             viewer=viewer,
             incident=incident,
             age=views.age(incident.opened_at, self._clock()),
-            next=views.next_escalation(routing, incident),
+            next=next_escalation(routing, incident),
             alerts=[views.alert_view(alert) for alert in detail.alerts],
             runbook=views.runbook_view(routing, incident.runbook),
             candidates=incident.classification.get("runbook_candidates", []),

@@ -9,8 +9,7 @@ from typing import Any
 
 import markupsafe
 
-from router.incidents import escalation
-from router.incidents.escalation import NextAction
+from router.api.views import NextStep, next_escalation
 from router.incidents.schedule import format_duration
 from router.outbox.context import PageRunbook
 from router.routing import Routing, percent
@@ -30,22 +29,6 @@ ALERT_LINKS = (
 def age(since: datetime, now: datetime) -> str:
     """`3m`, `2h5m`: how long ago, in the one duration format of the router."""
     return format_duration(max(now - since, timedelta(0)))
-
-
-@dataclass(frozen=True, slots=True)
-class NextStep:
-    at: datetime
-    tiers: tuple[str, ...]
-
-
-def next_escalation(routing: Routing, incident: IncidentRecord) -> NextStep | None:
-    """When the incident escalates next and to whom, if nobody acknowledges; None if it won't."""
-    progress = incident.progress
-    if progress.next_action is not NextAction.ESCALATE or progress.next_action_at is None:
-        return None
-    context = routing.escalation_context(incident.policy, incident.severity)
-    tiers = escalation.next_tiers(progress, context)
-    return NextStep(progress.next_action_at, tiers) if tiers else None
 
 
 @dataclass(frozen=True, slots=True)
