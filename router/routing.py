@@ -27,6 +27,7 @@ from router.rules import (
     load_rules,
 )
 from router.runbooks import Candidate, RunbookLibrary, RunbookMatch, Section, render_excerpt
+from router.runbooks.library import LABELS_READ
 from router.runbooks.search import Evidence
 from router.types import Style
 
@@ -117,21 +118,37 @@ class Routing:
         self.runbooks = runbooks
         self._severities = frozenset(level.name for level in rules.severities)
         self._routed: LruCache[Hashable, RoutedAlert] = LruCache(ROUTED_CACHE_SIZE)
+        # The labels that decide classification and search, in a fixed order; for alerts that
+        # agree on them, the `group_by` labels their incident key reads (see `route`).
+        self._deciding = tuple(sorted(rules.deciding_labels | LABELS_READ))
+        self._grouped_by: LruCache[Hashable, tuple[str, ...]] = LruCache(ROUTED_CACHE_SIZE)
 
     def route(self, alert: Alert) -> RoutedAlert:
-        """Classify `alert` and find its runbook section. Both depend only on the alert's labels,
-        annotations and values, and on these rules: a repeat (Alertmanager resends every firing
-        alert of a group) is answered from memory."""
-        key = (
-            tuple(alert.labels.items()),
+        """Classify `alert` and find its runbook section, from memory when an alert that says
+        the same was routed before.
+
+        Both depend only on the deciding labels (the rules' matchers, the severity and value
+        labels, the labels the search reads), the annotations and the values: they fix the
+        deciding rule, hence its `group_by`, and the incident key adds those labels' values.
+        So a repeat (Alertmanager resends every firing alert of a group) or the same alert on
+        another pod is answered from memory, and one on another instance too unless the rule
+        groups by instance."""
+        labels = alert.labels
+        deciding = (
+            tuple(labels.get(name) for name in self._deciding),
             tuple(alert.annotations.items()),
             tuple(alert.values.items()),
             alert.value_string,
         )
-        routed = self._routed.get(key)
+        routed = None
+        grouped_by = self._grouped_by.get(deciding)
+        if grouped_by is not None:
+            routed = self._routed.get((deciding, tuple(labels.get(n, "") for n in grouped_by)))
         if routed is None:
             routed = self._route(alert)
-            self._routed.put(key, routed)
+            grouped_by = tuple(routed.classification.group_values)
+            self._grouped_by.put(deciding, grouped_by)
+            self._routed.put((deciding, tuple(labels.get(n, "") for n in grouped_by)), routed)
         return RoutedAlert(
             alert,
             routed.classification,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -60,8 +61,11 @@ alert_strategy = st.fixed_dictionaries(
 )
 
 
-def write_rules(directory: Path, rules: list[dict[str, object]]) -> RuleSet:
+def write_rules(
+    directory: Path, rules: list[dict[str, object]], group_by: list[str] | None = None
+) -> RuleSet:
     lines = [
+        *([f"group_by: {group_by!r}"] if group_by else []),
         "severities: {P0: {}, P1: {}, P2: {}}",
         "tiers: {oncall: {log: true}}",
         "policies: {default: {P0: &s {steps: [{notify: [oncall]}]}, P1: *s, P2: *s}}",
@@ -144,3 +148,39 @@ def test_rule_group_by_overrides_the_rule_set(tmp_path: Path) -> None:
         {"instance": "i1"},
     )
     assert b.incident_key == "per-name|alertname=B"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rules=st.lists(rule_strategy, min_size=1, max_size=8),
+    group_by=st.lists(st.sampled_from(["alertname", "instance", "team", "pod"]), unique=True),
+    alerts=st.lists(alert_strategy, min_size=1, max_size=4),
+    others=st.dictionaries(
+        st.sampled_from(["instance", "pod", "team", "env", "value", "severity", "region"]),
+        st.sampled_from(["", "db", "prod", "12s", "critical", "host-7"]),
+    ),
+)
+def test_labels_that_do_not_decide_change_only_the_incident_key(
+    tmp_path_factory: object,
+    rules: list[dict[str, object]],
+    group_by: list[str],
+    alerts: list[dict[str, object]],
+    others: dict[str, str],
+) -> None:
+    # What lets Routing.route answer alerts that differ only in such labels from memory.
+    directory = tmp_path_factory.mktemp("rules")  # type: ignore[attr-defined]
+    ruleset = write_rules(directory, rules, group_by)
+    for rule in ruleset.rules:
+        assert {matcher.name for matcher in rule.matchers} <= ruleset.deciding_labels
+    unread = {name: v for name, v in others.items() if name not in ruleset.deciding_labels}
+    for given_alert in alerts:
+        labels: dict[str, str] = given_alert["labels"]  # type: ignore[assignment]
+        annotations: dict[str, str] = given_alert["annotations"]  # type: ignore[assignment]
+        here = ruleset.classify(make_alert(labels, annotations))
+        moved = {**labels, **unread}
+        there = ruleset.classify(make_alert(moved, annotations))
+        assert there.group_values == {name: moved.get(name, "") for name in here.group_values}
+        same = dataclasses.replace(there, group_values=here.group_values, incident_key="")
+        assert same == dataclasses.replace(here, incident_key="")
+        if there.group_values == here.group_values:
+            assert there.incident_key == here.incident_key

@@ -78,6 +78,36 @@ def test_a_repeated_alert_is_routed_from_memory_with_its_own_identity() -> None:
     assert routing.route(again).alert is again
 
 
+def test_the_same_alert_on_another_instance_is_routed_from_memory() -> None:
+    routing = shipped()
+    labels = {"alertname": "LedgerDataCorruption", "service": "ledger"}
+    first = make_alert({**labels, "pod": "ledger-0", "node": "node-a"})
+    other = make_alert({**labels, "pod": "ledger-1", "node": "node-b"})
+    assert routing.route(first).classification is routing.route(other).classification
+    assert routing.route(other).alert is other
+    # A label the search reads (service) decides: it is routed again.
+    elsewhere = make_alert({**labels, "service": "api", "pod": "ledger-1"})
+    assert routing.route(elsewhere).classification is not routing.route(first).classification
+
+
+def test_an_alert_grouped_by_instance_is_routed_from_memory_per_instance() -> None:
+    routing = shipped()
+    # The shipped rule `slow-proof-generation` groups by alertname, service and instance.
+    labels = {"alertname": "ProofGenerationSlow", "service": "prover"}
+    value = {"value": "15s"}
+
+    def route(**more: str) -> Classification:
+        return routing.route(make_alert({**labels, **more}, value)).classification
+
+    first = route(instance="a:9100")
+    assert first.rule == "slow-proof-generation"
+    assert first.group_values["instance"] == "a:9100"
+    other = route(instance="b:9100")
+    assert other.group_values["instance"] == "b:9100"
+    assert other.incident_key != first.incident_key
+    assert route(instance="a:9100", pod="p") is first
+
+
 def test_the_least_recently_used_entry_goes_first() -> None:
     cache: LruCache[str, int] = LruCache(2)
     cache.put("a", 1)

@@ -77,6 +77,9 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 
+# The label a value condition reads when the alert carries no value of its own.
+VALUE_LABEL = "value"
+
 
 @dataclass(frozen=True, slots=True)
 class Quantity:
@@ -158,7 +161,7 @@ def alert_value(alert: Alert, ref: str | None = None) -> AlertValue | None:
     candidates = (
         ("valueString", alert.value_string),
         ("annotation value", alert.annotations.get("value")),
-        ("label value", alert.labels.get("value")),
+        ("label value", alert.labels.get(VALUE_LABEL)),
     )
     for source, text in candidates:
         if not text or (source == "valueString" and _GRAFANA_VAR.search(text)):

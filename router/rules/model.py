@@ -24,6 +24,7 @@ from router.incidents.schedule import BusinessHours
 from router.models import Alert
 from router.rules.conditions import (
     TEXT_FIELDS,
+    VALUE_LABEL,
     AlertValue,
     TextCondition,
     ValueCondition,
@@ -182,6 +183,12 @@ class RuleSet:
             for alias in level.aliases:
                 self._aliases[alias.casefold()] = level.name
         self._build_index()
+        # The labels that decide an alert's classification. Any other label can only be one of
+        # the deciding rule's `group_by`, read for the incident key (`group_values`).
+        self.deciding_labels = frozenset(
+            {"alertname", "severity", VALUE_LABEL}
+            | {matcher.name for rule in rules for matcher in rule.matchers}
+        )
 
     # --- severities and policies ------------------------------------------------------------
 

@@ -59,6 +59,8 @@ _IDENTIFYING_LABELS = (
     "database",
 )
 _SCOPE_LABELS = ("service", "job", "app")
+# Every label the search reads (`query`): a label outside this set never changes a match.
+LABELS_READ = frozenset(("alertname", *_IDENTIFYING_LABELS, *_SCOPE_LABELS))
 # Searches remembered by what they read of the alert (see `find`).
 FOUND_CACHE_SIZE = 4096
 # Annotations that are links or numbers, not words about the problem.
