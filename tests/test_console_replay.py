@@ -67,6 +67,9 @@ async def test_the_rules_page_offers_the_directories_beside_the_rules_in_force(
     assert 'id="replay-none"' in await response.text()
     new = rules_dir(tmp_path / "rules-next", new=True)
     (tmp_path / "notes").mkdir()  # a directory without rules files is not offered
+    (tmp_path / "deploy").mkdir()  # nor one of YAML files that are not rules
+    (tmp_path / "deploy" / "alertmanager.yml").write_text("route:\n  receiver: router\n")
+    (tmp_path / "deploy" / "alerts.yaml").write_text("groups:\n  - name: a\n    rules: []\n")
     response = await client.get("/rules", headers=HOST)
     # The rules in force (tmp_path/in-force) are not offered: they replay to no difference.
     assert options(await response.text()) == [str(new.resolve())]

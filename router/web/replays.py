@@ -14,15 +14,19 @@ request while one runs is told to wait rather than doubling the work.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from router.replay import ReplayReport, replay
 from router.routing import Routing, load_routing
-from router.rules.reader import RULES_FILE_SUFFIXES
+from router.rules.reader import RULES_FILE_SUFFIXES, TOP_LEVEL_KEYS
 from router.settings import Settings, environment
 from router.store.history import read_history
+
+# A top-level key of a rules file at the start of a line (TOP_LEVEL_KEYS: the schema's).
+_SECTION = re.compile(rf"^(?:{'|'.join(map(re.escape, TOP_LEVEL_KEYS))}):")
 
 
 class ReplayBusy(Exception):
@@ -58,12 +62,22 @@ def rules_choices(rules_dir: Path, shadow_dir: Path | None) -> list[RulesChoice]
 
 
 def _holds_rules(directory: Path) -> bool:
+    """A directory with a YAML file that starts a rules section (`rules:`, `tiers:`, ...) at its
+    first column: a folder of Kubernetes manifests or Prometheus rule groups is not offered."""
     try:
         return directory.is_dir() and any(
-            child.suffix in RULES_FILE_SUFFIXES and child.is_file() for child in directory.iterdir()
+            _starts_a_section(child)
+            for child in directory.iterdir()
+            if child.suffix in RULES_FILE_SUFFIXES and child.is_file()
         )
     except OSError:
         return False
+
+
+def _starts_a_section(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as text:
+        # The head of the file is enough: rules files start with their sections.
+        return any(_SECTION.match(line) for line, _ in zip(text, range(200), strict=False))
 
 
 class Replays:
