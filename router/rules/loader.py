@@ -1,12 +1,13 @@
 """Loading and strict checking of a rules directory.
 
-Every `*.yaml` and `*.yml` file of the directory is read in file-name order. `rules:` lists
-concatenate; `severities`, `tiers` and `policies` merge, and a name defined twice is an error
-naming both places; the scalar keys (`timezone`, `business_hours`, `runbook_base_url`, `group_by`,
-`default_severity`) may be set once. Every problem is reported as `file:line: message`, all of them
-in one run: unknown keys, wrong types, unknown tiers, severities and policies, bad durations,
-matchers and conditions, policies that miss a severity their rules produce, duplicate names,
-runbook references of the wrong form or to missing files.
+Every `*.yaml` and `*.yml` file of the directory is read in file-name order. `rules:` and
+`heartbeats:` lists concatenate; `severities`, `tiers` and `policies` merge, and a name defined
+twice is an error naming both places; the scalar keys (`timezone`, `business_hours`,
+`runbook_base_url`, `group_by`, `default_severity`) may be set once. Every problem is reported
+as `file:line: message`, all of them in one run: unknown keys, wrong types, unknown tiers,
+severities and policies, bad durations, matchers and conditions, policies that miss a severity
+their rules or heartbeats produce, duplicate names, runbook references of the wrong form or to
+missing files.
 
 Tier channels: a tier's PagerDuty routing key or Apprise URL that is empty after interpolation is
 dropped; a tier left with no channel pages to the log, with a warning.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from router.errors import ConfigError
 from router.rules.escalation_sections import EscalationSections
+from router.rules.heartbeat_sections import HeartbeatSections
 from router.rules.model import (
     RuleSet,
 )
@@ -40,7 +42,6 @@ from router.rules.reader import (
     TOP_LEVEL_KEYS,
     Merged,
 )
-from router.rules.rule_sections import RuleSections
 from router.rules.source import Node, Problem, Problems, Where, read_yaml
 
 
@@ -142,7 +143,7 @@ def _load(
     return ruleset, problems.sorted(order)
 
 
-class _Builder(EscalationSections, RuleSections):
+class _Builder(EscalationSections, HeartbeatSections):
     """Turns merged Nodes into a RuleSet, recording every problem on the way."""
 
     # --- the whole ---------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class _Builder(EscalationSections, RuleSections):
         policies = self.policies(merged.sections["policies"], known_severities, tiers)
         self.default_policy(merged, severities, Where(first_file, 0))
         rules = self.rules(merged.rules, known_severities, policies)
+        heartbeats = self.heartbeats(merged.heartbeats, known_severities, policies)
         if not severities:
             return None
         default_severity = default_severity or severities[-1].name
@@ -179,6 +181,7 @@ class _Builder(EscalationSections, RuleSections):
             tiers=tiers,
             policies=policies,
             rules=tuple(rules),
+            heartbeats=heartbeats,
             business_hours=business_hours,
             timezone=timezone_name,
             runbook_base_url=runbook_base_url,
@@ -211,6 +214,9 @@ class _Builder(EscalationSections, RuleSections):
                     merged.rules.extend(
                         (rule, index) for index, rule in enumerate(self.items(node, "rules") or [])
                     )
+                elif key == "heartbeats":
+                    entries = self.items(node, "heartbeats") or []
+                    merged.heartbeats.extend((entry, index) for index, entry in enumerate(entries))
         return merged
 
     def merge_section(self, key: str, node: Node, into: dict[str, tuple[Node, Where]]) -> None:

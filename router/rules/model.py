@@ -30,6 +30,7 @@ from router.rules.conditions import (
     ValueCondition,
     alert_value,
 )
+from router.rules.heartbeats import Heartbeat, heartbeat_for
 from router.rules.matchers import Matcher, MatchType
 
 DEFAULT_POLICY = "default"
@@ -163,6 +164,7 @@ class RuleSet:
         default_severity: str,
         warnings: tuple[str, ...] = (),
         files: tuple[str, ...] = (),
+        heartbeats: tuple[Heartbeat, ...] = (),
     ) -> None:
         self.severities = severities
         self.tiers = tiers
@@ -175,6 +177,7 @@ class RuleSet:
         self.default_severity = default_severity
         self.warnings = warnings
         self.files = files
+        self.heartbeats = {heartbeat.name: heartbeat for heartbeat in heartbeats}
         self._ranks = {level.name: index for index, level in enumerate(severities)}
         self._levels = {level.name: level for level in severities}
         self._aliases: dict[str, str] = {}
@@ -219,6 +222,10 @@ class RuleSet:
             opened_at,
             classification.severity,
         )
+
+    def heartbeat_for(self, alert: Alert) -> Heartbeat | None:
+        """The heartbeat that `alert` beats when it fires (it opens no incident then), or None."""
+        return heartbeat_for(self.heartbeats.values(), alert) if self.heartbeats else None
 
     # --- classification ---------------------------------------------------------------------
 

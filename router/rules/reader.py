@@ -36,6 +36,7 @@ SEVERITY_POLICY_KEYS = tuple(schema.SEVERITY_POLICY)
 STEP_KEYS = tuple(schema.STEP)
 RULE_KEYS = tuple(schema.RULE)
 VALUE_KEYS = tuple(schema.VALUE)
+HEARTBEAT_KEYS = tuple(schema.HEARTBEAT)
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BUSINESS_DAYS = WEEKDAYS[:5]
@@ -63,6 +64,7 @@ class Merged:
     )
     # Each rule with its index in its own file, for messages about rules without a usable name.
     rules: list[tuple[Node, int]] = field(default_factory=list)
+    heartbeats: list[tuple[Node, int]] = field(default_factory=list)
 
 
 def describe(node: Node) -> str:

@@ -71,35 +71,9 @@ class RuleSections(Reader):
         self.known_keys(node, RULE_KEYS, path)
         errors_before = len(self.problems.errors)
 
-        severity = None
-        severity_node = settings.get("severity")
-        if severity_node is None:
-            self.error(node.where, path, "severity: is missing")
-        else:
-            severity = self.string(severity_node, f"{path}: severity")
-            if severity is not None and severity not in severities:
-                self.error(
-                    severity_node.where,
-                    f"{path}: severity",
-                    f'unknown severity "{severity}" ({suggest(severity, sorted(severities))})',
-                )
+        severity = self.severity(settings.get("severity"), node.where, path, severities)
 
-        policy = DEFAULT_POLICY
-        policy_node = settings.get("policy")
-        if policy_node is not None:
-            policy = self.string(policy_node, f"{path}: policy") or DEFAULT_POLICY
-            if policy not in policies:
-                self.error(
-                    policy_node.where,
-                    f"{path}: policy",
-                    f'unknown policy "{policy}" ({suggest(policy, policies)})',
-                )
-            elif severity in severities and severity not in self.declared.get(policy, set()):
-                self.error(
-                    policy_node.where,
-                    f"{path}: policy",
-                    f"policy {policy} has no {severity} steps, and this rule gives {severity}",
-                )
+        policy = self.policy(settings.get("policy"), path, severity, severities, policies)
 
         matchers = self.matchers(settings.get("matchers"), f"{path}: matchers")
         text = self.condition(settings.get("text"), f"{path}: text", TextCondition.parse)
@@ -127,6 +101,50 @@ class RuleSections(Reader):
             text=text,
             value=value,
         )
+
+    def policy(
+        self,
+        node: Node | None,
+        path: str,
+        severity: str | None,
+        severities: set[str],
+        policies: Mapping[str, Policy],
+        kind: str = "rule",
+    ) -> str:
+        """The policy a rule (or heartbeat) names, `default` when none: it must exist and have
+        steps for the severity given."""
+        if node is None:
+            return DEFAULT_POLICY
+        policy = self.string(node, f"{path}: policy") or DEFAULT_POLICY
+        if policy not in policies:
+            self.error(
+                node.where,
+                f"{path}: policy",
+                f'unknown policy "{policy}" ({suggest(policy, policies)})',
+            )
+        elif severity in severities and severity not in self.declared.get(policy, set()):
+            self.error(
+                node.where,
+                f"{path}: policy",
+                f"policy {policy} has no {severity} steps, and this {kind} gives {severity}",
+            )
+        return policy
+
+    def severity(
+        self, node: Node | None, where: Where, path: str, severities: set[str]
+    ) -> str | None:
+        """The severity a rule (or heartbeat) gives; it must be one of `severities`."""
+        if node is None:
+            self.error(where, path, "severity: is missing")
+            return None
+        severity = self.string(node, f"{path}: severity")
+        if severity is not None and severity not in severities:
+            self.error(
+                node.where,
+                f"{path}: severity",
+                f'unknown severity "{severity}" ({suggest(severity, sorted(severities))})',
+            )
+        return severity
 
     def matchers(self, node: Node | None, path: str) -> list[Matcher]:
         if node is None:

@@ -166,6 +166,29 @@ RULE: dict[str, Json] = {
     "group_by": _LABEL_NAMES,
 }
 
+HEARTBEAT: dict[str, Json] = {
+    "name": {
+        "description": "Names the heartbeat: POST /heartbeats/NAME is a beat.",
+        **_NAME,
+    },
+    "matchers": {
+        "description": "Alertmanager matchers of the alert that must keep arriving (each firing "
+        "delivery is a beat), e.g. 'alertname=\"Watchdog\"'. Without them, only pings beat.",
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string"},
+    },
+    "interval": {
+        "description": "With no beat for this long, an incident opens; the next beat resolves it.",
+        "$ref": _DURATION,
+    },
+    "severity": {"description": "Severity of the missed-heartbeat incident.", "type": "string"},
+    "policy": {
+        "description": "Escalation policy of that incident (default: `default`).",
+        "type": "string",
+    },
+}
+
 # Top-level keys that hold one value, and those that hold named entries merged across files.
 SCALARS: dict[str, Json] = {
     "timezone": {
@@ -238,6 +261,12 @@ TOP_LEVEL: dict[str, Json] = {
         "type": "array",
         "items": {"$ref": "#/definitions/rule"},
     },
+    "heartbeats": {
+        "description": "Alerts or pings that must keep arriving (a dead man's switch): when none "
+        "arrived for `interval`, an incident opens.",
+        "type": "array",
+        "items": {"$ref": "#/definitions/heartbeat"},
+    },
 }
 
 
@@ -246,9 +275,10 @@ def schema() -> Json:
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "runbook-router rules file",
-        "description": "One file of a runbook-router rules directory. Files merge: rules lists "
-        "concatenate; severities, tiers and policies merge by name. `runbook-router check` "
-        "validates the whole directory, cross-references included. See docs/rules.md.",
+        "description": "One file of a runbook-router rules directory. Files merge: rules and "
+        "heartbeats lists concatenate; severities, tiers and policies merge by name. "
+        "`runbook-router check` validates the whole directory, cross-references included. "
+        "See docs/rules.md.",
         "type": "object",
         "additionalProperties": False,
         "properties": TOP_LEVEL,
@@ -274,6 +304,12 @@ def schema() -> Json:
                 "additionalProperties": False,
                 "required": ["steps"],
                 "properties": SEVERITY_POLICY,
+            },
+            "heartbeat": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "interval", "severity"],
+                "properties": HEARTBEAT,
             },
             "rule": {
                 "type": "object",
