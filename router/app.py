@@ -24,6 +24,7 @@ from aiohttp import web
 
 from router.api.browsers import BrowserGuard
 from router.api.guards import GuardedSite, InFlight, connection_limit
+from router.api.heartbeats import HeartbeatApi
 from router.api.http import (
     Readiness,
     RuntimeState,
@@ -177,6 +178,9 @@ class RouterService:
             # share it.
             key = await self.store.setting("ack_link_key", secrets.token_urlsafe(32))
         self._links = AckLinks(key.encode())
+        # Heartbeats are given a whole interval from now: a router that was down does not page
+        # for the beats it could not receive.
+        self.incidents.watch_heartbeats(self.clock())
 
     async def close(self) -> None:
         await self.engine.stop()
@@ -219,6 +223,7 @@ class RouterService:
             )
             return False
         self.routing = routing
+        self.incidents.watch_heartbeats(self.clock())
         self._reload_shadow()
         log_tiers(routing)
         self.channels.reload_templates(self.settings.rules_dir / "templates")
@@ -315,6 +320,14 @@ class RouterService:
             self.links,
             self.clock,
             lambda: self.routing,
+        ).add_routes(app)
+        HeartbeatApi(
+            self.settings,
+            self.store,
+            lambda: self.incidents,
+            lambda: self.routing,
+            self.state,
+            self.clock,
         ).add_routes(app)
         ConsolePages(
             self.settings,

@@ -1,5 +1,8 @@
 """The periodic worker: escalate due incidents and deliver due pages, then sleep until more is due.
 
+Each escalation pass first opens an incident for every heartbeat missed
+(router/rules/heartbeats.py): a miss is noticed within `max_sleep` of its deadline.
+
 Two loops run side by side so that a slow channel never delays an escalation: one claims
 incidents whose next action is due, the other claims pages whose delivery is due. Each sleeps until
 the earliest due time in the store, at most `max_sleep` (other replicas add work this one is not
@@ -85,6 +88,8 @@ class Engine:
         await self.deliver_due()
 
     async def escalate_due(self) -> int:
+        # A heartbeat missed now opens its incident, whose first page goes with this pass.
+        await self._incidents.check_heartbeats(self._clock())
         handled = 0
         while True:  # bounded: each pass claims a batch and moves its due times forward
             count = await self._incidents.run_due(self._clock())

@@ -9,6 +9,7 @@
     ├── PageContextError         a queued page written by a newer release (page_context.py)
     ├── HttpError                a request refused with a status (http.py maps every error above)
     ├── IncidentNotFound         no incident with that number (HTTP 404)
+    ├── HeartbeatNotFound        no heartbeat of that name in the rules (HTTP 404)
     └── InvalidLink              an acknowledgement link that must not be honoured
 
 Each carries enough context to be read on its own in a log line.
@@ -116,6 +117,15 @@ class HttpError(RouterError):
 
 class IncidentNotFound(RouterError):
     """No incident has that number."""
+
+
+class HeartbeatNotFound(RouterError):
+    """No heartbeat of the rules has that name; the message names those that exist."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        listed = ", ".join(known) if known else "none"
+        super().__init__(f'no heartbeat named "{name}" in the rules (they define: {listed})')
+        self.name = name
 
 
 class InvalidLink(RouterError):

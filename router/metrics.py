@@ -44,6 +44,9 @@ REJECT_REASONS = (
 )
 RUNBOOK_METHODS = ("rule", "annotation", "search", "none")
 PAGE_OUTCOMES = ("delivered", "retried", "failed")
+# Results of an outbound heartbeat ping: sent, refused or unreachable, or not sent because the
+# router is not ready (its database refuses writes, or it is stopping).
+OUTBOUND_RESULTS = ("sent", "failed", "not_ready")
 
 # Acknowledgement times span seconds to a business day.
 _ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -167,6 +170,24 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.heartbeat_last_beat = Gauge(
+            "router_heartbeat_last_beat_timestamp_seconds",
+            "When each heartbeat of the rules last beat (Unix time); absent until its first beat.",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.heartbeats_missed = Counter(
+            "router_heartbeats_missed_total",
+            "Heartbeats missed: no beat for their interval, so an incident was opened.",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.outbound_heartbeats = Counter(
+            "router_outbound_heartbeats_total",
+            "The router's own heartbeat pings (ROUTER_OUTBOUND_HEARTBEAT_URL), by result.",
+            ["result"],
+            registry=r,
+        )
         self._channels_seen: set[str] = set()
         self._initialise_static_labels()
 
@@ -179,6 +200,8 @@ class Metrics:
                 self.webhook_rejected.labels(source=source.value, reason=reason)
         for method in RUNBOOK_METHODS:
             self.runbook_matches.labels(method=method)
+        for result in OUTBOUND_RESULTS:
+            self.outbound_heartbeats.labels(result=result)
 
     def initialise_routing_labels(self, rules: RuleSet) -> None:
         """Zero the series that depend on the rules, for the combinations they make possible."""
@@ -204,6 +227,8 @@ class Metrics:
                     if step.ack_within is not None:
                         for name in step.tiers:
                             self.ack_sla_breaches.labels(severity=severity, tier=name)
+        for name in rules.heartbeats:
+            self.heartbeats_missed.labels(heartbeat=name)
         for tier in rules.tiers.values():
             for channel in tier.channels:
                 self.delivery_duration.labels(channel=channel.kind)

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # exporter-toolkit's web-config.yml, or the user an authenticating proxy names in a header.
     web_config_file: Path | None = None
     web_trusted_user_header: str | None = None
+    # The bearer token of `POST /heartbeats/{name}`; the webhook token when unset.
+    heartbeat_token: SecretStr | None = None
+    # The router's own heartbeat: an http(s) URL it GETs, or an Apprise URL it notifies, every
+    # interval while it is ready, so that an outside dead man's switch notices a dead router.
+    outbound_heartbeat_url: SecretStr | None = None
+    outbound_heartbeat_interval_seconds: float = Field(default=60.0, ge=1.0)
 
     @classmethod
     def settings_customise_sources(
@@ -117,12 +123,24 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an HTTP header name such as X-Forwarded-User, got {value!r}")
         return value.strip()
 
-    @field_validator("webhook_token", "api_token", "secret_key", "pagerduty_webhook_secret")
+    @field_validator(
+        "webhook_token",
+        "api_token",
+        "secret_key",
+        "pagerduty_webhook_secret",
+        "heartbeat_token",
+        "outbound_heartbeat_url",
+    )
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
             return None  # an empty variable means "unset", as in a shell
         return value
+
+    @property
+    def ping_token(self) -> SecretStr | None:
+        """What `POST /heartbeats/{name}` requires: ROUTER_HEARTBEAT_TOKEN, else the webhook's."""
+        return self.heartbeat_token or self.webhook_token
 
     @property
     def base_url(self) -> str:

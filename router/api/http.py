@@ -21,6 +21,7 @@ from router.api.auth import TokenCheck
 from router.errors import (
     ConfigError,
     DeliveryError,
+    HeartbeatNotFound,
     HttpError,
     IncidentNotFound,
     InvalidLink,
@@ -50,6 +51,7 @@ RETRY_AFTER_SECONDS = 5
 HTTP_ERRORS: dict[type[RouterError], tuple[int, str, str | None]] = {
     PayloadError: (400, "malformed", None),
     IncidentNotFound: (404, "not_found", "no such incident"),
+    HeartbeatNotFound: (404, "not_found", None),
     InvalidLink: (403, "invalid_link", None),
     StoreError: (503, "store_unavailable", "storage unavailable, retry later"),
 }

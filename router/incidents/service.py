@@ -15,19 +15,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from router.errors import IncidentNotFound
+from router.errors import HeartbeatNotFound, IncidentNotFound
 from router.incidents import escalation
 from router.incidents.batches import Batcher
 from router.incidents.escalation import Decision, IncidentState, PageOrder
+from router.incidents.schedule import format_duration
 from router.links import AckLinks, incident_view_url
 from router.logs import fields
-from router.metrics import Metrics
+from router.metrics import NO_RULE, Metrics
 from router.models import Alert, AlertStatus, Notification, PageEvent
 from router.outbox.context import NextEscalation, PageContext, incident_context
 from router.routing import RoutedAlert, Routing, percent
+from router.rules.heartbeats import Heartbeat
 from router.runbooks.library import POSSIBLE_SECTIONS
 from router.store import IngestResult, Store
-from router.store.base import AlertChange, IncidentRecord, NewPage, Transaction
+from router.store.base import AlertChange, HeartbeatRecord, IncidentRecord, NewPage, Transaction
 
 log = logging.getLogger("router.incidents")
 
@@ -59,6 +61,8 @@ class _Effects:
     acknowledged: list[tuple[str, float]] = field(default_factory=list)  # (severity, seconds)
     lag: list[float] = field(default_factory=list)
     pages: int = 0
+    beats: list[tuple[str, datetime]] = field(default_factory=list)  # (heartbeat, at)
+    missed: list[str] = field(default_factory=list)  # heartbeats
     # Open incidents that changed (severity, state): (before, after); None for "not open".
     moved: list[tuple[tuple[str, str] | None, tuple[str, str] | None]] = field(default_factory=list)
 
@@ -109,6 +113,8 @@ class IncidentService:
         self._links = links
         self._base_url = base_url.rstrip("/")
         self._on_new_work = on_new_work
+        # When this process began watching each heartbeat (see `watch_heartbeats`).
+        self._watched_since: dict[str, datetime] = {}
         self._webhooks: Batcher[_Webhook, IngestResult] = Batcher(
             self._write_webhooks, weight=lambda webhook: len(webhook.routed), limit=BATCH_ALERTS
         )
@@ -176,8 +182,21 @@ class IncidentService:
     ) -> tuple[list[IngestResult], _Effects]:
         effects = _Effects()
         received = [(webhook, item) for webhook in webhooks for item in webhook.routed]
+        # A firing alert that a heartbeat's matchers select is a beat of it, not a trigger.
+        beats = {
+            id(item): heartbeat
+            for webhook, item in received
+            if item.alert.firing
+            and (heartbeat := webhook.routing.rules.heartbeat_for(item.alert)) is not None
+        }
         tx.lock_incident_keys(
-            [item.classification.incident_key for _, item in received if item.alert.firing]
+            [
+                beats[id(item)].incident_key
+                if id(item) in beats
+                else item.classification.incident_key
+                for _, item in received
+                if item.alert.firing
+            ]
         )
         # The open incident of each key, looked up once per transaction: the alerts of a
         # webhook, and of webhooks that arrive together, mostly share a few keys.
@@ -191,7 +210,12 @@ class IncidentService:
         for (webhook, item), stored in zip(received, stored_alerts, strict=True):
             counts[id(webhook)][stored.outcome] += 1
             routing, now = webhook.routing, webhook.now
-            if stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
+            heartbeat = beats.get(id(item))
+            if heartbeat is not None:
+                # Every delivery counts, repeats included: Alertmanager re-sends the same
+                # Watchdog instance every repeat_interval.
+                self._beat(tx, routing, heartbeat, _describe(item.alert), now, effects)
+            elif stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
                 self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
             elif (
                 stored.outcome == "duplicate"
@@ -299,6 +323,160 @@ class IncidentService:
         handled, effects = await self._store.write("escalate due incidents", escalate, limit)
         self._count(effects)
         return handled
+
+    # --- heartbeats -----------------------------------------------------------------------
+
+    def watch_heartbeats(self, now: datetime) -> None:
+        """Start the clock of the heartbeats of the rules in force that are not watched yet:
+        at start, and at a reload that adds one. A heartbeat is missed `interval` after the later
+        of its last beat and this time (`Heartbeat.deadline`)."""
+        for name in self._routing().rules.heartbeats:
+            self._watched_since.setdefault(name, now)
+
+    async def beat(self, name: str, via: str, now: datetime) -> int | None:
+        """A ping of heartbeat `name` (HeartbeatNotFound if the rules have none): record it, and
+        resolve its missed-heartbeat incident; that incident's id, or None."""
+        routing = self._routing()
+        heartbeat = routing.rules.heartbeats.get(name)
+        if heartbeat is None:
+            raise HeartbeatNotFound(name, tuple(routing.rules.heartbeats))
+
+        def beat(tx: Transaction) -> tuple[int | None, _Effects]:
+            effects = _Effects()
+            tx.lock_incident_keys([heartbeat.incident_key])
+            return self._beat(tx, routing, heartbeat, via, now, effects), effects
+
+        resolved, effects = await self._store.write("record a heartbeat", beat)
+        self._count(effects)
+        return resolved
+
+    def _beat(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        heartbeat: Heartbeat,
+        via: str,
+        now: datetime,
+        effects: _Effects,
+    ) -> int | None:
+        tx.record_beat(heartbeat.name, now, via)
+        effects.beats.append((heartbeat.name, now))
+        incident = tx.open_incident_by_key(heartbeat.incident_key)
+        if incident is None:
+            return None
+        who = f"heartbeat {heartbeat.name} (beat again: {via})"
+        self._resolve(tx, routing, incident, who, now, effects)
+        return incident.id
+
+    async def check_heartbeats(self, now: datetime) -> list[int]:
+        """Open an incident for each heartbeat missed now (no beat for its interval, and none
+        opened for this miss yet); the incidents opened."""
+        routing = self._routing()
+        self.watch_heartbeats(now)
+        heartbeats = routing.rules.heartbeats
+        if not heartbeats:
+            return []
+        records = await self._store.heartbeats()
+        for name, record in records.items():
+            if name in heartbeats and record.last_beat_at is not None:
+                self._metrics.heartbeat_last_beat.labels(heartbeat=name).set(
+                    record.last_beat_at.timestamp()
+                )
+        due = [
+            heartbeat
+            for heartbeat in heartbeats.values()
+            if self._missed_now(heartbeat, records.get(heartbeat.name), now)
+        ]
+        if not due:
+            return []
+
+        def open_missed(tx: Transaction) -> tuple[list[int], _Effects]:
+            effects = _Effects()
+            tx.lock_incident_keys([heartbeat.incident_key for heartbeat in due])
+            opened = []
+            for heartbeat in due:
+                # Decided again under the lock: a beat or another replica may have come first.
+                record = tx.heartbeat(heartbeat.name)
+                if not self._missed_now(heartbeat, record, now):
+                    continue
+                tx.mark_missed(heartbeat.name, now)
+                effects.missed.append(heartbeat.name)
+                if tx.open_incident_by_key(heartbeat.incident_key) is None:
+                    last_beat = record.last_beat_at if record else None
+                    opened.append(
+                        self._open_missed(tx, routing, heartbeat, last_beat, now, effects)
+                    )
+            return opened, effects
+
+        opened, effects = await self._store.write("open missed-heartbeat incidents", open_missed)
+        self._count(effects)
+        return opened
+
+    def heartbeat_deadline(
+        self, heartbeat: Heartbeat, last_beat: datetime | None, now: datetime
+    ) -> datetime:
+        """When `heartbeat` is missed unless a beat arrives (see `Heartbeat.deadline`)."""
+        return heartbeat.deadline(last_beat, self._watched_since.get(heartbeat.name, now))
+
+    def _missed_now(
+        self, heartbeat: Heartbeat, record: HeartbeatRecord | None, now: datetime
+    ) -> bool:
+        if record is not None and record.missed_at is not None:
+            return False  # this miss has its incident already
+        last_beat = record.last_beat_at if record else None
+        watched_since = self._watched_since.setdefault(heartbeat.name, now)
+        return now >= heartbeat.deadline(last_beat, watched_since)
+
+    def _open_missed(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        heartbeat: Heartbeat,
+        last_beat: datetime | None,
+        now: datetime,
+        effects: _Effects,
+    ) -> int:
+        watched_since = self._watched_since[heartbeat.name]
+        silent_since = watched_since if last_beat is None else max(last_beat, watched_since)
+        title = heartbeat.missed_title(now - silent_since)
+        if last_beat is None:
+            last = f"no beat since the router began watching at {watched_since.isoformat()}"
+        else:
+            last = f"last beat at {last_beat.isoformat()}"
+        reason = (
+            f"{heartbeat.severity} by heartbeat {heartbeat.name} ({heartbeat.source}): nothing "
+            f"received within its interval of {format_duration(heartbeat.interval)}; {last}"
+        )
+        context = routing.escalation_context(heartbeat.policy, heartbeat.severity)
+        decision = escalation.start(context, now)
+        incident = tx.create_incident(
+            key=heartbeat.incident_key,
+            severity=heartbeat.severity,
+            rule=None,
+            policy=heartbeat.policy,
+            title=title,
+            progress=decision.progress,
+            opened_at=now,
+            classification={
+                "reason": reason,
+                "matched_rules": [],
+                "group_values": {},
+                "heartbeat": heartbeat.name,
+                "alert": {
+                    "name": f"Heartbeat {heartbeat.name}",
+                    "source": "heartbeat",
+                    "annotations": {"summary": title, "description": reason},
+                },
+                "runbook_candidates": [],
+            },
+            runbook=None,
+        )
+        effects.move(None, (incident.severity, incident.state))
+        tx.add_event(incident.id, now, "opened", f"opened: heartbeat {heartbeat.name} missed")
+        tx.add_event(incident.id, now, "classified", reason)
+        self._apply(tx, routing, incident, decision, now, effects)
+        effects.opened.append((heartbeat.severity, NO_RULE, "none"))
+        return incident.id
 
     # --- acknowledgement and resolution ---------------------------------------------------
 
@@ -541,6 +719,10 @@ class IncidentService:
             m.ack_seconds.labels(severity=severity).observe(max(seconds, 0.0))
         for lag in effects.lag:
             m.escalation_lag.observe(max(lag, 0.0))
+        for name, at in effects.beats:
+            m.heartbeat_last_beat.labels(heartbeat=name).set(at.timestamp())
+        for name in effects.missed:
+            m.heartbeats_missed.labels(heartbeat=name).inc()
         # The open-incident gauge follows what changed; the engine recounts it now and then.
         for before, after in effects.moved:
             if before is not None:

@@ -175,6 +175,17 @@ class PageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatRecord:
+    """What the store knows of a heartbeat: its last beat (when and how it came), and since when
+    it is missed (an incident was opened for it), until the next beat."""
+
+    name: str
+    last_beat_at: datetime | None
+    last_beat_via: str | None
+    missed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class PagedChannel:
     """A channel an incident was paged on: where acknowledgements and resolutions go too."""
 
@@ -275,6 +286,18 @@ class Transaction(abc.ABC):
     def remember_token(self, token: str, kind: str, now: datetime) -> bool:
         """Record a one-time token; False when it was seen before (a replay)."""
 
+    @abc.abstractmethod
+    def heartbeat(self, name: str) -> HeartbeatRecord | None:
+        """The stored state of a heartbeat (lock its incident key first to decide on it)."""
+
+    @abc.abstractmethod
+    def record_beat(self, name: str, at: datetime, via: str) -> None:
+        """A beat: the last beat is `at` (unless a later one is stored) and the miss is over."""
+
+    @abc.abstractmethod
+    def mark_missed(self, name: str, at: datetime) -> None:
+        """The heartbeat is missed since `at`: its incident was opened."""
+
 
 class Store(abc.ABC):
     """Durable state of the router. Implementations are safe for concurrent use by tasks."""
@@ -367,11 +390,16 @@ class Store(abc.ABC):
         one-time tokens seen before it. Open incidents and firing alerts are never deleted."""
 
     @abc.abstractmethod
+    async def heartbeats(self) -> dict[str, HeartbeatRecord]:
+        """Every heartbeat the store knows, by name."""
+
+    @abc.abstractmethod
     async def setting(self, name: str, default: str) -> str:
         """A value the router keeps for itself; stores `default` the first time."""
 
 
 __all__ = [
+    "HeartbeatRecord",
     "IncidentRecord",
     "IncidentState",
     "IngestResult",

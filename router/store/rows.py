@@ -8,6 +8,7 @@ from router.incidents.escalation import IncidentState, NextAction, Progress
 from router.models import PageEvent, PageState
 from router.store.base import (
     AlertRecord,
+    HeartbeatRecord,
     IncidentRecord,
     PageRecord,
 )
@@ -75,4 +76,13 @@ def alert_record(row: Any) -> AlertRecord:
         starts_at=row["starts_at"],
         ends_at=row["ends_at"],
         details=dict(row["details"]),
+    )
+
+
+def heartbeat_record(row: Any) -> HeartbeatRecord:
+    return HeartbeatRecord(
+        name=row["name"],
+        last_beat_at=row["last_beat_at"],
+        last_beat_via=row["last_beat_via"],
+        missed_at=row["missed_at"],
     )

@@ -183,3 +183,16 @@ seen_tokens = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("seen_at", UTCDateTime, nullable=False),
 )
+
+# The last beat of each heartbeat of the rules (router/rules/heartbeats.py), shared by replicas
+# and kept across restarts. `missed_at` is set when a miss opened an incident and cleared by the
+# next beat: one miss opens one incident, even if it is resolved by hand while still silent.
+# A new table needs no migration: `create_all` adds it to a database of an earlier version.
+heartbeats = sa.Table(
+    "heartbeats",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("last_beat_at", UTCDateTime),
+    sa.Column("last_beat_via", sa.String(255)),
+    sa.Column("missed_at", UTCDateTime),
+)

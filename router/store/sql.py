@@ -33,6 +33,7 @@ from router.models import AlertStatus, PageState
 from router.store import schema
 from router.store.base import (
     EventRecord,
+    HeartbeatRecord,
     IncidentDetail,
     IncidentFilter,
     IncidentRecord,
@@ -41,7 +42,7 @@ from router.store.base import (
     Store,
     Transaction,
 )
-from router.store.rows import alert_record, incident_record, page_record
+from router.store.rows import alert_record, heartbeat_record, incident_record, page_record
 from router.store.sql_transaction import SqlTransaction
 from router.store.statements import insert_ignore
 from router.store.writer import GroupWriter, PooledWriter
@@ -386,6 +387,15 @@ class SqlStore(Store):
 
     async def prune(self, before: datetime, limit: int) -> Pruned:
         return await self._submit("delete old data", lambda conn: _prune(conn, before, limit))
+
+    async def heartbeats(self) -> dict[str, HeartbeatRecord]:
+        query = sa.select(schema.heartbeats)
+
+        def read(conn: Connection) -> dict[str, HeartbeatRecord]:
+            records = (heartbeat_record(row) for row in conn.execute(query).mappings())
+            return {record.name: record for record in records}
+
+        return await self._read("read heartbeats", read)
 
     async def setting(self, name: str, default: str) -> str:
         table = schema.settings_kv

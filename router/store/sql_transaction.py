@@ -24,13 +24,14 @@ from router.store import schema
 from router.store.base import (
     ALERT_NOTES_LISTED,
     AlertChange,
+    HeartbeatRecord,
     IncidentRecord,
     NewPage,
     PagedChannel,
     StoredAlert,
     Transaction,
 )
-from router.store.rows import incident_record
+from router.store.rows import heartbeat_record, incident_record
 from router.store.statements import insert_ignore, statements, update_incident
 
 
@@ -359,6 +360,31 @@ class SqlTransaction(Transaction):
             self._conn.execute(insert.returning(schema.seen_tokens.c.token), row).first()
             is not None
         )
+
+    def heartbeat(self, name: str) -> HeartbeatRecord | None:
+        table = schema.heartbeats
+        row = self._conn.execute(sa.select(table).where(table.c.name == name)).mappings().first()
+        return heartbeat_record(row) if row else None
+
+    def record_beat(self, name: str, at: datetime, via: str) -> None:
+        table = schema.heartbeats
+        self._conn.execute(insert_ignore(self._dialect, table, ("name",)), {"name": name})
+        later = sa.or_(table.c.last_beat_at.is_(None), table.c.last_beat_at <= at)
+        beat_at = sa.literal(at, type_=table.c.last_beat_at.type)
+        self._conn.execute(
+            table.update()
+            .where(table.c.name == name)
+            .values(
+                last_beat_at=sa.case((later, beat_at), else_=table.c.last_beat_at),
+                last_beat_via=sa.case((later, via[:255]), else_=table.c.last_beat_via),
+                missed_at=None,
+            )
+        )
+
+    def mark_missed(self, name: str, at: datetime) -> None:
+        table = schema.heartbeats
+        self._conn.execute(insert_ignore(self._dialect, table, ("name",)), {"name": name})
+        self._conn.execute(table.update().where(table.c.name == name).values(missed_at=at))
 
 
 def _progress_columns(progress: Progress) -> dict[str, Any]:
