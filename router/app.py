@@ -40,6 +40,7 @@ from router.links import AckLinks
 from router.logs import fields
 from router.metrics import Metrics
 from router.models import Notification
+from router.outbound import OutboundHeartbeat
 from router.outbox.channels import ChannelSet, build_channels, channel_problems
 from router.outbox.dispatcher import Dispatcher
 from router.outbox.template_checks import check_templates
@@ -145,6 +146,14 @@ class RouterService:
             clock,
             retention=timedelta(days=settings.retention_days),
         )
+        self.outbound: OutboundHeartbeat | None = None
+        if settings.outbound_heartbeat_url is not None:
+            self.outbound = OutboundHeartbeat(
+                settings.outbound_heartbeat_url.get_secret_value(),
+                settings.outbound_heartbeat_interval_seconds,
+                self.metrics,
+                self.is_ready,
+            )
         self._initialise_metrics()
 
     def _severity_rank(self, severity: str) -> int | None:
@@ -183,6 +192,8 @@ class RouterService:
         self.incidents.watch_heartbeats(self.clock())
 
     async def close(self) -> None:
+        if self.outbound is not None:
+            await self.outbound.stop()
         await self.engine.stop()
         await self.incidents.close()
         await self.channels.close()
@@ -276,6 +287,8 @@ class RouterService:
             log.warning("database opened", extra=fields(after=self.state.start_problem))
         self.state.start_problem = None
         self.engine.start()
+        if self.outbound is not None:
+            self.outbound.start()
 
     async def readiness(self) -> Readiness:
         """Whether to send webhooks here: problems (503), or ready, maybe still catching up."""
@@ -299,6 +312,10 @@ class RouterService:
         except StoreError:
             pending = -1
         return Readiness([], {"pages_pending": pending})
+
+    async def is_ready(self) -> bool:
+        """Whether /readyz would answer 200 (the outbound heartbeat pings only then)."""
+        return not (await self.readiness()).problems
 
     def web_app(self) -> web.Application:
         # Bodies over the limit are refused while being read, before they are buffered whole.

@@ -7,6 +7,7 @@ ping-only `nightly-backup` heartbeat (1 hour, P2).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
 from collections.abc import AsyncIterator
@@ -19,11 +20,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
+from router.errors import ConfigError
 from router.metrics import Metrics
 from router.settings import Settings
 
 from .conftest import WEBHOOK_TOKEN, auth_headers
 from .databases import database_url
+from .fakes import Receiver
 from .scenario import SCENARIO_RULES, FakeClock, alert, incidents, pages, send, timeline
 
 Client = TestClient[Any, Any]
@@ -331,3 +334,74 @@ async def test_a_reload_that_adds_a_heartbeat_starts_its_clock_then(
     await tick(service, clock, minutes=1)
     titles = [i["title"] for i in await incidents(service)]
     assert titles[1] == "Heartbeat hourly: nothing received for 10m"
+
+
+# --- the router's own heartbeat -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    fake = Receiver()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite"])
+async def test_the_outbound_heartbeat_posts_to_an_http_url_and_counts_each_result(
+    url: str, rules_dir: Path, clock: FakeClock, receiver: Receiver
+) -> None:
+    target = f"{receiver.url}/ping/0f3c-check"
+    async with started(url, rules_dir, clock, outbound_heartbeat_url=target) as (service, _c):
+        outbound = service.outbound
+        assert outbound is not None
+        assert await outbound.ping_once() == "sent"
+        (request,) = receiver.requests
+        assert (request.method, request.path) == ("POST", "/ping/0f3c-check")
+        receiver.answer(500)
+        assert await outbound.ping_once() == "failed"
+        # Not ready (stopping, or the database refuses writes): no ping, so the switch trips.
+        service.state.shutting_down = True
+        assert await outbound.ping_once() == "not_ready"
+        assert len(receiver.requests) == 2
+        service.state.shutting_down = False
+        await receiver.close()  # unreachable: logged and counted, never raised
+        assert await outbound.ping_once() == "failed"
+        counted = {
+            result: metric(service, "router_outbound_heartbeats_total", result=result)
+            for result in ("sent", "failed", "not_ready")
+        }
+        assert counted == {"sent": 1, "failed": 2, "not_ready": 1}
+
+
+@pytest.mark.parametrize("database", ["sqlite"])
+async def test_the_outbound_heartbeat_notifies_an_apprise_url_every_interval(
+    url: str, rules_dir: Path, clock: FakeClock, receiver: Receiver
+) -> None:
+    target = receiver.url.replace("http://", "json://") + "/router-alive"
+    settings = {"outbound_heartbeat_url": target, "outbound_heartbeat_interval_seconds": 1.0}
+    async with started(url, rules_dir, clock, **settings) as (service, _client):
+        assert service.outbound is not None
+        service.outbound.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(receiver.requests) < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await service.outbound.stop()
+    assert len(receiver.requests) >= 2
+    assert receiver.requests[0].path == "/router-alive"
+    assert receiver.requests[0].json()["title"] == "runbook-router heartbeat"
+
+
+def test_an_outbound_heartbeat_url_nothing_can_ping_stops_the_start(
+    rules_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'router.db'}",
+        rules_dir=rules_dir,
+        outbound_heartbeat_url="nosuchscheme://secret-token@example",
+    )
+    with pytest.raises(ConfigError) as raised:
+        RouterService(settings, metrics=Metrics())
+    assert "ROUTER_OUTBOUND_HEARTBEAT_URL" in str(raised.value)
+    assert "secret-token" not in str(raised.value)
