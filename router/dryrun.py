@@ -24,6 +24,7 @@ from router.outbox.preview import PreviewPage, format_pages, preview_pages
 from router.outbox.render import Renderer
 from router.routing import Routing, candidate_json, format_evidence, percent, section_json
 from router.rules import Classification, RuleSet
+from router.rules.heartbeats import Heartbeat
 from router.runbooks import ATTACH_CONFIDENCE, RunbookMatch, Section
 
 
@@ -44,6 +45,8 @@ class AlertRoute:
     timeline: tuple[PlannedStep, ...]
     runbook: RunbookMatch
     pages: tuple[PreviewPage, ...]
+    # The heartbeat this alert beats when it fires: then it opens no incident and pages nobody.
+    heartbeat: Heartbeat | None = None
 
 
 def route_notification(
@@ -55,7 +58,9 @@ def route_notification(
     for alert in notification.alerts:
         routed = routing.route(alert)
         classification = routed.classification
-        timeline = tuple(routing.rules.plan(classification, at)) if alert.firing else ()
+        heartbeat = routing.rules.heartbeat_for(alert) if alert.firing else None
+        pages_someone = alert.firing and heartbeat is None
+        timeline = tuple(routing.rules.plan(classification, at)) if pages_someone else ()
         pages: list[PreviewPage] = []
         if timeline:
             following = timeline[1] if len(timeline) > 1 else None
@@ -72,7 +77,9 @@ def route_notification(
                 next_escalation=(following.at, following.tiers) if following else None,
             )
         assert routed.match is not None
-        routes.append(AlertRoute(alert, classification, timeline, routed.match, tuple(pages)))
+        routes.append(
+            AlertRoute(alert, classification, timeline, routed.match, tuple(pages), heartbeat)
+        )
     return routes
 
 
@@ -99,6 +106,7 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                 "incident_key": route.classification.incident_key,
                 "group_values": dict(route.classification.group_values),
                 "policy": route.classification.policy,
+                "heartbeat": route.heartbeat.name if route.heartbeat else None,
                 "timeline": [
                     {
                         "step": step.step,
@@ -143,7 +151,15 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
             f"  incident  {decision.incident_key}",
             f"  policy    {decision.policy}",
         ]
-        if alert.firing:
+        if route.heartbeat is not None:
+            beat = route.heartbeat
+            lines.append(
+                f"  heartbeat a beat of heartbeat {beat.name}: stored, no incident, nobody paged; "
+                f"with no beat for {format_duration(beat.interval)}, a {beat.severity} incident "
+                f"opens under policy {beat.policy}"
+            )
+            lines.append("  timeline  none: a heartbeat's beat pages nobody")
+        elif alert.firing:
             lines.append(f"  timeline  opened {at.astimezone(zone):%a %Y-%m-%d %H:%M %Z}")
             for step in route.timeline:
                 offset = "+" + format_duration(step.at - at)

@@ -128,6 +128,8 @@ class Exports:
         # Zero the routing series of the shipped rules too, so that their label names show up.
         metrics.initialise_routing_labels(load_rules(SHIPPED_RULES, {}, strict_secrets=False))
         metrics.initialise_channels(["pagerduty"])
+        # A series that exists only after its first event (a heartbeat's first beat).
+        metrics.heartbeat_last_beat.labels(heartbeat="watchdog").set(0)
         return cls.from_registry(metrics.registry)
 
     @classmethod

@@ -32,6 +32,7 @@ import yaml
 from router.app import RouterService, check_listen_address
 from router.cli import build_parser
 from router.errors import ConfigError
+from router.incidents.schedule import parse_duration
 from router.metrics import Metrics
 from router.settings import Settings
 from tests.promql import Exports, query_problems
@@ -729,6 +730,28 @@ def test_alertmanager_routes_alerts_about_the_router_around_it(name: str) -> Non
         "runbook-router-watchdog": ["component=runbook-router", "alertname=RunbookRouterDown"],
         "runbook-router": ["alertname=LedgerIntegrityCheckFailed", "service=ledger"],
     }
+    # The Watchdog reaches the router (its heartbeat), and often enough for its interval.
+    result = run(
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            "--verify.receivers=runbook-router",
+            "alertname=Watchdog",
+        ]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    watchdog_route = next(
+        route
+        for route in load_yaml(DEPLOY / "alertmanager" / name)["route"]["routes"]
+        if route["matchers"] == ['alertname="Watchdog"']
+    )
+    heartbeat = yaml.safe_load((REPO / "rules" / "30-heartbeats.yaml").read_text())["heartbeats"][0]
+    assert parse_duration(watchdog_route["repeat_interval"]) * 2 <= parse_duration(
+        heartbeat["interval"]
+    )
     for receiver, labels in cases.items():
         options = [f"--config.file={config}", f"--verify.receivers={receiver}"]
         result = run([amtool, "config", "routes", "test", *options, *labels])
