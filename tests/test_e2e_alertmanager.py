@@ -24,9 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.app import RouterService
+from router.metrics import Metrics
+from router.settings import Settings
+from router.store.base import IncidentRecord
 
 from .conftest import ROOT
 from .fakes import FakePagerDuty, SmtpServer, text_of
+from .scenario import SCENARIO_RULES, FakeClock
 from .support import (
     free_port,
     require_tool,
@@ -89,14 +96,14 @@ policies:
 """
 
 
-def alertmanager_config(router_port: int) -> str:
+def alertmanager_config(router_port: int, repeat_interval: str = "1h") -> str:
     return f"""
 route:
   receiver: runbook-router
   group_by: [alertname, service]
   group_wait: 0s
   group_interval: 1s
-  repeat_interval: 1h
+  repeat_interval: {repeat_interval}
 receivers:
   - name: runbook-router
     webhook_configs:
@@ -144,10 +151,12 @@ class Alertmanager:
             assert answer.status == 200
 
 
-def start_alertmanager(binary: str, directory: Path, router_port: int) -> Alertmanager:
+def start_alertmanager(
+    binary: str, directory: Path, router_port: int, repeat_interval: str = "1h"
+) -> Alertmanager:
     directory.mkdir()
     config = directory / "alertmanager.yml"
-    config.write_text(alertmanager_config(router_port))
+    config.write_text(alertmanager_config(router_port, repeat_interval))
     port = free_port()
     process = subprocess.Popen(
         [
@@ -356,3 +365,96 @@ async def test_a_burst_of_1000_alerts_is_all_received_and_stored(
     incidents = stack.api("/api/v1/incidents?limit=500")["incidents"]
     assert len(incidents) == 20
     assert {incident["severity"] for incident in incidents} == {"P3"}
+
+
+# --- the Watchdog heartbeat ---------------------------------------------------------------------
+
+
+def watchdog_alert(starts: datetime) -> dict[str, Any]:
+    return {
+        "labels": {"alertname": "Watchdog", "severity": "none"},
+        "annotations": {"summary": "An alert that should always be firing"},
+        "startsAt": starts.isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def test_the_watchdog_through_a_real_alertmanager_keeps_its_heartbeat_alive(
+    tmp_path: Path,
+) -> None:
+    """The router runs in this process, so that the test moves its clock (minutes of silence in
+    no time); Alertmanager is real and re-sends the Watchdog every second (its repeat_interval)."""
+    binary = require_tool("prometheus-alertmanager", "prometheus-alertmanager")
+    rules = tmp_path / "rules"
+    shutil.copytree(SCENARIO_RULES, rules)
+    (rules / "30-heartbeats.yaml").write_text(
+        "heartbeats:\n"
+        "  - {name: watchdog, matchers: ['alertname=\"Watchdog\"'], interval: 10m, severity: P1}\n"
+    )
+    clock = FakeClock(datetime.now(UTC))
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'router.db'}",
+        webhook_token=TOKEN,
+        rules_dir=rules,
+    )
+    service = RouterService(settings, metrics=Metrics(), clock=clock)
+    await service.start()
+    managers: list[Alertmanager] = []
+
+    async def last_beat() -> datetime | None:
+        record = (await service.store.heartbeats()).get("watchdog")
+        return record.last_beat_at if record else None
+
+    async def open_incidents() -> list[IncidentRecord]:
+        return await service.store.list_incidents(None, 10)
+
+    try:
+        async with TestClient(TestServer(service.web_app(), host="127.0.0.1")) as client:
+            port = client.server.port
+            assert port is not None
+            manager = start_alertmanager(binary, tmp_path / "am0", port, repeat_interval="1s")
+            managers.append(manager)
+            manager.push(watchdog_alert(datetime.now(UTC)))
+            await eventually(last_beat, "the first Watchdog beat")
+
+            # Nine minutes later (router time) Alertmanager has re-sent it: still alive.
+            for _ in range(2):
+                clock.advance(minutes=9)
+                await service.engine.run_once()
+                assert await open_incidents() == []
+                await eventually(
+                    lambda now=clock.now: _equals(last_beat(), now), "a re-sent Watchdog"
+                )
+
+            # Alertmanager stops (the alerting pipeline is broken): 10 minutes of silence page.
+            manager.process.terminate()
+            manager.process.communicate(timeout=10)
+            managers.clear()
+            clock.advance(minutes=10)
+            await service.engine.run_once()
+            (incident,) = await open_incidents()
+            assert incident.title == "Heartbeat watchdog: nothing received for 10m"
+            assert [page.event for page in await service.store.list_pages()] == ["trigger"]
+
+            # Alerting comes back: the first Watchdog resolves it.
+            manager = start_alertmanager(binary, tmp_path / "am1", port, repeat_interval="1s")
+            managers.append(manager)
+            manager.push(watchdog_alert(datetime.now(UTC)))
+            await eventually(
+                lambda: _resolved(service, incident.id), "the incident resolved by the Watchdog"
+            )
+            assert len(await service.store.list_incidents(None, 10)) == 1
+    finally:
+        for running in managers:
+            running.process.terminate()
+            running.process.communicate(timeout=10)
+        await service.close()
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+async def _resolved(service: RouterService, incident_id: int) -> bool:
+    detail = await service.store.incident_detail(incident_id)
+    return detail is not None and detail.incident.state.value == "resolved"
