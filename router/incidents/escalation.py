@@ -39,6 +39,16 @@ class IncidentState(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+# Every state but resolved: the incident is open, and new alerts of its key join it.
+OPEN_STATES = tuple(state for state in IncidentState if state is not IncidentState.RESOLVED)
+# The filters of the incident lists (API, web pages, CLI): open, each state, all.
+STATE_FILTERS: dict[str, tuple[IncidentState, ...] | None] = {
+    "open": OPEN_STATES,
+    **{state.value: (state,) for state in IncidentState},
+    "all": None,
+}
+
+
 class NextAction(enum.StrEnum):
     PAGE = "page"  # page the current step: it waited for business hours
     ESCALATE = "escalate"  # the current step's ack_within lapses: page the next step
