@@ -7,6 +7,7 @@ read back from the outbox and the timeline.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,11 +17,21 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
+from router.cli import main
 from router.errors import ConfigError
 from router.incidents.damping import Damping, Flapping
 from router.rules import check_rules, load_rules
 
-from .scenario import FakeClock, alert, incidents, pages, running_router, send, timeline
+from .scenario import (
+    FakeClock,
+    alert,
+    alertmanager_body,
+    incidents,
+    pages,
+    running_router,
+    send,
+    timeline,
+)
 
 Client = TestClient[Any, Any]
 DAMPING_RULES = Path(__file__).parent / "fixtures" / "rules" / "damping"
@@ -299,3 +310,42 @@ def test_bad_damping_settings_are_errors_with_their_place(tmp_path: Path) -> Non
     ]
     with pytest.raises(ConfigError):
         load_rules(directory, {}, strict_secrets=True)
+
+
+# --- route: what the damping changes ----------------------------------------------------------
+
+
+def damping_payload(clock: FakeClock) -> str:
+    return json.dumps(alertmanager_body(fired("DiskFilling", clock), fired("LinkFlap", clock)))
+
+
+def test_route_shows_the_pending_period_and_flap_detection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_text(damping_payload(FakeClock()))
+    at = ["--rules", str(DAMPING_RULES), "--at", "2026-11-24T09:00:00Z"]
+    assert main(["route", str(payload), *at, "--json"]) == 0
+    disk, link = json.loads(capsys.readouterr().out)["alerts"]
+    assert (disk["pending_seconds"], disk["flapping"]) == (120, None)
+    assert disk["timeline"][0]["at_seconds"] == 120  # step 1 waits out the pending period
+    assert link["pending_seconds"] is None
+    assert link["flapping"] == {"resolves": 1, "within_seconds": 1800, "quiet_seconds": 900}
+    assert link["timeline"][0]["at_seconds"] == 0
+    assert main(["route", str(payload), *at]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "  damping   pending 2m: step 1 pages only if the alert still fires 2m after it opened; "
+        "resolved before, nobody is paged\n" in text
+    )
+    assert "  damping   flap detection: resolved and fired again 1 time within 30m" in text
+
+
+async def test_the_routing_page_shows_the_damping(client: Client, clock: FakeClock) -> None:
+    response = await client.post(
+        "/routing", data={"payload": damping_payload(clock)}, headers={"Host": "router.test"}
+    )
+    assert response.status == 200
+    html = await response.text()
+    assert "pending 2m: step 1 pages only if the alert still fires 2m after it opened" in html
+    assert "flap detection: resolved and fired again 1 time within 30m" in html
