@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from router import __version__
 from router.errors import ConfigError, PayloadError, StoreError
+from router.incidents.escalation import STATE_FILTERS
 from router.logs import configure
 from router.settings import Settings, environment, load_settings
 
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     incidents.add_argument(
         "--state",
-        choices=("open", "triggered", "acknowledged", "resolved", "all"),
+        choices=tuple(STATE_FILTERS),
         default="open",
         help="which incidents (default: open)",
     )

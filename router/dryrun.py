@@ -4,7 +4,8 @@ For every alert: the rules that held, the severity and why, the incident key, th
 escalation timeline planned from `at` with business hours taken into account, and the runbook
 section the page would carry (how it was found, its confidence, and the three best candidates with
 the alert terms each holds), and the page each
-channel of the first step would receive, rendered with the templates in force. Nothing is sent and
+channel of the first step would receive, rendered with the templates in force; and how flap
+damping (a pending period, flap detection) would change what is paged. Nothing is sent and
 nothing is stored.
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from router.incidents.damping import Damping
 from router.incidents.escalation import PlannedStep
 from router.incidents.schedule import format_duration
 from router.ingest.payloads import decode_json, parse_alertmanager, parse_grafana
@@ -45,8 +47,34 @@ class AlertRoute:
     timeline: tuple[PlannedStep, ...]
     runbook: RunbookMatch
     pages: tuple[PreviewPage, ...]
+    damping: Damping
+    damping_effects: tuple[str, ...]  # what the damping changes in what is paged, for people
     # The heartbeat this alert beats when it fires: then it opens no incident and pages nobody.
     heartbeat: Heartbeat | None = None
+
+
+def damping_effects(damping: Damping, firing: bool) -> tuple[str, ...]:
+    """How a pending period and flap detection change what an alert pages, one sentence each."""
+    effects = []
+    pending = damping.pending_period
+    if pending is not None:
+        waits = format_duration(pending)
+        effects.append(
+            f"pending {waits}: step 1 pages only if the alert still fires {waits} after it "
+            "opened; resolved before, nobody is paged"
+            if firing
+            else f"pending {waits}: a firing alert of this kind would wait {waits} before paging"
+        )
+    flapping = damping.flapping
+    if flapping is not None:
+        within = format_duration(flapping.within)
+        effects.append(
+            f"flap detection: resolved and fired again {flapping.resolves} time"
+            f"{'s' if flapping.resolves != 1 else ''} within {within}, the incident is held "
+            f"as flapping and its re-fires page nobody until it has been quiet for "
+            f"{format_duration(flapping.quiet)}; then it resolves, or pages again if still firing"
+        )
+    return tuple(effects)
 
 
 def route_notification(
@@ -77,8 +105,18 @@ def route_notification(
                 next_escalation=(following.at, following.tiers) if following else None,
             )
         assert routed.match is not None
+        damping = routing.rules.damping(classification.rule, classification.severity)
         routes.append(
-            AlertRoute(alert, classification, timeline, routed.match, tuple(pages), heartbeat)
+            AlertRoute(
+                alert,
+                classification,
+                timeline,
+                routed.match,
+                tuple(pages),
+                damping,
+                damping_effects(damping, alert.firing),
+                heartbeat,
+            )
         )
     return routes
 
@@ -89,6 +127,10 @@ def _section_json(section: Section | None, score: float, method: str) -> dict[st
 
 def _offset_seconds(step: PlannedStep, at: datetime) -> int:
     return round((step.at - at).total_seconds())
+
+
+def _seconds(value: timedelta | None) -> int | None:
+    return None if value is None else round(value.total_seconds())
 
 
 def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
@@ -121,6 +163,17 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                     }
                     for step in route.timeline
                 ],
+                "pending_seconds": _seconds(route.damping.pending_period),
+                "flapping": (
+                    {
+                        "resolves": flapping.resolves,
+                        "within_seconds": _seconds(flapping.within),
+                        "quiet_seconds": _seconds(flapping.quiet),
+                    }
+                    if (flapping := route.damping.flapping)
+                    else None
+                ),
+                "damping": list(route.damping_effects),
                 "runbook": _section_json(
                     route.runbook.section, route.runbook.score, route.runbook.method
                 ),
@@ -176,6 +229,7 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
                 )
         else:
             lines.append("  timeline  none: a resolved alert pages nobody")
+        lines += [f"  damping   {effect}" for effect in route.damping_effects]
         lines += _runbook_lines(route.runbook)
         if route.pages:
             lines.append("  pages     what the first step's channels would receive:")

@@ -47,6 +47,10 @@ PAGE_OUTCOMES = ("delivered", "retried", "failed")
 # Results of an outbound heartbeat ping: sent, refused or unreachable, or not sent because the
 # router is not ready (its database refuses writes, or it is stopping).
 OUTBOUND_RESULTS = ("sent", "failed", "not_ready")
+# The states of an open incident (router_open_incidents) and the flap damping outcomes.
+OPEN_STATES = ("pending", "triggered", "acknowledged", "flapping")
+PENDING_OUTCOMES = ("paged", "resolved", "acknowledged")
+FLAPPING_EVENTS = ("started", "resolved", "still_firing", "acknowledged")
 
 # Acknowledgement times span seconds to a business day.
 _ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -105,6 +109,20 @@ class Metrics:
             "router_open_incidents",
             "Incidents not yet resolved, by severity and state.",
             ["severity", "state"],
+            registry=r,
+        )
+        self.pending_ended = Counter(
+            "router_pending_ended_total",
+            "Incidents whose pending period ended, by severity and outcome: paged (still "
+            "firing), resolved (nobody paged), acknowledged.",
+            ["severity", "outcome"],
+            registry=r,
+        )
+        self.flapping = Counter(
+            "router_flapping_total",
+            "Flapping incidents by severity and event: started, and how they settled: "
+            "resolved (quiet, nothing firing), still_firing (paged again), acknowledged.",
+            ["severity", "event"],
             registry=r,
         )
         self.pages = Counter(
@@ -208,8 +226,12 @@ class Metrics:
         severities = [level.name for level in rules.severities]
         for severity in severities:
             self.ack_seconds.labels(severity=severity)
-            for state in ("triggered", "acknowledged"):
+            for state in OPEN_STATES:
                 self.open_incidents.labels(severity=severity, state=state)
+            for outcome in PENDING_OUTCOMES:
+                self.pending_ended.labels(severity=severity, outcome=outcome)
+            for event in FLAPPING_EVENTS:
+                self.flapping.labels(severity=severity, event=event)
             # An alert no rule holds for takes its severity label's severity, or the default.
             self.incidents_opened.labels(severity=severity, rule=NO_RULE)
         for rule in rules.rules:

@@ -181,7 +181,7 @@ def _fired(
     c = routed.classification
     incident = open_by_key.get(c.incident_key)
     if incident is None:
-        context = routing.escalation_context(c.policy, c.severity)
+        context = routing.escalation_context(c.policy, c.severity, c.rule)
         match = routed.match
         incident = _Running(
             opener=item.id,
@@ -199,7 +199,7 @@ def _fired(
         return incident
     incident.advance(now)
     if routing.rank(c.severity) < routing.rank(incident.severity):
-        context = routing.escalation_context(c.policy, c.severity)
+        context = routing.escalation_context(c.policy, c.severity, c.rule)
         decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
         incident.severity, incident.policy, incident.context = c.severity, c.policy, context
         incident.apply(decision, now)

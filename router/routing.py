@@ -243,12 +243,15 @@ class Routing:
         except KeyError:
             return len(self.rules.severities)
 
-    def escalation_context(self, policy: str, severity: str) -> Context:
+    def escalation_context(self, policy: str, severity: str, rule: str | None = None) -> Context:
+        """What the escalation of an incident needs: its policy's steps for `severity`, the
+        business hours, and the flap damping of `rule` at `severity`."""
         known = severity if severity in self._severities else None
         return Context(
             severity=severity,
             policy=self.severity_policy(policy, severity),
             hours=self.rules.hours_for(known or self.rules.default_severity),
+            damping=self.rules.damping(rule, severity),
         )
 
 

@@ -27,7 +27,7 @@ from router.api.auth import TokenCheck
 from router.api.browsers import page_headers
 from router.api.views import detail_json, incident_json
 from router.errors import HttpError, IncidentNotFound, InvalidLink
-from router.incidents.escalation import IncidentState
+from router.incidents.escalation import STATE_FILTERS, IncidentState
 from router.incidents.service import AckOutcome, AckResult, IncidentService
 from router.links import AckLinks
 from router.logs import fields
@@ -40,13 +40,6 @@ from router.types import Clock
 log = logging.getLogger("router.api.incidents")
 
 
-_STATE_FILTERS: dict[str, tuple[IncidentState, ...] | None] = {
-    "open": (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED),
-    "triggered": (IncidentState.TRIGGERED,),
-    "acknowledged": (IncidentState.ACKNOWLEDGED,),
-    "resolved": (IncidentState.RESOLVED,),
-    "all": None,
-}
 MAX_LIST = 500
 MAX_NAME = 100
 
@@ -86,11 +79,11 @@ class IncidentApi:
     async def list_incidents(self, request: web.Request) -> web.Response:
         self._auth.check(request)
         state = request.query.get("state", "open")
-        if state not in _STATE_FILTERS:
-            allowed = ", ".join(_STATE_FILTERS)
+        if state not in STATE_FILTERS:
+            allowed = ", ".join(STATE_FILTERS)
             raise HttpError(400, "malformed", f"state: must be one of {allowed}, got {state!r}")
         limit = _int_query(request, "limit", 100, 1, MAX_LIST)
-        records = await self._store.list_incidents(_STATE_FILTERS[state], limit)
+        records = await self._store.list_incidents(STATE_FILTERS[state], limit)
         return web.json_response(
             {"incidents": [incident_json(record, self._routing()) for record in records]}
         )
@@ -148,7 +141,7 @@ class IncidentApi:
             f"opened {html.escape(incident.opened_at.isoformat())}</p>"
             f"<p>Runbook: {html.escape(heading)}</p>"
         )
-        if incident.state is IncidentState.TRIGGERED:
+        if incident.state not in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED):
             body += (
                 f'<form method="post" action="/ack/{html.escape(token)}">'
                 '<label>Your name <input name="by" maxlength="100" autocomplete="name"></label> '

@@ -9,6 +9,12 @@ the network; the engine stores the Progress and acts on the Decision in one tran
 Business hours: a severity with `hours: business` pages only while the window is open. A page that
 falls outside it becomes a `PAGE` action at the next opening, and the timeline says so.
 
+Flap damping (`router.incidents.damping`): with a pending period, a new incident opens `pending`
+and pages nobody until `PENDING_END`; resolved before, nobody is paged at all. With flap
+detection, an incident that resolved and fired again often enough within the window (`reopen`) is
+held open as `flapping`: its alerts fire and resolve without paging until it has been quiet for
+`QUIET_END`; then it resolves, or, still firing, pages again as a new trigger.
+
 `plan_timeline` runs these same functions on a virtual clock: it is the plan `route` shows and the
 "next escalation" a page announces (`next_tiers`), so they cannot disagree with the engine.
 """
@@ -20,20 +26,35 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from router.incidents.damping import NO_DAMPING, Damping
 from router.incidents.schedule import SeverityPolicyLike, format_duration, require_aware
 from router.models import PageEvent
 
 
 class IncidentState(enum.StrEnum):
+    PENDING = "pending"  # open, inside its pending period: nobody paged yet
     TRIGGERED = "triggered"
     ACKNOWLEDGED = "acknowledged"
+    FLAPPING = "flapping"  # open, resolving and firing again: re-fires page nobody
     RESOLVED = "resolved"
+
+
+# Every state but resolved: the incident is open, and new alerts of its key join it.
+OPEN_STATES = tuple(state for state in IncidentState if state is not IncidentState.RESOLVED)
+# The filters of the incident lists (API, web pages, CLI): open, each state, all.
+STATE_FILTERS: dict[str, tuple[IncidentState, ...] | None] = {
+    "open": OPEN_STATES,
+    **{state.value: (state,) for state in IncidentState},
+    "all": None,
+}
 
 
 class NextAction(enum.StrEnum):
     PAGE = "page"  # page the current step: it waited for business hours
     ESCALATE = "escalate"  # the current step's ack_within lapses: page the next step
     ACK_EXPIRED = "ack_expired"  # an acknowledgement lapses while the incident still fires
+    PENDING_END = "pending_end"  # the pending period ends: page if still firing
+    QUIET_END = "quiet_end"  # a flapping incident has been quiet long enough: settle it
 
 
 class PolicyLike(SeverityPolicyLike, Protocol):
@@ -109,6 +130,7 @@ class Context:
     severity: str
     policy: PolicyLike
     hours: HoursLike | None = None  # set only for severities with `hours: business`
+    damping: Damping = NO_DAMPING  # the rule's pending period and flap detection
 
 
 def _step_label(step: int, round_: int) -> str:
@@ -152,16 +174,49 @@ def _page(
     )
 
 
-def start(context: Context, now: datetime) -> Decision:
-    """A new incident: page the first step."""
-    return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, "incident opened")
+def start(context: Context, now: datetime, reason: str = "incident opened") -> Decision:
+    """A new incident: page the first step, or wait out the pending period first."""
+    pending = context.damping.pending_period
+    if pending is not None:
+        ends = now + pending
+        return Decision(
+            progress=Progress(IncidentState.PENDING, 0, 0, NextAction.PENDING_END, ends),
+            notes=(
+                Note(
+                    "pending",
+                    f"{reason}; pending {format_duration(pending)}: pages at {ends.isoformat()} "
+                    "if still firing, nobody if it resolves before",
+                ),
+            ),
+        )
+    return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, reason)
 
 
-def when_due(progress: Progress, context: Context, now: datetime) -> Decision:
-    """The incident's next action fell due: page, escalate, or re-trigger."""
+def when_due(
+    progress: Progress, context: Context, now: datetime, *, firing: bool = True
+) -> Decision:
+    """The incident's next action fell due: page, escalate, re-trigger, end the pending period, or
+    settle a flapping incident (`firing`: whether any of its alerts still fires; only read then).
+    """
     action = progress.next_action
     if progress.state is IncidentState.RESOLVED or action is None:
         return Decision.unchanged(progress)
+    if action is NextAction.PENDING_END:
+        if progress.state is not IncidentState.PENDING:
+            return Decision.unchanged(progress)
+        pending = context.damping.pending_period
+        waited = f"pending {format_duration(pending)}" if pending else "the pending period"
+        return _page(
+            context,
+            IncidentState.TRIGGERED,
+            0,
+            0,
+            now,
+            PageEvent.TRIGGER,
+            f"still firing after {waited}",
+        )
+    if action is NextAction.QUIET_END:
+        return _quiet_ended(progress, context, now, firing)
     if action is NextAction.PAGE:
         kind = (
             PageEvent.TRIGGER if progress.step == 0 and progress.round == 0 else PageEvent.ESCALATE
@@ -253,19 +308,152 @@ def acknowledge(progress: Progress, context: Context, now: datetime, who: str) -
     )
 
 
-def resolve(progress: Progress, who: str) -> Decision:
+def resolve(
+    progress: Progress, who: str, context: Context | None = None, now: datetime | None = None
+) -> Decision:
+    """Resolve. A pending incident says how long it fired, from its pending period's end and
+    length (`context`, `now`): nobody was paged."""
     if progress.state is IncidentState.RESOLVED:
         return Decision.unchanged(progress)
+    detail = f"resolved by {who}"
+    if progress.state is IncidentState.PENDING:
+        pending = context.damping.pending_period if context else None
+        ends = progress.next_action_at
+        if pending is not None and ends is not None and now is not None:
+            fired = max(now - (ends - pending), timedelta(0))
+            detail += (
+                f"; resolved after {format_duration(fired)}, inside pending "
+                f"{format_duration(pending)}: nobody paged"
+            )
+        else:
+            detail += "; resolved while pending: nobody paged"
     return Decision(
         progress=Progress(IncidentState.RESOLVED, progress.step, progress.round),
-        notes=(Note("resolved", f"resolved by {who}"),),
+        notes=(Note("resolved", detail),),
     )
 
 
+def alerts_resolved(progress: Progress, context: Context, now: datetime, who: str) -> Decision:
+    """Every alert of the incident resolved: it resolves, unless it is flapping, which keeps it
+    open until it has been quiet long enough."""
+    if progress.state is IncidentState.FLAPPING:
+        return _still_flapping(progress, context, now)
+    return resolve(progress, who, context, now)
+
+
+def alert_joined(progress: Progress, context: Context, now: datetime) -> Decision:
+    """An alert fired into the open incident. Only a flapping incident cares: its quiet time
+    starts again."""
+    if progress.state is IncidentState.FLAPPING:
+        return _still_flapping(progress, context, now)
+    return Decision.unchanged(progress)
+
+
+def reopen(
+    progress: Progress, context: Context, now: datetime, resolved_at: datetime, refires: int
+) -> Decision:
+    """A resolved incident with flap detection fired again within its window: it opens again,
+    the alert joining it. `refires` counts this re-fire and the earlier ones within the window;
+    at the rule's count the incident is flapping and pages nobody, below it this is a new trigger
+    (with its pending period, if any)."""
+    flapping = context.damping.flapping
+    assert flapping is not None, "only incidents with flap detection reopen"
+    after = format_duration(max(now - resolved_at, timedelta(0)))
+    fired = (
+        f"fired again {after} after it resolved ({refires} of {flapping.resolves} re-fires "
+        f"within {format_duration(flapping.within)})"
+    )
+    if refires < flapping.resolves:
+        return start(context, now, reason=fired)
+    quiet = format_duration(flapping.quiet)
+    return Decision(
+        progress=Progress(
+            IncidentState.FLAPPING,
+            progress.step,
+            progress.round,
+            NextAction.QUIET_END,
+            now + flapping.quiet,
+        ),
+        notes=(
+            Note(
+                "flapping",
+                f"{fired}: flapping; its alerts join it and page nobody until it has been "
+                f"quiet for {quiet}",
+            ),
+        ),
+    )
+
+
+def _still_flapping(progress: Progress, context: Context, now: datetime) -> Decision:
+    """An alert of a flapping incident fired or resolved: the quiet time starts again."""
+    flapping = context.damping.flapping
+    if flapping is None:  # the rules no longer say so (a reload): settle at the time set before
+        return Decision.unchanged(progress)
+    return Decision(
+        progress=replace(
+            progress, next_action=NextAction.QUIET_END, next_action_at=now + flapping.quiet
+        )
+    )
+
+
+def _quiet_ended(progress: Progress, context: Context, now: datetime, firing: bool) -> Decision:
+    """A flapping incident was quiet long enough: resolved if nothing fires, else back to
+    normal with a new first page (its channels were last told that it resolved)."""
+    if progress.state is not IncidentState.FLAPPING:
+        return Decision.unchanged(progress)
+    flapping = context.damping.flapping
+    quiet = f"quiet for {format_duration(flapping.quiet)}" if flapping else "quiet"
+    if not firing:
+        return Decision(
+            progress=Progress(IncidentState.RESOLVED, progress.step, progress.round),
+            notes=(Note("resolved", f"{quiet} after flapping, with no alert firing: resolved"),),
+        )
+    return _page(
+        context,
+        IncidentState.TRIGGERED,
+        0,
+        0,
+        now,
+        PageEvent.TRIGGER,
+        f"{quiet} after flapping and still firing: flapping ended",
+    )
+
+
+def damping_outcome(before: IncidentState, after: IncidentState) -> tuple[str, str] | None:
+    """What a change of state means for flap damping, as (`pending` or `flapping`, outcome), the
+    labels of the damping metrics; None for any other change."""
+    if before is IncidentState.PENDING and after is not IncidentState.PENDING:
+        return "pending", {
+            IncidentState.TRIGGERED: "paged",
+            IncidentState.RESOLVED: "resolved",
+        }.get(after, after.value)
+    if after is IncidentState.FLAPPING and before is not IncidentState.FLAPPING:
+        return "flapping", "started"
+    if before is IncidentState.FLAPPING and after is not IncidentState.FLAPPING:
+        return "flapping", {
+            IncidentState.TRIGGERED: "still_firing",
+            IncidentState.RESOLVED: "resolved",
+        }.get(after, after.value)
+    return None
+
+
 def raise_severity(progress: Progress, context: Context, previous: str, now: datetime) -> Decision:
-    """A more severe alert joined: page the current step again under the new severity's policy."""
-    step = min(progress.step, len(context.policy.steps) - 1)
+    """A more severe alert joined: page the current step again under the new severity's policy.
+    A pending incident stays pending while the new severity has a pending period too; a flapping
+    one stays flapping (its re-fires page nobody)."""
     reason = f"severity raised from {previous} to {context.severity}"
+    if progress.state is IncidentState.PENDING and context.damping.pending_period is not None:
+        return Decision(progress=progress, notes=(Note("pending", f"{reason}; still pending"),))
+    if progress.state is IncidentState.FLAPPING:
+        decision = _still_flapping(progress, context, now)
+        return replace(
+            decision,
+            changed=True,
+            notes=(Note("flapping", f"{reason}; flapping: nobody paged"),),
+        )
+    if progress.state is IncidentState.PENDING:  # nobody was paged yet: this is the first page
+        return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, reason)
+    step = min(progress.step, len(context.policy.steps) - 1)
     return _page(context, IncidentState.TRIGGERED, step, 0, now, PageEvent.ESCALATE, reason)
 
 
@@ -290,24 +478,31 @@ class PlannedStep:
 
 
 def plan_timeline(
-    policy: PolicyLike, hours: HoursLike | None, opened_at: datetime, severity: str = ""
+    policy: PolicyLike,
+    hours: HoursLike | None,
+    opened_at: datetime,
+    severity: str = "",
+    damping: Damping = NO_DAMPING,
 ) -> list[PlannedStep]:
-    """Every page an incident opened at `opened_at` gets if nobody acknowledges it, in order.
+    """Every page an incident opened at `opened_at` gets if nobody acknowledges it (and it keeps
+    firing), in order.
 
     This is `start` and then `when_due` at every due time, the decisions the engine takes, on a
-    virtual clock: the plan cannot disagree with what the daemon does. (Step 1 at `opened_at`;
-    each later page `ack_within` after the one before; with `hours`, a page outside business hours
-    waits for the next opening; a step without `ack_within` ends the timeline.)
+    virtual clock: the plan cannot disagree with what the daemon does. (Step 1 at `opened_at`, or
+    at the end of its pending period; each later page `ack_within` after the one before; with
+    `hours`, a page outside business hours waits for the next opening; a step without
+    `ack_within` ends the timeline.)
     """
     require_aware(opened_at)
     if not policy.steps:
         return []
-    context = Context(severity, policy, hours)
+    context = Context(severity, policy, hours, damping)
     planned: list[PlannedStep] = []
     now = wanted = opened_at
     decision = start(context, now)
-    # Each decision either pages, waits once for the opening, or ends: this bounds the loop.
-    for _ in range(2 * (len(policy.steps) + policy.repeat) + 2):
+    # Each decision either pages, waits once for the opening, or ends; the pending period adds
+    # one wait at the start: this bounds the loop.
+    for _ in range(2 * (len(policy.steps) + policy.repeat) + 3):
         planned += [
             PlannedStep(
                 step=order.step + 1,

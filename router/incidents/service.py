@@ -36,6 +36,8 @@ log = logging.getLogger("router.incidents")
 # A delivery that still fails this long after it was due is overdue: noted once on the timeline.
 # It is still retried (router/outbox/dispatcher.py): only a permanent failure gives a page up.
 DELIVERY_DEADLINE = timedelta(minutes=30)
+# Who resolves a flapping incident that has been quiet long enough, with no alert firing.
+QUIET_AFTER_FLAPPING = "runbook-router (quiet after flapping)"
 # A webhook's alerts are written at most this many per transaction (see `ingest`).
 INGEST_SLICE = 500
 # Webhooks that wait together are written in one transaction of at most this many alerts.
@@ -60,6 +62,8 @@ class _Effects:
     breached: list[tuple[str, str]] = field(default_factory=list)  # (severity, tier)
     acknowledged: list[tuple[str, float]] = field(default_factory=list)  # (severity, seconds)
     lag: list[float] = field(default_factory=list)
+    # Flap damping: (`pending` or `flapping`, severity, outcome), from escalation.damping_outcome.
+    damped: list[tuple[str, str, str]] = field(default_factory=list)
     pages: int = 0
     beats: list[tuple[str, datetime]] = field(default_factory=list)  # (heartbeat, at)
     missed: list[str] = field(default_factory=list)  # heartbeats
@@ -249,7 +253,9 @@ class IncidentService:
             open_incidents[c.incident_key] = tx.open_incident_by_key(c.incident_key)
         incident = open_incidents[c.incident_key]
         if incident is None:
-            context = routing.escalation_context(c.policy, c.severity)
+            context = routing.escalation_context(c.policy, c.severity, c.rule)
+            if self._reopened(tx, routing, item, alert_id, context, now, effects, open_incidents):
+                return
             decision = escalation.start(context, now)
             incident = tx.create_incident(
                 key=c.incident_key,
@@ -275,13 +281,61 @@ class IncidentService:
         tx.link_alert(incident.id, alert_id, c.severity)
         tx.note_alert(incident.id, now, AlertChange.JOINED, _describe(item.alert))
         if routing.rank(c.severity) < routing.rank(incident.severity):
-            context = routing.escalation_context(c.policy, c.severity)
+            context = routing.escalation_context(c.policy, c.severity, c.rule)
             decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
             tx.add_event(incident.id, now, "classified", c.reason)
             self._apply(
                 tx, routing, incident, decision, now, effects, severity=c.severity, policy=c.policy
             )
             open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
+            return
+        decision = escalation.alert_joined(incident.progress, self._context(routing, incident), now)
+        if decision.changed:
+            self._apply(tx, routing, incident, decision, now, effects)
+            open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
+
+    def _reopened(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        item: RoutedAlert,
+        alert_id: int,
+        context: escalation.Context,
+        now: datetime,
+        effects: _Effects,
+        open_incidents: dict[str, IncidentRecord | None],
+    ) -> bool:
+        """With flap detection, a re-fire within its window reopens the incident of its key that
+        resolved last, rather than opening a new one: the incident's re-fires are counted there
+        (its `reopened` timeline entries). True when it did."""
+        flapping = context.damping.flapping
+        if flapping is None:
+            return False
+        since = now - flapping.within
+        c = item.classification
+        incident = tx.last_resolved_incident(c.incident_key, since)
+        if incident is None or incident.resolved_at is None:
+            return False
+        refires = tx.count_events(incident.id, "reopened", since) + 1
+        decision = escalation.reopen(incident.progress, context, now, incident.resolved_at, refires)
+        tx.link_alert(incident.id, alert_id, c.severity)
+        tx.add_event(incident.id, now, "reopened", f"reopened by {_describe(item.alert)}")
+        if c.severity != incident.severity:
+            tx.add_event(incident.id, now, "classified", c.reason)
+        self._apply(
+            tx,
+            routing,
+            incident,
+            decision,
+            now,
+            effects,
+            severity=c.severity,
+            policy=c.policy,
+            resolved_at=None,
+            resolved_by=None,
+        )
+        open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
+        return True
 
     def _alert_resolved(
         self,
@@ -294,13 +348,18 @@ class IncidentService:
     ) -> list[str]:
         """Record the resolution; resolve incidents left with no firing alert (their keys)."""
         resolved = []
+        who = f"{alert.source.value} (all alerts resolved)"
         for incident in tx.open_incidents_of_alert(alert_id):
             tx.note_alert(incident.id, now, AlertChange.RESOLVED, _describe(alert))
+            context = self._context(routing, incident)
             if tx.firing_alerts(incident.id):
-                continue
-            who = f"{alert.source.value} (all alerts resolved)"
-            self._resolve(tx, routing, incident, who, now, effects)
-            resolved.append(incident.key)
+                # A flapping incident's quiet time starts again at any of its alerts' changes.
+                decision = escalation.alert_joined(incident.progress, context, now)
+            else:
+                decision = escalation.alerts_resolved(incident.progress, context, now, who)
+            self._decide(tx, routing, incident, decision, now, effects, who=who)
+            if decision.progress.state is IncidentState.RESOLVED:
+                resolved.append(incident.key)
         return resolved
 
     # --- escalation -----------------------------------------------------------------------
@@ -313,11 +372,25 @@ class IncidentService:
             effects = _Effects()
             due = tx.claim_due_incidents(now, limit)
             for incident in due:
-                context = routing.escalation_context(incident.policy, incident.severity)
-                decision = escalation.when_due(incident.progress, context, now)
+                context = self._context(routing, incident)
+                # Only a flapping incident's decision reads whether its alerts still fire.
+                flapping = incident.state is IncidentState.FLAPPING
+                firing = bool(tx.firing_alerts(incident.id)) if flapping else True
+                decision = escalation.when_due(incident.progress, context, now, firing=firing)
                 if incident.progress.next_action_at is not None:
                     effects.lag.append((now - incident.progress.next_action_at).total_seconds())
-                self._apply(tx, routing, incident, decision, now, effects)
+                # A flapping incident that settles resolved tells nobody: its channels were last
+                # told that it resolved, before it flapped.
+                self._decide(
+                    tx,
+                    routing,
+                    incident,
+                    decision,
+                    now,
+                    effects,
+                    who=QUIET_AFTER_FLAPPING,
+                    notify=False,
+                )
             return len(due), effects
 
         handled, effects = await self._store.write("escalate due incidents", escalate, limit)
@@ -365,7 +438,8 @@ class IncidentService:
         if incident is None:
             return None
         who = f"heartbeat {heartbeat.name} (beat again: {via})"
-        self._resolve(tx, routing, incident, who, now, effects)
+        decision = escalation.resolve(incident.progress, who, self._context(routing, incident), now)
+        self._decide(tx, routing, incident, decision, now, effects, who=who)
         return incident.id
 
     async def check_heartbeats(self, now: datetime) -> list[int]:
@@ -492,7 +566,7 @@ class IncidentService:
             incident, replayed = self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
                 return AckOutcome(incident, AckResult.ALREADY_USED, "already used"), effects
-            context = routing.escalation_context(incident.policy, incident.severity)
+            context = self._context(routing, incident)
             decision = escalation.acknowledge(incident.progress, context, now, f"{who} via {via}")
             # Notes are recorded either way ("ignored: already resolved"); the columns only
             # when the decision changed something.
@@ -532,7 +606,11 @@ class IncidentService:
             incident, replayed = self._lock_incident(tx, incident_id, once, via, now)
             if replayed:
                 return AckOutcome(incident, AckResult.ALREADY_USED, "already used"), effects
-            changed = self._resolve(tx, routing, incident, f"{who} via {via}", now, effects, via)
+            context = self._context(routing, incident)
+            decision = escalation.resolve(incident.progress, f"{who} via {via}", context, now)
+            changed = self._decide(
+                tx, routing, incident, decision, now, effects, who=f"{who} via {via}", via=via
+            )
             updated = tx.incident(incident_id, lock=False)
             assert updated is not None
             message = f"resolved by {who} via {via}" if changed else "already resolved"
@@ -553,21 +631,32 @@ class IncidentService:
         replayed = once is not None and not tx.remember_token(once, via, now)
         return incident, replayed
 
-    def _resolve(
+    @staticmethod
+    def _context(routing: Routing, incident: IncidentRecord) -> escalation.Context:
+        return routing.escalation_context(incident.policy, incident.severity, incident.rule)
+
+    def _decide(
         self,
         tx: Transaction,
         routing: Routing,
         incident: IncidentRecord,
-        who: str,
+        decision: Decision,
         now: datetime,
         effects: _Effects,
+        *,
+        who: str,
         via: str = "",
+        notify: bool = True,
     ) -> bool:
-        decision = escalation.resolve(incident.progress, who)
-        if not decision.changed:
-            return False
+        """Apply a decision that may resolve the incident: then record `who` resolved it and,
+        with `notify`, tell the channels that were paged (but `via`, where the news came from).
+        Whether anything changed."""
+        if decision.progress.state is not IncidentState.RESOLVED or not decision.changed:
+            self._apply(tx, routing, incident, decision, now, effects)
+            return decision.changed
         self._apply(tx, routing, incident, decision, now, effects, resolved_at=now, resolved_by=who)
-        self._notify_paged(tx, incident, PageEvent.RESOLVE, now, via, who, effects)
+        if notify:
+            self._notify_paged(tx, incident, PageEvent.RESOLVE, now, via, who, effects)
         return True
 
     # --- applying decisions ---------------------------------------------------------------
@@ -588,6 +677,9 @@ class IncidentService:
         if decision.changed:
             tx.update_incident(incident.id, decision.progress, **columns)
             effects.move((incident.severity, incident.state), (severity, decision.progress.state))
+            damped = escalation.damping_outcome(incident.state, decision.progress.state)
+            if damped is not None:
+                effects.damped.append((damped[0], severity, damped[1]))
         policy = columns.get("policy", incident.policy)
         pages = [
             page
@@ -723,6 +815,11 @@ class IncidentService:
             m.heartbeat_last_beat.labels(heartbeat=name).set(at.timestamp())
         for name in effects.missed:
             m.heartbeats_missed.labels(heartbeat=name).inc()
+        for kind, severity, outcome in effects.damped:
+            if kind == "pending":
+                m.pending_ended.labels(severity=severity, outcome=outcome).inc()
+            else:
+                m.flapping.labels(severity=severity, event=outcome).inc()
         # The open-incident gauge follows what changed; the engine recounts it now and then.
         for before, after in effects.moved:
             if before is not None:

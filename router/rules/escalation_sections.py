@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Literal
 
+from router.incidents.damping import NO_DAMPING
 from router.incidents.schedule import MAX_DURATION, WEEKDAYS, BusinessHours, format_duration
+from router.rules.damping_sections import DampingSections
 from router.rules.model import (
     DEFAULT_POLICY,
     ChannelTarget,
@@ -30,7 +32,6 @@ from router.rules.reader import (
     STEP_KEYS,
     TIER_KEYS,
     Merged,
-    Reader,
     describe,
     suggest,
 )
@@ -42,7 +43,7 @@ from router.rules.source import Node, Where
 ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
 
 
-class EscalationSections(Reader):
+class EscalationSections(DampingSections):
     """`severities`, `default_severity`, `timezone`, `business_hours`, `runbook_base_url`,
     `tiers` and `policies`, each checked against the others it names."""
 
@@ -58,6 +59,7 @@ class EscalationSections(Reader):
             path = f"severity {name}"
             aliases: list[str] = []
             hours: Literal["always", "business"] = "always"
+            damping = NO_DAMPING
             settings = {} if node.value is None else self.mapping(node, path)
             if settings:
                 self.known_keys(node, SEVERITY_KEYS, path)
@@ -73,6 +75,7 @@ class EscalationSections(Reader):
                             f"{path}: hours",
                             f"must be always or business, got {describe(hours_node)}",
                         )
+                damping = self.damping(settings, path)
             for word in [name, *aliases]:
                 folded = word.casefold()
                 if folded in alias_places and alias_places[folded][0] != name:
@@ -83,7 +86,7 @@ class EscalationSections(Reader):
                         f'"{word}" already means {other} (at {other_where})',
                     )
                 alias_places.setdefault(folded, (name, where))
-            levels.append(SeverityLevel(name, tuple(aliases), hours))
+            levels.append(SeverityLevel(name, tuple(aliases), hours, damping))
         return levels
 
     def default_severity(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from router.incidents.damping import NO_DAMPING, Damping
 from router.incidents.escalation import PlannedStep, plan_timeline
 from router.incidents.schedule import BusinessHours
 from router.models import Alert
@@ -48,6 +49,7 @@ class SeverityLevel:
     name: str
     aliases: tuple[str, ...] = ()
     hours: Literal["always", "business"] = "always"
+    damping: Damping = NO_DAMPING  # the pending period and flap detection of its rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class Rule:
     matchers: tuple[Matcher, ...] = ()
     text: TextCondition | None = None
     value: ValueCondition | None = None
+    damping: Damping = NO_DAMPING  # over the severity's, setting by setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,7 @@ class RuleSet:
         self.files = files
         self.heartbeats = {heartbeat.name: heartbeat for heartbeat in heartbeats}
         self._ranks = {level.name: index for index, level in enumerate(severities)}
+        self._rules_by_name = {rule.name: rule for rule in rules}
         self._levels = {level.name: level for level in severities}
         self._aliases: dict[str, str] = {}
         for level in severities:
@@ -214,13 +218,24 @@ class RuleSet:
         """The escalation of `severity` under `policy` (loading made sure that it exists)."""
         return self.policies[policy].by_severity[severity]
 
+    def damping(self, rule: str | None, severity: str) -> Damping:
+        """The flap damping of incidents of `rule` at `severity`: the rule's settings, each one it
+        does not give from the severity's (docs/rules.md, "Flap damping"). A rule or severity the
+        rules no longer have (a reload) gives what is left."""
+        level = self._levels.get(severity)
+        fallback = level.damping if level is not None else NO_DAMPING
+        found = self._rules_by_name.get(rule) if rule is not None else None
+        return found.damping.over(fallback) if found is not None else fallback
+
     def plan(self, classification: Classification, opened_at: datetime) -> list[PlannedStep]:
-        """The pages of an incident classified so, opened at `opened_at`, if nobody acknowledges."""
+        """The pages of an incident classified so, opened at `opened_at`, if nobody acknowledges
+        and it keeps firing (after its pending period, if any)."""
         return plan_timeline(
             self.severity_policy(classification.policy, classification.severity),
             self.hours_for(classification.severity),
             opened_at,
             classification.severity,
+            self.damping(classification.rule, classification.severity),
         )
 
     def heartbeat_for(self, alert: Alert) -> Heartbeat | None:

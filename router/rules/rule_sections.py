@@ -7,6 +7,7 @@ from pathlib import Path
 
 from router.errors import MatcherError
 from router.rules.conditions import TextCondition, ValueCondition, known_unit
+from router.rules.damping_sections import DampingSections
 from router.rules.matchers import Matcher, parse_matchers_checked
 from router.rules.model import (
     DEFAULT_POLICY,
@@ -18,7 +19,6 @@ from router.rules.reader import (
     RUNBOOKS_DIR,
     VALUE_KEYS,
     C,
-    Reader,
     describe,
     split_runbook_reference,
     suggest,
@@ -26,7 +26,7 @@ from router.rules.reader import (
 from router.rules.source import Node, Where
 
 
-class RuleSections(Reader):
+class RuleSections(DampingSections):
     """`rules:`: each rule's name, matchers, `text` and `value` conditions, severity, policy,
     `group_by` and runbook reference, checked against the severities and policies."""
 
@@ -87,6 +87,7 @@ class RuleSections(Reader):
         group_by = None
         if "group_by" in settings:
             group_by = self.label_names(settings["group_by"], f"{path}: group_by")
+        damping = self.damping(settings, path)
 
         if name is None or severity is None or len(self.problems.errors) > errors_before:
             return None
@@ -100,6 +101,7 @@ class RuleSections(Reader):
             matchers=tuple(matchers),
             text=text,
             value=value,
+            damping=damping,
         )
 
     def policy(

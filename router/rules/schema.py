@@ -32,6 +32,28 @@ BUSINESS_HOURS: dict[str, Json] = {
     "end": _CLOCK,
 }
 
+# Flap damping (router/incidents/damping.py), per severity and per rule; a rule's overrides.
+PENDING: Json = {
+    "description": "Page only if the alert still fires after this long; resolved before, "
+    "nobody is paged. 0s turns off a pending period its severity sets.",
+    "$ref": _DURATION,
+}
+FLAPPING: dict[str, Json] = {
+    "resolves": {
+        "description": "How many times the incident resolves and fires again within `within` "
+        "before it is held as flapping (1: at the first re-fire).",
+        "type": "integer",
+        "minimum": 1,
+    },
+    "within": {"description": "The window those re-fires are counted in.", "$ref": _DURATION},
+    "quiet": {
+        "description": "A flapping incident settles after this long with no alert firing or "
+        "resolving: resolved, or paged again if still firing.",
+        "$ref": _DURATION,
+    },
+}
+_FLAPPING_REF: Json = {"$ref": "#/definitions/flapping"}
+
 SEVERITY: dict[str, Json] = {
     "aliases": {
         "description": "Values of an alert's severity label that mean this severity (any case).",
@@ -42,6 +64,8 @@ SEVERITY: dict[str, Json] = {
         "type": "string",
         "enum": ["always", "business"],
     },
+    "pending": PENDING,
+    "flapping": _FLAPPING_REF,
 }
 
 PAGERDUTY: dict[str, Json] = {
@@ -164,6 +188,8 @@ RULE: dict[str, Json] = {
         "pattern": r"^[^#\s]+\.md(#[^#\sA-Z]+)?$",
     },
     "group_by": _LABEL_NAMES,
+    "pending": PENDING,
+    "flapping": _FLAPPING_REF,
 }
 
 HEARTBEAT: dict[str, Json] = {
@@ -298,6 +324,15 @@ def schema() -> Json:
             "labelNames": {
                 "type": "array",
                 "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+            },
+            "flapping": {
+                "description": "Flap detection: an incident that resolves and fires again "
+                "`resolves` times within `within` stays open as flapping, paging nobody, until "
+                "it has been quiet for `quiet`.",
+                "type": "object",
+                "additionalProperties": False,
+                "required": list(FLAPPING),
+                "properties": FLAPPING,
             },
             "severityPolicy": {
                 "type": "object",

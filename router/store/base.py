@@ -215,6 +215,14 @@ class Transaction(abc.ABC):
         """The open incident of `key`, locked for this transaction."""
 
     @abc.abstractmethod
+    def last_resolved_incident(self, key: str, since: datetime) -> IncidentRecord | None:
+        """The incident of `key` that resolved last, at `since` or later, locked; None if none."""
+
+    @abc.abstractmethod
+    def count_events(self, incident_id: int, kind: str, since: datetime) -> int:
+        """How many timeline entries of `kind` the incident has at `since` or later."""
+
+    @abc.abstractmethod
     def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None: ...
 
     @abc.abstractmethod

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What each version adds to a database made by the one before (`SqlStore` applies them in order).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -19,6 +19,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE incidents ADD COLUMN alerts_joined INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE incidents ADD COLUMN alerts_resolved INTEGER NOT NULL DEFAULT 0",
     ),
+    # Flap detection finds the incident of a key that resolved last (ix_incidents_key_resolved).
+    3: ("CREATE INDEX IF NOT EXISTS ix_incidents_key_resolved ON incidents (key, resolved_at)",),
 }
 
 metadata = sa.MetaData()
@@ -114,6 +116,8 @@ sa.Index(
     postgresql_where=incidents.c.state != "resolved",
 )
 sa.Index("ix_incidents_due", incidents.c.next_action_at)
+# The incident of a key that resolved last, for flap detection (a re-fire may reopen it).
+sa.Index("ix_incidents_key_resolved", incidents.c.key, incidents.c.resolved_at)
 
 # Which incident an alert instance belongs to (alerts that resolved unseen belong to none).
 incident_alerts = sa.Table(

@@ -190,6 +190,20 @@ class SqlTransaction(Transaction):
         row = found.mappings().first()
         return incident_record(row) if row else None
 
+    def last_resolved_incident(self, key: str, since: datetime) -> IncidentRecord | None:
+        found = self._conn.execute(
+            self._sql.last_resolved_incident, {"incident_key": key, "since": since}
+        )
+        row = found.mappings().first()
+        return incident_record(row) if row else None
+
+    def count_events(self, incident_id: int, kind: str, since: datetime) -> int:
+        self.flush()
+        found = self._conn.execute(
+            self._sql.count_events, {"incident_id": incident_id, "kind": kind, "since": since}
+        )
+        return int(found.scalar_one())
+
     def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None:
         query = self._sql.locked_incident if lock else self._sql.incident
         row = self._conn.execute(query, {"incident_id": incident_id}).mappings().first()

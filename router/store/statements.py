@@ -47,6 +47,8 @@ class Statements:
     known_alerts: sa.Select[Any]  # id, fingerprint, status of (fingerprint, starts_at) pairs
     resolve_alert: sa.Update
     open_incident_by_key: sa.Select[Any]
+    last_resolved_incident: sa.Select[Any]  # of a key, resolved since a time
+    count_events: sa.Select[Any]  # of one kind, of an incident, since a time
     incident: sa.Select[Any]
     locked_incident: sa.Select[Any]
     open_incidents_of_alert: sa.Select[Any]
@@ -87,6 +89,23 @@ def statements(dialect: str) -> Statements:
         ),
         open_incident_by_key=locked(
             sa.select(incidents).where(incidents.c.key == sa.bindparam("incident_key"), OPEN)
+        ),
+        last_resolved_incident=locked(
+            sa.select(incidents)
+            .where(
+                incidents.c.key == sa.bindparam("incident_key"),
+                incidents.c.state == "resolved",
+                incidents.c.resolved_at >= sa.bindparam("since"),
+            )
+            .order_by(incidents.c.resolved_at.desc(), incidents.c.id.desc())
+            .limit(1)
+        ),
+        count_events=sa.select(sa.func.count())
+        .select_from(events)
+        .where(
+            events.c.incident_id == sa.bindparam("incident_id"),
+            events.c.kind == sa.bindparam("kind"),
+            events.c.at >= sa.bindparam("since"),
         ),
         incident=sa.select(incidents).where(incidents.c.id == sa.bindparam("incident_id")),
         locked_incident=locked(

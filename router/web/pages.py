@@ -32,7 +32,7 @@ from router.api.browsers import page_headers
 from router.api.views import next_escalation
 from router.dryrun import AlertRoute, parse_payload, route_notification
 from router.errors import ConfigError, IncidentNotFound, InvalidLink, PayloadError, StoreError
-from router.incidents.escalation import IncidentState
+from router.incidents.escalation import STATE_FILTERS
 from router.incidents.schedule import format_duration, parse_duration
 from router.incidents.service import IncidentService
 from router.links import AckLinks
@@ -58,13 +58,8 @@ STYLE_SHEET = (HERE / "static" / "console.css").read_bytes()
 # The style sheet is the router's own (`/static/console.css`): nothing else is loaded.
 HEADERS = page_headers("'self'")
 
-STATES: dict[str, tuple[IncidentState, ...] | None] = {
-    "all": None,
-    "open": (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED),
-    "triggered": (IncidentState.TRIGGERED,),
-    "acknowledged": (IncidentState.ACKNOWLEDGED,),
-    "resolved": (IncidentState.RESOLVED,),
-}
+# "all" first: the list's default.
+STATES = {"all": STATE_FILTERS["all"], **STATE_FILTERS}
 LIST_LIMIT = 200
 # Deep enough for a year of a busy router's incidents; an offset deeper than that is a typo.
 MAX_PAGE = 10_000
