@@ -125,6 +125,17 @@ class Metrics:
             ["severity", "event"],
             registry=r,
         )
+        self.alerts_suppressed = Counter(
+            "router_alerts_suppressed_total",
+            "Firing alerts a maintenance window kept from paging, by window.",
+            ["window"],
+            registry=r,
+        )
+        self.maintenance_windows_active = Gauge(
+            "router_maintenance_windows_active",
+            "Maintenance windows in force now, from the rules and made at run time.",
+            registry=r,
+        )
         self.pages = Counter(
             "router_pages_total",
             "Page deliveries by tier, channel and outcome.",
@@ -236,6 +247,8 @@ class Metrics:
             self.incidents_opened.labels(severity=severity, rule=NO_RULE)
         for rule in rules.rules:
             self.incidents_opened.labels(severity=rule.severity, rule=rule.name)
+        for window in rules.maintenance:
+            self.alerts_suppressed.labels(window=window.name)
         for policy in rules.policies.values():
             for severity, escalation in policy.by_severity.items():
                 steps = escalation.steps

@@ -36,6 +36,7 @@ class IncidentState(enum.StrEnum):
     TRIGGERED = "triggered"
     ACKNOWLEDGED = "acknowledged"
     FLAPPING = "flapping"  # open, resolving and firing again: re-fires page nobody
+    SUPPRESSED = "suppressed"  # opened inside a maintenance window: nobody paged until it ends
     RESOLVED = "resolved"
 
 
@@ -55,6 +56,7 @@ class NextAction(enum.StrEnum):
     ACK_EXPIRED = "ack_expired"  # an acknowledgement lapses while the incident still fires
     PENDING_END = "pending_end"  # the pending period ends: page if still firing
     QUIET_END = "quiet_end"  # a flapping incident has been quiet long enough: settle it
+    WINDOW_ENDS = "window_ends"  # the maintenance window of a suppressed incident ends
 
 
 class PolicyLike(SeverityPolicyLike, Protocol):
@@ -192,11 +194,28 @@ def start(context: Context, now: datetime, reason: str = "incident opened") -> D
     return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, reason)
 
 
+def suppress(until: datetime, note: str) -> Decision:
+    """A maintenance window hides the incident until `until`: page nobody, look again then.
+
+    `note` names the window (`maintenance.Cover.note`); the caller decides whether a window
+    holds, since windows are made and ended at run time."""
+    return Decision(
+        progress=Progress(IncidentState.SUPPRESSED, 0, 0, NextAction.WINDOW_ENDS, until),
+        notes=(Note("suppressed", note),),
+    )
+
+
+def unsuppress(context: Context, now: datetime, reason: str) -> Decision:
+    """A suppressed incident pages after all, as a new trigger: the first step, from now."""
+    return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, reason)
+
+
 def when_due(
     progress: Progress, context: Context, now: datetime, *, firing: bool = True
 ) -> Decision:
-    """The incident's next action fell due: page, escalate, re-trigger, end the pending period, or
-    settle a flapping incident (`firing`: whether any of its alerts still fires; only read then).
+    """The incident's next action fell due: page, escalate, re-trigger, end the pending period,
+    end a maintenance window, or settle a flapping incident (`firing`: whether any of its alerts
+    still fires; only read then).
     """
     action = progress.next_action
     if progress.state is IncidentState.RESOLVED or action is None:
@@ -217,6 +236,10 @@ def when_due(
         )
     if action is NextAction.QUIET_END:
         return _quiet_ended(progress, context, now, firing)
+    if action is NextAction.WINDOW_ENDS:
+        if progress.state is not IncidentState.SUPPRESSED:
+            return Decision.unchanged(progress)
+        return unsuppress(context, now, "the maintenance window ended while it still fires")
     if action is NextAction.PAGE:
         kind = (
             PageEvent.TRIGGER if progress.step == 0 and progress.round == 0 else PageEvent.ESCALATE
@@ -327,6 +350,8 @@ def resolve(
             )
         else:
             detail += "; resolved while pending: nobody paged"
+    if progress.state is IncidentState.SUPPRESSED:
+        detail += " inside its maintenance window: nobody was paged"
     return Decision(
         progress=Progress(IncidentState.RESOLVED, progress.step, progress.round),
         notes=(Note("resolved", detail),),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from router.incidents.escalation import Decision, IncidentState, PageOrder
 from router.incidents.schedule import format_duration
 from router.links import AckLinks, incident_view_url
 from router.logs import fields
+from router.maintenance.windows import Cover, Window, cover, cover_all
 from router.metrics import NO_RULE, Metrics
 from router.models import Alert, AlertStatus, Notification, PageEvent
 from router.outbox.context import NextEscalation, PageContext, incident_context
@@ -64,6 +65,7 @@ class _Effects:
     lag: list[float] = field(default_factory=list)
     # Flap damping: (`pending` or `flapping`, severity, outcome), from escalation.damping_outcome.
     damped: list[tuple[str, str, str]] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)  # the window of each alert it hid
     pages: int = 0
     beats: list[tuple[str, datetime]] = field(default_factory=list)  # (heartbeat, at)
     missed: list[str] = field(default_factory=list)  # heartbeats
@@ -80,6 +82,26 @@ class _Effects:
 
         if before != after:
             self.moved.append((gauge(before), gauge(after)))
+
+
+class _Windows:
+    """The maintenance windows in force for one transaction: the rules' and those made at run
+    time, read from the store once, when an alert first needs them."""
+
+    def __init__(self, tx: Transaction, routing: Routing) -> None:
+        self._tx = tx
+        self._routing = routing
+        self._windows: tuple[Window, ...] | None = None
+
+    def all(self, now: datetime) -> tuple[Window, ...]:
+        if self._windows is None:
+            self._windows = (*self._routing.rules.maintenance, *self._tx.maintenance_windows(now))
+        return self._windows
+
+    def cover(self, labels: Mapping[str, str], severity: str, now: datetime) -> Cover | None:
+        """The window hiding an alert of `severity` with `labels` at `now`, or None."""
+        most_severe = self._routing.rank(severity) == 0
+        return cover(self.all(now), labels, most_severe=most_severe, at=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,16 +233,20 @@ class IncidentService:
         counts: dict[int, dict[str, int]] = {
             id(webhook): {"new": 0, "updated": 0, "duplicate": 0} for webhook in webhooks
         }
+        windows = {id(webhook): _Windows(tx, webhook.routing) for webhook in webhooks}
         for (webhook, item), stored in zip(received, stored_alerts, strict=True):
             counts[id(webhook)][stored.outcome] += 1
             routing, now = webhook.routing, webhook.now
+            fired = functools.partial(
+                self._alert_fired, tx, routing, windows[id(webhook)], item, stored.id, now
+            )
             heartbeat = beats.get(id(item))
             if heartbeat is not None:
                 # Every delivery counts, repeats included: Alertmanager re-sends the same
                 # Watchdog instance every repeat_interval.
                 self._beat(tx, routing, heartbeat, _describe(item.alert), now, effects)
             elif stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
-                self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
+                fired(effects, open_incidents)
             elif (
                 stored.outcome == "duplicate"
                 and stored.firing
@@ -229,7 +255,7 @@ class IncidentService:
             ):
                 # Still firing, but its incident was resolved by hand (API, PagerDuty): as in
                 # PagerDuty, a trigger for a resolved incident opens a new one.
-                self._alert_fired(tx, routing, item, stored.id, now, effects, open_incidents)
+                fired(effects, open_incidents)
             elif not item.alert.firing:
                 changed = (stored.id,) if stored.outcome in ("new", "updated") else ()
                 for alert_id in (*changed, *stored.earlier):
@@ -242,6 +268,7 @@ class IncidentService:
         self,
         tx: Transaction,
         routing: Routing,
+        windows: _Windows,
         item: RoutedAlert,
         alert_id: int,
         now: datetime,
@@ -252,11 +279,17 @@ class IncidentService:
         if c.incident_key not in open_incidents:
             open_incidents[c.incident_key] = tx.open_incident_by_key(c.incident_key)
         incident = open_incidents[c.incident_key]
+        hidden = windows.cover(item.alert.labels, c.severity, now)
+        if hidden is not None:
+            effects.suppressed.append(hidden.window.name)
         if incident is None:
             context = routing.escalation_context(c.policy, c.severity, c.rule)
             if self._reopened(tx, routing, item, alert_id, context, now, effects, open_incidents):
                 return
-            decision = escalation.start(context, now)
+            if hidden is None:
+                decision = escalation.start(context, now)
+            else:
+                decision = escalation.suppress(hidden.until, f"suppressed by {hidden.note()}")
             incident = tx.create_incident(
                 key=c.incident_key,
                 severity=c.severity,
@@ -280,6 +313,10 @@ class IncidentService:
             return
         tx.link_alert(incident.id, alert_id, c.severity)
         tx.note_alert(incident.id, now, AlertChange.JOINED, _describe(item.alert))
+        if incident.state is IncidentState.SUPPRESSED:
+            self._joined_suppressed(tx, routing, incident, item, hidden, now, effects)
+            open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
+            return
         if routing.rank(c.severity) < routing.rank(incident.severity):
             context = routing.escalation_context(c.policy, c.severity, c.rule)
             decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
@@ -337,6 +374,37 @@ class IncidentService:
         open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
         return True
 
+    def _joined_suppressed(
+        self,
+        tx: Transaction,
+        routing: Routing,
+        incident: IncidentRecord,
+        item: RoutedAlert,
+        hidden: Cover | None,
+        now: datetime,
+        effects: _Effects,
+    ) -> None:
+        """An alert joined a suppressed incident: outside every window, the incident pages now
+        (a new trigger); inside one, it stays silent, at the more severe of the two severities,
+        and is looked at again when the first of their windows ends."""
+        c = item.classification
+        raised = routing.rank(c.severity) < routing.rank(incident.severity)
+        severity, policy = (
+            (c.severity, c.policy) if raised else (incident.severity, incident.policy)
+        )
+        columns = {"severity": severity, "policy": policy} if raised else {}
+        if raised:
+            tx.add_event(incident.id, now, "classified", c.reason)
+        if hidden is None:
+            context = routing.escalation_context(policy, severity)
+            reason = f"{_describe(item.alert)} joined outside any maintenance window"
+            decision = escalation.unsuppress(context, now, reason)
+        else:
+            due = incident.progress.next_action_at
+            until = hidden.until if due is None else min(due, hidden.until)
+            decision = Decision(replace(incident.progress, next_action_at=until))
+        self._apply(tx, routing, incident, decision, now, effects, **columns)
+
     def _alert_resolved(
         self,
         tx: Transaction,
@@ -371,12 +439,19 @@ class IncidentService:
         def escalate(tx: Transaction) -> tuple[int, _Effects]:
             effects = _Effects()
             due = tx.claim_due_incidents(now, limit)
+            windows = _Windows(tx, routing)
             for incident in due:
                 context = self._context(routing, incident)
                 # Only a flapping incident's decision reads whether its alerts still fire.
                 flapping = incident.state is IncidentState.FLAPPING
                 firing = bool(tx.firing_alerts(incident.id)) if flapping else True
-                decision = escalation.when_due(incident.progress, context, now, firing=firing)
+                still = self._still_hidden(tx, routing, windows, incident, now)
+                if still is not None:
+                    decision = escalation.suppress(
+                        still.until, f"still suppressed by {still.note()}"
+                    )
+                else:
+                    decision = escalation.when_due(incident.progress, context, now, firing=firing)
                 if incident.progress.next_action_at is not None:
                     effects.lag.append((now - incident.progress.next_action_at).total_seconds())
                 # A flapping incident that settles resolved tells nobody: its channels were last
@@ -551,6 +626,24 @@ class IncidentService:
         self._apply(tx, routing, incident, decision, now, effects)
         effects.opened.append((heartbeat.severity, NO_RULE, "none"))
         return incident.id
+
+    @staticmethod
+    def _still_hidden(
+        tx: Transaction,
+        routing: Routing,
+        windows: _Windows,
+        incident: IncidentRecord,
+        now: datetime,
+    ) -> Cover | None:
+        """For a suppressed incident whose window ends: the window that hides every alert of it
+        that still fires, now (the same one made longer, or another), or None."""
+        if incident.progress.next_action is not escalation.NextAction.WINDOW_ENDS:
+            return None
+        firing = tx.firing_alert_labels(incident.id)
+        if not firing:
+            return None
+        most_severe = routing.rank(incident.severity) == 0
+        return cover_all(windows.all(now), firing, most_severe=most_severe, at=now)
 
     # --- acknowledgement and resolution ---------------------------------------------------
 
@@ -820,6 +913,8 @@ class IncidentService:
                 m.pending_ended.labels(severity=severity, outcome=outcome).inc()
             else:
                 m.flapping.labels(severity=severity, event=outcome).inc()
+        for window in effects.suppressed:
+            m.alerts_suppressed.labels(window=window).inc()
         # The open-incident gauge follows what changed; the engine recounts it now and then.
         for before, after in effects.moved:
             if before is not None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from router.errors import ConfigError
 from router.rules.escalation_sections import EscalationSections
 from router.rules.heartbeat_sections import HeartbeatSections
+from router.rules.maintenance_section import MaintenanceSection
 from router.rules.model import (
     RuleSet,
 )
@@ -143,7 +144,7 @@ def _load(
     return ruleset, problems.sorted(order)
 
 
-class _Builder(EscalationSections, HeartbeatSections):
+class _Builder(EscalationSections, HeartbeatSections, MaintenanceSection):
     """Turns merged Nodes into a RuleSet, recording every problem on the way."""
 
     # --- the whole ---------------------------------------------------------------------------
@@ -165,6 +166,7 @@ class _Builder(EscalationSections, HeartbeatSections):
         self.default_policy(merged, severities, Where(first_file, 0))
         rules = self.rules(merged.rules, known_severities, policies)
         heartbeats = self.heartbeats(merged.heartbeats, known_severities, policies)
+        maintenance = self.maintenance(merged.maintenance)
         if not severities:
             return None
         default_severity = default_severity or severities[-1].name
@@ -189,6 +191,7 @@ class _Builder(EscalationSections, HeartbeatSections):
             default_severity=default_severity,
             warnings=tuple(str(p) for p in self.problems.warnings),
             files=tuple(file for file, _ in documents),
+            maintenance=maintenance,
         )
 
     def merge(self, documents: list[tuple[str, Node | None]]) -> Merged:
@@ -217,6 +220,11 @@ class _Builder(EscalationSections, HeartbeatSections):
                 elif key == "heartbeats":
                     entries = self.items(node, "heartbeats") or []
                     merged.heartbeats.extend((entry, index) for index, entry in enumerate(entries))
+                elif key == "maintenance":
+                    merged.maintenance.extend(
+                        (window, index)
+                        for index, window in enumerate(self.items(node, "maintenance") or [])
+                    )
         return merged
 
     def merge_section(self, key: str, node: Node, into: dict[str, tuple[Node, Where]]) -> None:

@@ -22,6 +22,7 @@ from typing import Literal
 from router.incidents.damping import NO_DAMPING, Damping
 from router.incidents.escalation import PlannedStep, plan_timeline
 from router.incidents.schedule import BusinessHours
+from router.maintenance.windows import Window
 from router.models import Alert
 from router.rules.conditions import (
     TEXT_FIELDS,
@@ -168,6 +169,7 @@ class RuleSet:
         warnings: tuple[str, ...] = (),
         files: tuple[str, ...] = (),
         heartbeats: tuple[Heartbeat, ...] = (),
+        maintenance: tuple[Window, ...] = (),
     ) -> None:
         self.severities = severities
         self.tiers = tiers
@@ -181,6 +183,8 @@ class RuleSet:
         self.warnings = warnings
         self.files = files
         self.heartbeats = {heartbeat.name: heartbeat for heartbeat in heartbeats}
+        # The maintenance windows the rules declare (those made at run time are in the store).
+        self.maintenance = maintenance
         self._ranks = {level.name: index for index, level in enumerate(severities)}
         self._rules_by_name = {rule.name: rule for rule in rules}
         self._levels = {level.name: level for level in severities}

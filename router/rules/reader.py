@@ -38,6 +38,9 @@ RULE_KEYS = tuple(schema.RULE)
 VALUE_KEYS = tuple(schema.VALUE)
 HEARTBEAT_KEYS = tuple(schema.HEARTBEAT)
 FLAPPING_KEYS = tuple(schema.FLAPPING)
+MAINTENANCE_KEYS = tuple(schema.MAINTENANCE)
+TIME_INTERVAL_KEYS = tuple(schema.TIME_INTERVAL)
+TIME_RANGE_KEYS = tuple(schema.TIME_RANGE)
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BUSINESS_DAYS = WEEKDAYS[:5]
@@ -66,6 +69,8 @@ class Merged:
     # Each rule with its index in its own file, for messages about rules without a usable name.
     rules: list[tuple[Node, int]] = field(default_factory=list)
     heartbeats: list[tuple[Node, int]] = field(default_factory=list)
+    # Each maintenance window with its index in its own file, likewise.
+    maintenance: list[tuple[Node, int]] = field(default_factory=list)
 
 
 def describe(node: Node) -> str:

@@ -215,6 +215,68 @@ HEARTBEAT: dict[str, Json] = {
     },
 }
 
+# `time_intervals` entries, in the shape of Alertmanager's (router/maintenance/intervals.py).
+_TIME_OF_DAY: Json = {
+    "type": "string",
+    "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+}
+TIME_RANGE: dict[str, Json] = {"start_time": _TIME_OF_DAY, "end_time": _TIME_OF_DAY}
+_RANGES: Json = {"type": "array", "items": {"type": ["string", "integer"]}}
+TIME_INTERVAL: dict[str, Json] = {
+    "times": {
+        "description": 'Times of day, end exclusive: {start_time: "14:00", end_time: "16:00"}.',
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["start_time", "end_time"],
+            "properties": TIME_RANGE,
+        },
+    },
+    "weekdays": {"description": "monday, or a range monday:friday.", **_RANGES},
+    "days_of_month": {"description": "1, 1:7, -1 (the last day), -7:-1.", **_RANGES},
+    "months": {"description": "january, 1, or a range january:march.", **_RANGES},
+    "years": {"description": "2026, or a range 2026:2027.", **_RANGES},
+    "location": {
+        "description": "IANA time zone (default: the window's location).",
+        "type": "string",
+    },
+}
+_INSTANT: Json = {
+    "description": "An RFC 3339 time with its offset: 2026-12-01T14:00:00+01:00.",
+    "type": "string",
+}
+MAINTENANCE: dict[str, Json] = {
+    "name": _NAME,
+    "matchers": {
+        "description": "Alertmanager matchers, all must hold, as in rules.",
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string"},
+    },
+    "time_intervals": {
+        "description": "When the window recurs, as Alertmanager's time_intervals.",
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": TIME_INTERVAL,
+        },
+    },
+    "location": {
+        "description": "IANA time zone of the time_intervals (default UTC).",
+        "type": "string",
+    },
+    "starts_at": _INSTANT,
+    "ends_at": _INSTANT,
+    "reason": {"description": "Shown on the timeline and in route.", "type": "string"},
+    "include_p0": {
+        "description": "Also hide alerts of the most severe severity (default false).",
+        "type": "boolean",
+    },
+}
+
 # Top-level keys that hold one value, and those that hold named entries merged across files.
 SCALARS: dict[str, Json] = {
     "timezone": {
@@ -292,6 +354,18 @@ TOP_LEVEL: dict[str, Json] = {
         "arrived for `interval`, an incident opens.",
         "type": "array",
         "items": {"$ref": "#/definitions/heartbeat"},
+    },
+    "maintenance": {
+        "description": "Maintenance windows: alerts they match open suppressed incidents that "
+        "page nobody until the window ends. Lists concatenate across files.",
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "matchers"],
+            "anyOf": [{"required": ["time_intervals"]}, {"required": ["ends_at"]}],
+            "properties": MAINTENANCE,
+        },
     },
 }
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from router.incidents.escalation import IncidentState, NextAction, Progress
+from router.maintenance.windows import Window
 from router.models import Alert, PageEvent, PageState
 from router.outbox.context import PageContext
 
@@ -306,6 +307,29 @@ class Transaction(abc.ABC):
     def mark_missed(self, name: str, at: datetime) -> None:
         """The heartbeat is missed since `at`: its incident was opened."""
 
+    # --- maintenance windows made at run time -------------------------------------------------
+
+    @abc.abstractmethod
+    def maintenance_windows(self, after: datetime) -> list[Window]:
+        """The run-time windows that have not ended by `after`, started or not."""
+
+    @abc.abstractmethod
+    def firing_alert_labels(self, incident_id: int) -> list[dict[str, str]]:
+        """The labels of each of the incident's alerts that still fire."""
+
+    @abc.abstractmethod
+    def add_maintenance_window(self, window: Window, now: datetime) -> None:
+        """Store a run-time window (the caller checked that its name is free, under
+        `lock_incident_keys`)."""
+
+    @abc.abstractmethod
+    def end_maintenance_window(self, name: str, now: datetime) -> Window | None:
+        """End the run-time window `name` now; the window as it was, or None if none is on."""
+
+    @abc.abstractmethod
+    def wake_suppressed(self, now: datetime) -> int:
+        """Make every suppressed incident due now, so that its windows are looked at again."""
+
 
 class Store(abc.ABC):
     """Durable state of the router. Implementations are safe for concurrent use by tasks."""
@@ -400,6 +424,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def heartbeats(self) -> dict[str, HeartbeatRecord]:
         """Every heartbeat the store knows, by name."""
+
+    @abc.abstractmethod
+    async def list_maintenance_windows(self, after: datetime) -> list[Window]:
+        """The run-time windows that have not ended by `after`, the soonest to end first."""
 
     @abc.abstractmethod
     async def setting(self, name: str, default: str) -> str:

@@ -200,3 +200,20 @@ heartbeats = sa.Table(
     sa.Column("last_beat_via", sa.String(255)),
     sa.Column("missed_at", UTCDateTime),
 )
+# Maintenance windows made at run time (the API, `runbook-router maintenance add`); those of the
+# rules live in the rules. Kept after they end, as a record; a name is reused only once its window
+# has ended, which the API checks under an advisory lock on the name.
+maintenance_windows = sa.Table(
+    "maintenance_windows",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("matchers", sa.JSON, nullable=False),  # as written: ['service="ledger"']
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("include_p0", sa.Boolean, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),  # set to the time it was ended early
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)
+sa.Index("ix_maintenance_windows_ends", maintenance_windows.c.ends_at)

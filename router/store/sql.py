@@ -29,8 +29,9 @@ from sqlalchemy.pool import NullPool
 from router.errors import ConfigError, StoreError
 from router.incidents.escalation import IncidentState
 from router.logs import fields
+from router.maintenance.windows import Window
 from router.models import AlertStatus, PageState
-from router.store import schema
+from router.store import maintenance, schema
 from router.store.base import (
     EventRecord,
     HeartbeatRecord,
@@ -396,6 +397,12 @@ class SqlStore(Store):
             return {record.name: record for record in records}
 
         return await self._read("read heartbeats", read)
+
+    async def list_maintenance_windows(self, after: datetime) -> list[Window]:
+        return await self._read(
+            "list maintenance windows",
+            lambda conn: maintenance.windows_ending_after(conn, after),
+        )
 
     async def setting(self, name: str, default: str) -> str:
         table = schema.settings_kv

@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from router.incidents.escalation import Progress
+from router.maintenance.windows import Window
 from router.models import Alert, AlertStatus, PageEvent, PageState
-from router.store import schema
+from router.store import maintenance, schema
 from router.store.base import (
     ALERT_NOTES_LISTED,
     AlertChange,
@@ -399,6 +400,30 @@ class SqlTransaction(Transaction):
         table = schema.heartbeats
         self._conn.execute(insert_ignore(self._dialect, table, ("name",)), {"name": name})
         self._conn.execute(table.update().where(table.c.name == name).values(missed_at=at))
+
+    # --- maintenance windows made at run time ---------------------------------------------------
+
+    def maintenance_windows(self, after: datetime) -> list[Window]:
+        return maintenance.windows_ending_after(self._conn, after)
+
+    def firing_alert_labels(self, incident_id: int) -> list[dict[str, str]]:
+        self.flush()
+        alerts, links = schema.alerts, schema.incident_alerts
+        query = (
+            sa.select(alerts.c.labels)
+            .join(links, links.c.alert_id == alerts.c.id)
+            .where(links.c.incident_id == incident_id, alerts.c.status == AlertStatus.FIRING.value)
+        )
+        return [dict(labels) for labels in self._conn.execute(query).scalars()]
+
+    def add_maintenance_window(self, window: Window, now: datetime) -> None:
+        maintenance.insert_window(self._conn, window, now)
+
+    def end_maintenance_window(self, name: str, now: datetime) -> Window | None:
+        return maintenance.end_window(self._conn, name, now)
+
+    def wake_suppressed(self, now: datetime) -> int:
+        return maintenance.wake_suppressed(self._conn, now)
 
 
 def _progress_columns(progress: Progress) -> dict[str, Any]:
