@@ -33,11 +33,13 @@ from router.api.http import (
     error_middleware,
 )
 from router.api.incidents import IncidentApi
+from router.api.maintenance import MaintenanceApi
 from router.engine import Engine
 from router.errors import ConfigError, StoreError
 from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
+from router.maintenance.service import MaintenanceService
 from router.metrics import Metrics
 from router.models import Notification
 from router.outbound import OutboundHeartbeat
@@ -138,6 +140,9 @@ class RouterService:
             clock,
             excerpts=lambda runbook: functools.partial(self.routing.excerpt, runbook),
         )
+        # Tasks started by a reload, kept so that they are not collected while they run.
+        self._background: set[asyncio.Task[None]] = set()
+        self.maintenance = MaintenanceService(self.store, lambda: self.routing, on_change=self.wake)
         self.engine = Engine(
             self.incidents,
             self.dispatcher,
@@ -145,6 +150,7 @@ class RouterService:
             self.metrics,
             clock,
             retention=timedelta(days=settings.retention_days),
+            maintenance=self.maintenance,
         )
         self.outbound: OutboundHeartbeat | None = None
         if settings.outbound_heartbeat_url is not None:
@@ -195,6 +201,8 @@ class RouterService:
         if self.outbound is not None:
             await self.outbound.stop()
         await self.engine.stop()
+        if self._background:
+            await asyncio.wait(self._background, timeout=5.0)
         await self.incidents.close()
         await self.channels.close()
         await self.store.close()
@@ -235,6 +243,7 @@ class RouterService:
             return False
         self.routing = routing
         self.incidents.watch_heartbeats(self.clock())
+        self._recheck_suppressed()
         self._reload_shadow()
         log_tiers(routing)
         self.channels.reload_templates(self.settings.rules_dir / "templates")
@@ -244,6 +253,22 @@ class RouterService:
             extra=fields(rules=len(routing.rules.rules), sections=len(routing.runbooks.sections)),
         )
         return True
+
+    def _recheck_suppressed(self) -> None:
+        """The rules' maintenance windows may have changed: the engine looks again at every
+        suppressed incident (in the background; a failure leaves them due at their window's end
+        as it was)."""
+
+        async def recheck() -> None:
+            try:
+                await self.maintenance.recheck(self.clock())
+            except StoreError as exc:
+                log.error("suppressed incidents not rechecked", extra=fields(error=str(exc)))
+
+        with contextlib.suppress(RuntimeError):  # no event loop: nothing runs, nothing to tell
+            task = asyncio.get_running_loop().create_task(recheck())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _reload_shadow(self) -> None:
         try:
@@ -346,6 +371,7 @@ class RouterService:
             self.state,
             self.clock,
         ).add_routes(app)
+        MaintenanceApi(self.settings, self.maintenance, self.clock).add_routes(app)
         ConsolePages(
             self.settings,
             self.web_access,

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from router.errors import StoreError
 from router.incidents.service import IncidentService
 from router.logs import fields
+from router.maintenance.service import MaintenanceService
 from router.metrics import Metrics
 from router.outbox.dispatcher import Dispatcher
 from router.store import Store
@@ -53,6 +54,7 @@ class Engine:
         *,
         retention: timedelta | None = None,
         max_sleep: float = 5.0,
+        maintenance: MaintenanceService | None = None,
     ) -> None:
         self._incidents = incidents
         self._dispatcher = dispatcher
@@ -61,6 +63,7 @@ class Engine:
         self._clock = clock
         self._max_sleep = max_sleep
         self._retention = retention
+        self._maintenance = maintenance
         self._last_prune: datetime | None = None
         self._wake_escalations = asyncio.Event()
         self._wake_deliveries = asyncio.Event()
@@ -151,6 +154,9 @@ class Engine:
                 counts.get((severity, state), 0)
             )
         self._open_series |= counts.keys()
+        if self._maintenance is not None:
+            active = await self._maintenance.count_active(self._clock())
+            self._metrics.maintenance_windows_active.set(active)
 
     def start(self) -> None:
         self._stopping = False

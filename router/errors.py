@@ -10,6 +10,8 @@
     ├── HttpError                a request refused with a status (http.py maps every error above)
     ├── IncidentNotFound         no incident with that number (HTTP 404)
     ├── HeartbeatNotFound        no heartbeat of that name in the rules (HTTP 404)
+    ├── WindowNotFound           no run-time maintenance window by that name is on (HTTP 404)
+    ├── WindowConflict           a maintenance window name taken, or one of the rules (HTTP 409)
     └── InvalidLink              an acknowledgement link that must not be honoured
 
 Each carries enough context to be read on its own in a log line.
@@ -126,6 +128,14 @@ class HeartbeatNotFound(RouterError):
         listed = ", ".join(known) if known else "none"
         super().__init__(f'no heartbeat named "{name}" in the rules (they define: {listed})')
         self.name = name
+
+
+class WindowNotFound(RouterError):
+    """No run-time maintenance window by that name is in force or planned."""
+
+
+class WindowConflict(RouterError):
+    """A maintenance window cannot be made or ended so: the message says why."""
 
 
 class InvalidLink(RouterError):

@@ -29,6 +29,8 @@ from router.errors import (
     PayloadError,
     RouterError,
     StoreError,
+    WindowConflict,
+    WindowNotFound,
 )
 from router.ingest.payloads import parse_body
 from router.logs import fields
@@ -52,6 +54,8 @@ HTTP_ERRORS: dict[type[RouterError], tuple[int, str, str | None]] = {
     PayloadError: (400, "malformed", None),
     IncidentNotFound: (404, "not_found", "no such incident"),
     HeartbeatNotFound: (404, "not_found", None),
+    WindowNotFound: (404, "not_found", None),
+    WindowConflict: (409, "conflict", None),
     InvalidLink: (403, "invalid_link", None),
     StoreError: (503, "store_unavailable", "storage unavailable, retry later"),
 }

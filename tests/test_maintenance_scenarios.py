@@ -1,0 +1,167 @@
+"""Maintenance windows end to end inside one process: webhooks in, a moved clock, pages out.
+
+The rules (tests/fixtures/rules/maintenance) declare a weekly deploy of `ledger` (Tuesdays
+14:00-16:00 in Berlin), a billing migration (weekdays 09:00-12:00 in Berlin) and a one-off key
+rotation of `vault` that hides P0 alerts too. The clock starts on Tuesday 2026-11-24, 10:00 in
+Berlin (09:00 UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.app import RouterService
+
+from .scenario import FakeClock, alert, incidents, pages, running_router, send, timeline
+
+Client = TestClient[Any, Any]
+MAINTENANCE_RULES = Path(__file__).parent / "fixtures" / "rules" / "maintenance"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
+    async with running_router(tmp_path, clock, database, rules_dir=MAINTENANCE_RULES) as service:
+        yield service
+
+
+@pytest.fixture
+async def client(router: RouterService) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(router.web_app())) as test_client:
+        yield test_client
+
+
+def metric(router: RouterService, name: str, **labels: str) -> float:
+    return router.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
+    clock.advance(**delta)
+    await router.engine.run_once()
+
+
+async def test_a_window_suppresses_then_pages_on_expiry_as_a_new_trigger(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("SlowThing", service="billing"))
+    await router.engine.run_once()
+    (incident,) = await incidents(router)
+    assert (incident["state"], incident["severity"]) == ("suppressed", "P1")
+    assert incident["next_action"] == "window_ends"
+    assert incident["next_action_at"] == "2026-11-24T11:00:00+00:00"  # 12:00 in Berlin
+    assert await pages(router) == []
+    notes = dict(await timeline(router, incident["id"]))
+    assert "maintenance window billing-morning (billing migration)" in notes["suppressed"]
+    assert metric(router, "router_alerts_suppressed_total", window="billing-morning") == 1
+    assert metric(router, "router_open_incidents", severity="P1", state="suppressed") == 1
+
+    # Nothing before the window ends, however often the engine looks.
+    await tick(router, clock, minutes=59)
+    await tick(router, clock, minutes=60)
+    assert await pages(router) == []
+
+    await tick(router, clock, minutes=1)  # 12:00 Berlin: still firing
+    assert await pages(router) == [("trigger", "oncall", 1, "delivered", "11:00")]
+    (incident,) = await incidents(router)
+    assert incident["state"] == "triggered"
+    kinds = [kind for kind, _ in await timeline(router, incident["id"])]
+    assert kinds[-2:] == ["page", "page_delivered"]
+    assert "maintenance window ended" in dict(await timeline(router, incident["id"]))["page"]
+
+    # Escalation runs from the window's end: P1 waits 15 minutes for an acknowledgement.
+    await tick(router, clock, minutes=14)
+    assert len(await pages(router)) == 1
+    await tick(router, clock, minutes=1)
+    assert [p[:3] for p in await pages(router)] == [
+        ("trigger", "oncall", 1),
+        ("escalate", "lead", 2),
+    ]
+
+
+async def test_a_window_never_hides_a_p0_unless_it_says_so(
+    router: RouterService, client: Client
+) -> None:
+    await send(client, alert("DataCorruption", service="billing"))
+    await send(client, alert("DataCorruption", service="vault"))
+    await router.engine.run_once()
+    billing, vault = await incidents(router)
+    assert (billing["severity"], billing["state"]) == ("P0", "triggered")
+    assert (vault["severity"], vault["state"]) == ("P0", "suppressed")
+    assert await pages(router, billing["id"]) == [("trigger", "oncall", 1, "delivered", "09:00")]
+    assert await pages(router, vault["id"]) == []
+    assert (
+        "vault-rotation (key rotation)" in dict(await timeline(router, vault["id"]))["suppressed"]
+    )
+
+
+async def test_an_alert_resolved_inside_its_window_pages_nobody(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    await send(client, alert("SlowThing", service="billing"))
+    await tick(router, clock, minutes=30)
+    await send(client, alert("SlowThing", service="billing", status="resolved"))
+    await tick(router, clock, hours=3)
+    (incident,) = await incidents(router)
+    assert incident["state"] == "resolved"
+    assert await pages(router) == []
+    resolved = dict(await timeline(router, incident["id"]))["resolved"]
+    assert "inside its maintenance window: nobody was paged" in resolved
+
+
+async def test_an_alert_outside_every_window_joining_a_suppressed_incident_pages_it(
+    router: RouterService, client: Client
+) -> None:
+    # The incident groups by alertname and service; the canary window holds only for the
+    # canary instance of api, so another instance's alert joins the incident from outside it.
+    await send(client, alert("SlowThing", service="api", instance="canary"))
+    await router.engine.run_once()
+    (incident,) = await incidents(router)
+    assert incident["state"] == "suppressed"
+    await send(client, alert("SlowThing", service="api", instance="main"))
+    await router.engine.run_once()
+    (incident,) = await incidents(router)
+    assert incident["state"] == "triggered"
+    assert await pages(router) == [("trigger", "oncall", 1, "delivered", "09:00")]
+    page_note = dict(await timeline(router, incident["id"]))["page"]
+    assert "instance main" not in page_note and "joined outside any maintenance window" in page_note
+    assert metric(router, "router_alerts_suppressed_total", window="canary") == 1
+
+
+async def test_a_recurring_window_is_read_in_its_time_zone_across_a_dst_change(
+    tmp_path: Path, database: str
+) -> None:
+    # Tuesday 14:00-16:00 in Berlin is 12:00-14:00 UTC in summer time (20 October 2026) and
+    # 13:00-15:00 UTC after the clocks went back on 25 October.
+    for day, inside, outside, ends in (
+        (20, (12, 10), (14, 5), "2026-10-20T14:00:00+00:00"),
+        (27, (13, 10), (12, 30), "2026-10-27T15:00:00+00:00"),
+    ):
+        clock = FakeClock(datetime(2026, 10, day, *outside, tzinfo=UTC))
+        async with (
+            running_router(
+                tmp_path / str(day), clock, database, rules_dir=MAINTENANCE_RULES
+            ) as router,
+            TestClient(TestServer(router.web_app())) as client,
+        ):
+            await send(client, alert("SlowThing", starts=f"2026-10-{day}T10:00:00Z"))
+            clock.now = datetime(2026, 10, day, *inside, tzinfo=UTC)
+            await send(client, alert("DiskFull", severity="high"))
+            await router.engine.run_once()
+            # By number: the clock went back between the two on the 20th.
+            before, during = sorted(await incidents(router), key=lambda i: int(i["id"]))
+            # The first fired outside the window and paged; the second opened inside it.
+            assert before["state"] == "triggered"
+            assert (during["state"], during["next_action_at"]) == ("suppressed", ends)
+            clock.now = datetime.fromisoformat(ends)
+            await router.engine.run_once()
+            assert [p[0] for p in await pages(router, during["id"])] == ["trigger"]
