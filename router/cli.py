@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from router import __version__
 from router.errors import ConfigError, PayloadError, StoreError
@@ -175,7 +176,40 @@ def build_parser() -> argparse.ArgumentParser:
         )
         action.add_argument("id", type=int, metavar="ID", help="the incident's number")
         action.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _maintenance_commands(commands)
     return parser
+
+
+def _maintenance_commands(commands: Any) -> None:
+    maintenance = commands.add_parser(
+        "maintenance",
+        help="list, add and end a running daemon's maintenance windows (ROUTER_URL, "
+        "ROUTER_API_TOKEN)",
+        description="Maintenance windows of the daemon at ROUTER_URL: alerts they match open "
+        "suppressed incidents that page nobody until the window ends.",
+    )
+    actions = maintenance.add_subparsers(dest="maintenance_action", required=True)
+    listing = actions.add_parser("list", help="the windows of the rules and those made here")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+    add = actions.add_parser("add", help="make a window now, for a while")
+    add.add_argument(
+        "--match",
+        action="append",
+        required=True,
+        metavar="MATCHER",
+        help="""an Alertmanager matcher such as 'service="ledger"' (repeat: all must hold)""",
+    )
+    add.add_argument("--for", dest="duration", required=True, metavar="DURATION", help="e.g. 2h")
+    add.add_argument("--reason", default="", metavar="TEXT", help="shown on the timeline")
+    add.add_argument("--name", metavar="NAME", help="default: window-DATE-TIME")
+    add.add_argument(
+        "--include-p0",
+        action="store_true",
+        help="hide alerts of the most severe severity too (never done without this)",
+    )
+    add.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    end = actions.add_parser("end", help="end a window made at run time, now")
+    end.add_argument("name", metavar="NAME")
 
 
 def _period_arguments(parser: argparse.ArgumentParser, *, default_since: str) -> None:
@@ -260,6 +294,8 @@ def _command(args: argparse.Namespace) -> int:
         return _export_templates(args.directory, force=args.force)
     if args.command in ("incidents", "ack", "resolve"):
         return _remote(args)
+    if args.command == "maintenance":
+        return _maintenance(args)
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -635,6 +671,45 @@ def _remote(args: argparse.Namespace) -> int:
         print(f"runbook-router: {exc}", file=sys.stderr)
         return 1
     print(f"incident {args.id}: {answer['message']}")
+    return 0
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    """`maintenance list|add|end` against the daemon at ROUTER_URL; 1 when it refuses or cannot
+    be reached."""
+    import getpass
+
+    from router.client import Api, ClientError, window_table
+
+    try:
+        api = Api.from_environment(environment())
+        if args.maintenance_action == "list":
+            answer = api.call("GET", "/api/v1/maintenance")
+            if args.json:
+                print(json.dumps(answer, indent=2, ensure_ascii=False))
+            else:
+                print(window_table(answer["windows"]), end="")
+            return 0
+        if args.maintenance_action == "add":
+            body: dict[str, Any] = {
+                "matchers": args.match,
+                "duration": args.duration,
+                "by": args.by or getpass.getuser(),
+                "include_p0": args.include_p0,
+            }
+            if args.reason:
+                body["reason"] = args.reason
+            if args.name:
+                body["name"] = args.name
+            window = api.call("POST", "/api/v1/maintenance", body)["window"]
+            ends = datetime.fromisoformat(window["ends_at"])
+            print(f"maintenance window {window['name']} until {_when(ends)}")
+            return 0
+        answer = api.call("DELETE", f"/api/v1/maintenance/{quote(args.name, safe='')}")
+    except ClientError as exc:
+        print(f"runbook-router: {exc}", file=sys.stderr)
+        return 1
+    print(f"maintenance window {args.name}: {answer['message']}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The terminal's view of a running daemon: `incidents`, `ack ID` and `resolve ID` over its API.
+"""The terminal's view of a running daemon: `incidents`, `ack ID`, `resolve ID` and
+`maintenance list|add|end` over its API.
 
 The daemon is `ROUTER_URL` (default http://127.0.0.1:9099) and the API's bearer token
 `ROUTER_API_TOKEN`, the same variable the daemon reads. Only the standard library: the command
@@ -97,3 +98,43 @@ def _next_escalation(due: str, tiers: Any) -> str:
     """`team-lead at 12-07 03:25 UTC`; the time alone from a daemon that does not say the tiers."""
     at = datetime.fromisoformat(due).astimezone(UTC).strftime("%m-%d %H:%M UTC")
     return f"{', '.join(tiers)} at {at}" if isinstance(tiers, list) and tiers else at
+
+
+def window_table(windows: list[dict[str, Any]]) -> str:
+    """Maintenance windows as aligned columns: the rules' first, then those made at run time."""
+    if not windows:
+        return "no maintenance windows\n"
+    header = ("NAME", "SOURCE", "IN FORCE", "MATCHERS", "REASON")
+    rows = [header]
+    for window in windows:
+        until = window.get("until")
+        if isinstance(until, str):
+            in_force = "until " + datetime.fromisoformat(until).astimezone(UTC).strftime(
+                "%m-%d %H:%M UTC"
+            )
+        elif window.get("recurring"):
+            in_force = "not now (recurring)"
+        else:
+            starts = window.get("starts_at")
+            in_force = (
+                "from " + datetime.fromisoformat(starts).astimezone(UTC).strftime("%m-%d %H:%M UTC")
+                if isinstance(starts, str)
+                else "no"
+            )
+        rows.append(
+            (
+                str(window["name"]),
+                str(window["source"]),
+                in_force,
+                ", ".join(window["matchers"]),
+                str(window.get("reason") or "-"),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    lines = [
+        "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
+        )
+        for row in rows
+    ]
+    return "\n".join(lines) + "\n"
