@@ -1,6 +1,7 @@
 """The `route` dry run: what the router would decide for each alert of a webhook payload.
 
-For every alert: the rules that held, the severity and why, the incident key, the policy, and the
+For every alert: the rules that held, the severity and why, the incident key, the policy, the
+maintenance window that would hide it (and until when: its pages are planned from then), and the
 escalation timeline planned from `at` with business hours taken into account, and the runbook
 section the page would carry (how it was found, its confidence, and the three best candidates with
 the alert terms each holds), and the page each
@@ -12,6 +13,7 @@ nothing is stored.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from router.incidents.damping import Damping
 from router.incidents.escalation import PlannedStep
 from router.incidents.schedule import format_duration
 from router.ingest.payloads import decode_json, parse_alertmanager, parse_grafana
+from router.maintenance.windows import Cover, Window, cover
 from router.models import Alert, Notification
 from router.outbox.context import PageRunbook
 from router.outbox.preview import PreviewPage, format_pages, preview_pages
@@ -52,6 +55,9 @@ class AlertRoute:
     # The heartbeat this alert beats when it fires: then it opens no incident and pages nobody.
     heartbeat: Heartbeat | None = None
 
+    # The maintenance window that hides the alert at `at`: nobody is paged before `until`.
+    hidden: Cover | None = None
+
 
 def damping_effects(damping: Damping, firing: bool) -> tuple[str, ...]:
     """How a pending period and flap detection change what an alert pages, one sentence each."""
@@ -78,17 +84,30 @@ def damping_effects(damping: Damping, firing: bool) -> tuple[str, ...]:
 
 
 def route_notification(
-    routing: Routing, notification: Notification, at: datetime, renderer: Renderer
+    routing: Routing,
+    notification: Notification,
+    at: datetime,
+    renderer: Renderer,
+    windows: Sequence[Window] = (),
 ) -> list[AlertRoute]:
     """Classify every alert of `notification`, find its runbook section, plan the pages of the
-    firing ones from `at`, and render what the first step's channels would receive."""
+    firing ones from `at` (or from the end of the maintenance window that hides one: the rules'
+    and `windows`, those made at run time), and render what the first step's channels would
+    receive."""
     routes = []
+    in_force = (*routing.rules.maintenance, *windows)
     for alert in notification.alerts:
         routed = routing.route(alert)
         classification = routed.classification
         heartbeat = routing.rules.heartbeat_for(alert) if alert.firing else None
         pages_someone = alert.firing and heartbeat is None
-        timeline = tuple(routing.rules.plan(classification, at)) if pages_someone else ()
+        hidden = None
+        if pages_someone:
+            most_severe = routing.rank(classification.severity) == 0
+            hidden = cover(in_force, alert.labels, most_severe=most_severe, at=at)
+        # Hidden by a window, its pages are planned from the window's end.
+        starts = hidden.until if hidden is not None else at
+        timeline = tuple(routing.rules.plan(classification, starts)) if pages_someone else ()
         pages: list[PreviewPage] = []
         if timeline:
             following = timeline[1] if len(timeline) > 1 else None
@@ -116,9 +135,20 @@ def route_notification(
                 damping,
                 damping_effects(damping, alert.firing),
                 heartbeat,
+                hidden,
             )
         )
     return routes
+
+
+def _maintenance_json(hidden: Cover | None) -> dict[str, Any] | None:
+    if hidden is None:
+        return None
+    return {
+        "window": hidden.window.name,
+        "reason": hidden.window.reason,
+        "until": hidden.until.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
 
 
 def _section_json(section: Section | None, score: float, method: str) -> dict[str, Any] | None:
@@ -149,6 +179,7 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                 "group_values": dict(route.classification.group_values),
                 "policy": route.classification.policy,
                 "heartbeat": route.heartbeat.name if route.heartbeat else None,
+                "maintenance": _maintenance_json(route.hidden),
                 "timeline": [
                     {
                         "step": step.step,
@@ -204,6 +235,12 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
             f"  incident  {decision.incident_key}",
             f"  policy    {decision.policy}",
         ]
+        if route.hidden is not None:
+            lines.append(
+                f"  window    suppressed by maintenance window {route.hidden.window.describe()} "
+                f"until {route.hidden.until.astimezone(zone):%a %Y-%m-%d %H:%M %Z}: nobody is "
+                "paged before; if it still fires then, the timeline starts then"
+            )
         if route.heartbeat is not None:
             beat = route.heartbeat
             lines.append(

@@ -165,3 +165,24 @@ async def test_a_recurring_window_is_read_in_its_time_zone_across_a_dst_change(
             clock.now = datetime.fromisoformat(ends)
             await router.engine.run_once()
             assert [p[0] for p in await pages(router, during["id"])] == ["trigger"]
+
+
+async def test_the_console_lists_suppressed_incidents_and_says_until_when(
+    router: RouterService, client: Client
+) -> None:
+    await send(client, alert("SlowThing", service="billing"))
+    await send(client, alert("SlowThing", service="payments"))
+    host = {"Host": "router.test"}
+    listed = await (await client.get("/incidents?state=suppressed", headers=host)).text()
+    assert (
+        listed.count('class="state-suppressed"') == 1
+        and "billing" not in listed.split("<tbody>")[0]
+    )
+    everything_open = await (await client.get("/incidents?state=open", headers=host)).text()
+    assert everything_open.count("<tr>") == 3  # the header and both incidents
+    (suppressed,) = [i for i in await incidents(router) if i["state"] == "suppressed"]
+    detail = await (await client.get(f"/incidents/{suppressed['id']}", headers=host)).text()
+    assert 'id="suppressed">by a maintenance window until' in detail
+    api = await client.get("/api/v1/incidents?state=suppressed")
+    assert api.status == 200, await api.text()
+    assert [i["id"] for i in (await api.json())["incidents"]] == [suppressed["id"]]

@@ -3,12 +3,14 @@ time intervals in Alertmanager's shape and meaning."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from router.cli import main
 from router.maintenance.intervals import (
     TimeInterval,
     active_until,
@@ -198,3 +200,46 @@ def test_only_a_window_that_says_so_hides_the_most_severe_severity() -> None:
     assert cover((plain,), {"service": "payments"}, most_severe=False, at=now) is None
     assert cover((plain,), labels, most_severe=False, at=at("2026-11-24T11:00:00Z")) is None
     assert now.tzinfo is UTC or now.utcoffset() is not None
+
+
+def test_route_shows_which_window_hides_an_alert_and_plans_its_pages_from_the_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = Path(__file__).parent / "fixtures" / "rules" / "maintenance"
+    labels = [
+        {"alertname": "SlowThing", "service": "billing"},  # inside billing-morning
+        {"alertname": "DataCorruption", "service": "billing"},  # P0: not hidden
+    ]
+    body = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": lab,
+                "annotations": {},
+                "startsAt": "2026-11-24T08:59:00Z",
+            }
+            for lab in labels
+        ],
+    }
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps(body))
+    args = ["route", str(payload), "--rules", str(rules), "--at", "2026-11-24T09:00:00Z"]
+    assert main([*args, "--json"]) == 0
+    slow, corruption = json.loads(capsys.readouterr().out)["alerts"]
+    assert slow["maintenance"] == {
+        "window": "billing-morning",
+        "reason": "billing migration",
+        "until": "2026-11-24T11:00:00Z",
+    }
+    assert slow["timeline"][0]["at"] == "2026-11-24T11:00:00Z"
+    assert corruption["maintenance"] is None
+    assert corruption["timeline"][0]["at"] == "2026-11-24T09:00:00Z"
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert (
+        "  window    suppressed by maintenance window billing-morning (billing migration) until "
+        "Tue 2026-11-24 12:00 CET: nobody is paged before" in text
+    )
+    assert text.count("suppressed by maintenance window") == 1

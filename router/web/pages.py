@@ -37,6 +37,7 @@ from router.incidents.schedule import format_duration, parse_duration
 from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
+from router.maintenance.windows import Window
 from router.outbox.render import Renderer
 from router.replay import minute
 from router.routing import Routing, format_evidence, percent
@@ -290,7 +291,11 @@ class ConsolePages:
         if request.method == "POST":
             form = await request.post()
             payload = str(form.get("payload", ""))
-            routes, problem = self._dry_run(payload, at)
+            try:
+                windows = await self._store.list_maintenance_windows(at)
+            except StoreError:
+                windows = []  # the rules' windows are still shown
+            routes, problem = self._dry_run(payload, at, windows)
         return self._page(
             "routing.html.j2",
             400 if problem else 200,
@@ -303,7 +308,9 @@ class ConsolePages:
             zone=self._routing().rules.business_hours.tz,
         )
 
-    def _dry_run(self, payload: str, at: datetime) -> tuple[list[AlertRoute] | None, str | None]:
+    def _dry_run(
+        self, payload: str, at: datetime, windows: list[Window]
+    ) -> tuple[list[AlertRoute] | None, str | None]:
         # The dry run of `runbook-router route`, on the rules and templates in force.
         if not payload.strip():
             return None, "paste an Alertmanager or Grafana webhook body"
@@ -313,7 +320,7 @@ class ConsolePages:
             return None, str(exc)
         templates = self._settings.rules_dir / "templates"
         renderer = Renderer(templates if templates.is_dir() else None)
-        return route_notification(self._routing(), notification, at, renderer), None
+        return route_notification(self._routing(), notification, at, renderer, windows), None
 
     async def rules_page(self, request: web.Request) -> web.Response:
         try:
