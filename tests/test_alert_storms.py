@@ -206,9 +206,12 @@ async def test_threshold_zero_turns_storm_pages_off(
     tmp_path: Path, clock: FakeClock, pagerduty: FakePagerDuty
 ) -> None:
     rules = storm_rules(tmp_path, "storm: {threshold: 0}\n")
-    async with running_router(
-        tmp_path, clock, "sqlite", rules_dir=rules, pagerduty_events_url=pagerduty.url
-    ) as router, TestClient(TestServer(router.web_app())) as client:
+    async with (
+        running_router(
+            tmp_path, clock, "sqlite", rules_dir=rules, pagerduty_events_url=pagerduty.url
+        ) as router,
+        TestClient(TestServer(router.web_app())) as client,
+    ):
         await send(client, *burst(25))
         await router.engine.run_once()
     assert len(incident_triggers(pagerduty)) == 25
