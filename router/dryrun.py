@@ -264,6 +264,7 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
                     f"    {offset:<9} {step.at.astimezone(zone):%a %H:%M}  "
                     f"step {step.step}{again:<6} {', '.join(step.tiers):<14} {ack}{waited}"
                 )
+            lines.append(f"  storm     {_storm_note(ruleset, decision.severity)}")
         else:
             lines.append("  timeline  none: a resolved alert pages nobody")
         lines += [f"  damping   {effect}" for effect in route.damping_effects]
@@ -273,6 +274,21 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
             lines += format_pages(route.pages)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def _storm_note(ruleset: RuleSet, severity: str) -> str:
+    """What an alert storm would change; a dry run has no database, so it cannot know whether
+    a tier is in one now (router/incidents/storms.py)."""
+    settings = ruleset.storm
+    if not settings.enabled:
+        return settings.describe()
+    if ruleset.rank(severity) == 0:
+        return f"{severity} is paged on its own even in an alert storm"
+    return (
+        f"beyond {settings.threshold} incidents to a tier in "
+        f"{format_duration(settings.window)}, folded into its storm page "
+        "(a dry run cannot see a storm in progress)"
+    )
 
 
 def _runbook_lines(match: RunbookMatch) -> list[str]:

@@ -156,6 +156,22 @@ class Metrics:
             ["severity", "tier"],
             registry=r,
         )
+        self.storms = Counter(
+            "router_storms_total",
+            "Alert storms begun: a tier paged for more incidents within the window than the "
+            "rules' storm threshold.",
+            ["tier"],
+            registry=r,
+        )
+        self.pages_folded = Counter(
+            "router_pages_folded_total",
+            "Pages not sent because their tier was in a storm; its storm page tells of them.",
+            ["tier"],
+            registry=r,
+        )
+        self.storming_tiers = Gauge(
+            "router_storming_tiers", "Tiers in an alert storm now.", registry=r
+        )
         self.ack_seconds = Histogram(
             "router_ack_seconds",
             "Time from an incident's opening to its acknowledgement.",
@@ -265,6 +281,8 @@ class Metrics:
         for name in rules.heartbeats:
             self.heartbeats_missed.labels(heartbeat=name)
         for tier in rules.tiers.values():
+            self.storms.labels(tier=tier.name)
+            self.pages_folded.labels(tier=tier.name)
             for channel in tier.channels:
                 self.delivery_duration.labels(channel=channel.kind)
                 for outcome in PAGE_OUTCOMES:

@@ -26,17 +26,19 @@ class AlertStatus(enum.StrEnum):
 
 class PageEvent(enum.StrEnum):
     """What a page announces: the first page, a later step (or repeat, re-trigger or severity
-    raise), or the news that the incident was acknowledged or resolved."""
+    raise), or the news that the incident was acknowledged or resolved; or a tier's storm page,
+    which stands for the pages folded into it (router/incidents/storms.py)."""
 
     TRIGGER = "trigger"
     ESCALATE = "escalate"
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
+    STORM = "storm"
 
     @property
     def pages(self) -> bool:
         """True for the events that page someone (not the notices)."""
-        return self in (PageEvent.TRIGGER, PageEvent.ESCALATE)
+        return self in (PageEvent.TRIGGER, PageEvent.ESCALATE, PageEvent.STORM)
 
 
 class PageState(enum.StrEnum):
@@ -46,6 +48,7 @@ class PageState(enum.StrEnum):
     SENDING = "sending"  # claimed by a dispatcher until its lease runs out
     DELIVERED = "delivered"
     FAILED = "failed"  # given up: a permanent error, or its deadline passed
+    FOLDED = "folded"  # not sent: its tier was in a storm, the storm page tells of it
 
 
 def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -83,12 +83,17 @@ def test_dedup_key_names_its_incident_within_pagerdutys_limit(number: int, key: 
 def test_other_senders_keys_name_no_incident() -> None:
     assert incident_id_from_dedup_key("alertmanager/xyz") is None
     assert incident_id_from_dedup_key("rr-x:abc") is None
+    # A storm page's key names a storm, not an incident: PagerDuty's webhook ignores it.
+    assert incident_id_from_dedup_key("rr-storm-3:oncall") is None
     assert dedup_key(None, "k") == "rr-?:k"
 
 
 def test_page_events_and_states_are_closed_vocabularies() -> None:
-    assert [event.value for event in PageEvent] == ["trigger", "escalate", "acknowledge", "resolve"]
-    assert [event for event in PageEvent if event.pages] == [PageEvent.TRIGGER, PageEvent.ESCALATE]
-    assert {state.value for state in PageState} == {"pending", "sending", "delivered", "failed"}
+    events = ["trigger", "escalate", "acknowledge", "resolve", "storm"]
+    assert [event.value for event in PageEvent] == events
+    paging = [PageEvent.TRIGGER, PageEvent.ESCALATE, PageEvent.STORM]
+    assert [event for event in PageEvent if event.pages] == paging
+    states = {"pending", "sending", "delivered", "failed", "folded"}
+    assert {state.value for state in PageState} == states
     assert PageContext.from_json({**LEGACY["pagerduty"], "event": "nonsense"}).event is None
     assert PageContext.from_json(LEGACY["apprise"]).event is PageEvent.TRIGGER

@@ -280,7 +280,7 @@ def test_check_reports_every_broken_or_stray_template(tmp_path: Path) -> None:
         f"{untitled}: sets no title ({{% set title %}}...{{% endset %}})",
         f"{broken}:2: 'oops' is undefined",
         f"{stray}: not a page template (expected KIND/EVENT.j2 with KIND one of pagerduty, "
-        "apprise, sms, log and EVENT one of trigger, escalate, acknowledge, resolve; files "
+        "apprise, sms, log and EVENT one of trigger, escalate, acknowledge, resolve, storm; files "
         "starting with _ are for macros)",
     ]
 

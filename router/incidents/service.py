@@ -20,6 +20,7 @@ from router.incidents import escalation
 from router.incidents.batches import Batcher
 from router.incidents.escalation import Decision, IncidentState, PageOrder
 from router.incidents.schedule import format_duration
+from router.incidents.storms import StormEffects, Storms
 from router.links import AckLinks, incident_view_url
 from router.logs import fields
 from router.maintenance.windows import Cover, Window, cover, cover_all
@@ -71,6 +72,7 @@ class _Effects:
     missed: list[str] = field(default_factory=list)  # heartbeats
     # Open incidents that changed (severity, state): (before, after); None for "not open".
     moved: list[tuple[tuple[str, str] | None, tuple[str, str] | None]] = field(default_factory=list)
+    storms: StormEffects = field(default_factory=StormEffects)
 
     def move(
         self, before: tuple[str, IncidentState] | None, after: tuple[str, IncidentState]
@@ -141,6 +143,7 @@ class IncidentService:
         self._on_new_work = on_new_work
         # When this process began watching each heartbeat (see `watch_heartbeats`).
         self._watched_since: dict[str, datetime] = {}
+        self._storms = Storms(base_url, DELIVERY_DEADLINE)
         self._webhooks: Batcher[_Webhook, IngestResult] = Batcher(
             self._write_webhooks, weight=lambda webhook: len(webhook.routed), limit=BATCH_ALERTS
         )
@@ -224,6 +227,8 @@ class IncidentService:
                 if item.alert.firing
             ]
         )
+        if any(item.alert.firing for _, item in received):
+            self._storms.lock(tx, webhooks[0].routing)
         # The open incident of each key, looked up once per transaction: the alerts of a
         # webhook, and of webhooks that arrive together, mostly share a few keys.
         open_incidents: dict[str, IncidentRecord | None] = {}
@@ -262,6 +267,8 @@ class IncidentService:
                     resolved = self._alert_resolved(tx, routing, item.alert, alert_id, now, effects)
                     for key in resolved:
                         open_incidents.pop(key, None)
+        if effects.storms.touched:
+            self._storms.page(tx, webhooks[-1].routing, webhooks[-1].now, effects.storms)
         return [IngestResult(**counts[id(webhook)]) for webhook in webhooks], effects
 
     def _alert_fired(
@@ -438,6 +445,7 @@ class IncidentService:
 
         def escalate(tx: Transaction) -> tuple[int, _Effects]:
             effects = _Effects()
+            self._storms.lock(tx, routing)
             due = tx.claim_due_incidents(now, limit)
             windows = _Windows(tx, routing)
             for incident in due:
@@ -466,6 +474,10 @@ class IncidentService:
                     who=QUIET_AFTER_FLAPPING,
                     notify=False,
                 )
+            if effects.storms.touched:
+                self._storms.page(tx, routing, now, effects.storms)
+            # Storms end, and their owed updates are sent, on the escalation loop's clock.
+            self._storms.upkeep(tx, routing, now, effects.storms)
             return len(due), effects
 
         handled, effects = await self._store.write("escalate due incidents", escalate, limit)
@@ -542,6 +554,7 @@ class IncidentService:
         def open_missed(tx: Transaction) -> tuple[list[int], _Effects]:
             effects = _Effects()
             tx.lock_incident_keys([heartbeat.incident_key for heartbeat in due])
+            self._storms.lock(tx, routing)
             opened = []
             for heartbeat in due:
                 # Decided again under the lock: a beat or another replica may have come first.
@@ -555,6 +568,8 @@ class IncidentService:
                     opened.append(
                         self._open_missed(tx, routing, heartbeat, last_beat, now, effects)
                     )
+            if effects.storms.touched:
+                self._storms.page(tx, routing, now, effects.storms)
             return opened, effects
 
         opened, effects = await self._store.write("open missed-heartbeat incidents", open_missed)
@@ -779,6 +794,8 @@ class IncidentService:
             for order in decision.pages
             for page in self._pages_for(routing, incident, order, decision, policy, severity, now)
         ]
+        # A tier in an alert storm gets its storm page rather than these (incidents/storms.py).
+        pages = self._storms.fold(tx, routing, incident, severity, pages, now, effects.storms)
         tx.enqueue_pages(pages)
         effects.pages += len(pages)
         effects.breached += [(severity, tier) for tier in decision.sla_breached_tiers]
@@ -921,7 +938,8 @@ class IncidentService:
                 m.open_incidents.labels(severity=before[0], state=before[1]).dec()
             if after is not None:
                 m.open_incidents.labels(severity=after[0], state=after[1]).inc()
-        if effects.pages:
+        Storms.count(m, effects.storms)
+        if effects.pages or effects.storms.pages:
             self._on_new_work()
 
 

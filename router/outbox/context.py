@@ -217,13 +217,98 @@ class NextEscalation:
 
 
 @dataclass(frozen=True, slots=True)
+class StormSummary:
+    """What a tier's storm page says: how many incidents were paged to the tier since the storm
+    began (counting from one `window` before it), by severity and by service, and where to see
+    them. `headline` is the one sentence every channel shows."""
+
+    storm_id: int
+    tier: str
+    incidents: int
+    span_seconds: int
+    by_severity: tuple[tuple[str, int], ...] = ()
+    top_services: tuple[tuple[str, int], ...] = ()
+    list_url: str = ""
+    escalations: bool = False  # some were escalations to the tier rather than openings
+    ended: bool = False
+
+    @property
+    def headline(self) -> str:
+        """`37 incidents opened in 60 s: 12 P1, 25 P2; top services ledger (20), api (9); list:
+        URL`."""
+        verb = "opened or escalated" if self.escalations else "opened"
+        text = f"{self.incidents} incidents {verb} in {_span(self.span_seconds)}"
+        if self.by_severity:
+            text += ": " + ", ".join(f"{count} {severity}" for severity, count in self.by_severity)
+        if self.top_services:
+            services = ", ".join(f"{name} ({count})" for name, count in self.top_services)
+            text += f"; top services {services}"
+        if self.list_url:
+            text += f"; list: {self.list_url}"
+        return text
+
+    @property
+    def dedup_key(self) -> str:
+        """PagerDuty's dedup_key of the storm: updates of one storm de-duplicate into one alert."""
+        return f"rr-storm-{self.storm_id}:{self.tier}"[:255]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "storm_id": self.storm_id,
+            "tier": self.tier,
+            "incidents": self.incidents,
+            "span_seconds": self.span_seconds,
+            "by_severity": [list(pair) for pair in self.by_severity],
+            "top_services": [list(pair) for pair in self.top_services],
+            "list_url": self.list_url,
+            "escalations": self.escalations,
+            "ended": self.ended,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> StormSummary | None:
+        data = _mapping(data)
+        if not data:
+            return None
+        return cls(
+            storm_id=_int(data.get("storm_id")) or 0,
+            tier=_text(data.get("tier")),
+            incidents=_int(data.get("incidents")) or 0,
+            span_seconds=_int(data.get("span_seconds")) or 0,
+            by_severity=_counts(data.get("by_severity")),
+            top_services=_counts(data.get("top_services")),
+            list_url=_text(data.get("list_url")),
+            escalations=data.get("escalations") is True,
+            ended=data.get("ended") is True,
+        )
+
+
+def _counts(value: Any) -> tuple[tuple[str, int], ...]:
+    return tuple(
+        (_text(pair[0]), _int(pair[1]) or 0)
+        for pair in _sequence(value)
+        if isinstance(pair, list | tuple) and len(pair) == 2
+    )
+
+
+def _span(seconds: int) -> str:
+    """`60 s` up to two minutes, then `7m`, `1h30m` (schedule.format_duration's units)."""
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes, _ = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m" if hours and minutes else f"{hours}h" if hours else f"{minutes}m"
+
+
+@dataclass(frozen=True, slots=True)
 class PageContext:
     """What one page says: the incident, the alert, the runbook, and this page's place in it.
 
     `incident_id` is None for a page that is never sent (a dry run). `event` is `trigger`,
-    `escalate`, `acknowledge` or `resolve`; `step` counts from 1 and `round` from 0, as the
-    incident API shows them; `by` says who acknowledged or resolved. `severity_rank` is the
-    severity's place in the rules (0 the most severe), for channels that map severities.
+    `escalate`, `acknowledge`, `resolve` or `storm` (with `storm` set); `step` counts from 1 and
+    `round` from 0, as the incident API shows them; `by` says who acknowledged or resolved.
+    `severity_rank` is the severity's place in the rules (0 the most severe), for channels that map
+    severities.
     """
 
     incident_key: str
@@ -246,6 +331,7 @@ class PageContext:
     ack_url: str | None = None
     next_escalation: NextEscalation | None = None
     by: str | None = None
+    storm: StormSummary | None = None  # a storm page's summary (event `storm`)
 
     def with_(self, **changes: Any) -> PageContext:
         """A copy with some fields changed (`context.with_(tier="oncall")`)."""
@@ -275,6 +361,7 @@ class PageContext:
             "ack_url": self.ack_url,
             "next_escalation": self.next_escalation.to_json() if self.next_escalation else None,
             "by": self.by,
+            "storm": self.storm.to_json() if self.storm else None,
         }
 
     @classmethod
@@ -312,6 +399,7 @@ class PageContext:
             ack_url=_optional_text(data.get("ack_url")),
             next_escalation=NextEscalation.from_json(data.get("next_escalation")),
             by=_optional_text(data.get("by")),
+            storm=StormSummary.from_json(data.get("storm")),
         )
 
 

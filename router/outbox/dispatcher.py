@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from router.errors import DeliveryError, FailureReason, StoreError
 from router.logs import fields
 from router.metrics import Metrics
-from router.models import PageState
+from router.models import PageEvent, PageState
 from router.outbox.channels import ChannelSet, Delivery, Excerpt, Sent, no_excerpt
 from router.outbox.context import PageContext, PageContextError, PageRunbook
 from router.routing import Routing
@@ -280,6 +280,8 @@ def _duration(delta: timedelta) -> str:
 
 
 def _what(page: PageRecord) -> str:
+    if page.event is PageEvent.STORM:
+        return f"sent the storm page of tier {page.tier} via {page.channel_label}"
     if page.event.pages:
         round_ = f" (repeat {page.round})" if page.round else ""
         return f"paged tier {page.tier} step {page.step + 1}{round_} via {page.channel_label}"

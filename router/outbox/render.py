@@ -1,11 +1,11 @@
 """What a page says, per channel: Jinja2 templates, one per channel kind and event, cut to budgets.
 
 Templates live in `<kind>/<event>.j2` (kinds `pagerduty`, `apprise`, `sms`, `log`; events `trigger`,
-`escalate`, `acknowledge`, `resolve`). A file of the same relative path in
-`ROUTER_RULES_DIR/templates/` overrides the shipped one. A template's output is the page body; the
-page title is what the template sets with `{% set title %}...{% endset %}` (it is read through
-Jinja's template module). PagerDuty's acknowledge and resolve events carry no text (Events API v2:
-only `dedup_key`), so the `pagerduty` kind has no templates for them.
+`escalate`, `acknowledge`, `resolve`, and `storm`, a tier's storm page). A file of the same relative
+path in `ROUTER_RULES_DIR/templates/` overrides the shipped one. A template's output is the page
+body; the page title is what the template sets with `{% set title %}...{% endset %}` (it is read
+through Jinja's template module). PagerDuty's acknowledge and resolve events carry no text (Events
+API v2: only `dedup_key`), so the `pagerduty` kind has no templates for them.
 
 Each kind of target has a budget (`PageFormat`). The body is rendered once without the runbook
 excerpt to learn how much room the rest takes; the excerpt is then asked for the room left (the
@@ -40,7 +40,7 @@ EVENTS = tuple(PageEvent)
 KINDS = ("pagerduty", "apprise", "sms", "log")
 # PagerDuty's acknowledge and resolve events have no payload, so nothing to render for them.
 TEMPLATE_EVENTS: Mapping[str, tuple[str, ...]] = {
-    "pagerduty": (PageEvent.TRIGGER, PageEvent.ESCALATE),
+    "pagerduty": (PageEvent.TRIGGER, PageEvent.ESCALATE, PageEvent.STORM),
     "apprise": EVENTS,
     "sms": EVENTS,
     "log": EVENTS,

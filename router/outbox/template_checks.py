@@ -155,4 +155,14 @@ def sample_context(
         context["next_escalation"] = {"at": "2024-05-06T10:15:00+00:00", "tiers": ["team-lead"]}
     if event == "escalate":
         context["step"] = 2
+    if event == "storm":
+        context["storm"] = {
+            "storm_id": 0,
+            "tier": tier,
+            "incidents": 37,
+            "span_seconds": 60,
+            "by_severity": [["P1", 12], ["P2", 25]],
+            "top_services": [["ledger", 20], ["api", 9]],
+            "list_url": "http://router.example/incidents?state=open",
+        }
     return PageContext.from_json(context)

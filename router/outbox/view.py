@@ -1,7 +1,8 @@
 """What a page template sees: the variables made from a page's context, and the filters.
 
 `page_view` is the one place that turns a `PageContext` into template variables (`page`,
-`incident`, `alert`, `runbook`, `runbook_candidates`, `ack_url`, `next_escalation`, `by`); the
+`incident`, `alert`, `runbook`, `runbook_candidates`, `ack_url`, `next_escalation`, `by`, and
+`storm` on a storm page); the
 filters (`shorten`, `when`, `label_pairs`) are the only functions templates call. Pure.
 """
 
@@ -22,6 +23,7 @@ STATUS = {
     "escalate": "escalated",
     "acknowledge": "acknowledged",
     "resolve": "resolved",
+    "storm": "storm",
 }
 
 # Labels that say nothing an on-call reader does not see elsewhere in the page.
@@ -108,8 +110,25 @@ def page_view(
             else None
         ),
         "by": context.by,
+        "storm": _storm_view(context),
         "budget": budget,
         "timezone": timezone,
+    }
+
+
+def _storm_view(context: PageContext) -> dict[str, Any] | None:
+    storm = context.storm
+    if storm is None:
+        return None
+    return {
+        "id": storm.storm_id,
+        "tier": storm.tier,
+        "headline": storm.headline,
+        "incidents": storm.incidents,
+        "by_severity": [list(pair) for pair in storm.by_severity],
+        "top_services": [list(pair) for pair in storm.top_services],
+        "list_url": storm.list_url,
+        "ended": storm.ended,
     }
 
 

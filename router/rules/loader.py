@@ -3,11 +3,11 @@
 Every `*.yaml` and `*.yml` file of the directory is read in file-name order. `rules:` and
 `heartbeats:` lists concatenate; `severities`, `tiers` and `policies` merge, and a name defined
 twice is an error naming both places; the scalar keys (`timezone`, `business_hours`,
-`runbook_base_url`, `group_by`, `default_severity`) may be set once. Every problem is reported
-as `file:line: message`, all of them in one run: unknown keys, wrong types, unknown tiers,
-severities and policies, bad durations, matchers and conditions, policies that miss a severity
-their rules or heartbeats produce, duplicate names, runbook references of the wrong form or to
-missing files.
+`runbook_base_url`, `group_by`, `default_severity`, `storm`) may be set once. Every problem is
+reported as `file:line: message`, all of them in one run: unknown keys, wrong types, unknown tiers,
+severities and policies, bad durations, matchers and conditions, policies that miss a severity their
+rules or heartbeats produce, duplicate names, runbook references of the wrong form or to missing
+files.
 
 Tier channels: a tier's PagerDuty routing key or Apprise URL that is empty after interpolation is
 dropped; a tier left with no channel pages to the log, with a warning.
@@ -44,6 +44,7 @@ from router.rules.reader import (
     Merged,
 )
 from router.rules.source import Node, Problem, Problems, Where, read_yaml
+from router.rules.storm import StormSection
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _load(
     return ruleset, problems.sorted(order)
 
 
-class _Builder(EscalationSections, HeartbeatSections, MaintenanceSection):
+class _Builder(EscalationSections, HeartbeatSections, MaintenanceSection, StormSection):
     """Turns merged Nodes into a RuleSet, recording every problem on the way."""
 
     # --- the whole ---------------------------------------------------------------------------
@@ -161,6 +162,7 @@ class _Builder(EscalationSections, HeartbeatSections, MaintenanceSection):
         group_by: tuple[str, ...] = DEFAULT_GROUP_BY
         if "group_by" in scalars:
             group_by = self.label_names(scalars["group_by"][0], "group_by") or ()
+        storm = self.storm(scalars.get("storm"))
         tiers = self.tiers(merged.sections["tiers"])
         policies = self.policies(merged.sections["policies"], known_severities, tiers)
         self.default_policy(merged, severities, Where(first_file, 0))
@@ -189,6 +191,7 @@ class _Builder(EscalationSections, HeartbeatSections, MaintenanceSection):
             runbook_base_url=runbook_base_url,
             group_by=group_by,
             default_severity=default_severity,
+            storm=storm,
             warnings=tuple(str(p) for p in self.problems.warnings),
             files=tuple(file for file, _ in documents),
             maintenance=maintenance,

@@ -34,6 +34,7 @@ from router.rules.conditions import (
 )
 from router.rules.heartbeats import Heartbeat, heartbeat_for
 from router.rules.matchers import Matcher, MatchType
+from router.rules.storm import StormSettings
 
 DEFAULT_POLICY = "default"
 # Incident keys are stored and sent to PagerDuty as `dedup_key`, which takes at most 255 characters
@@ -166,6 +167,7 @@ class RuleSet:
         runbook_base_url: str,
         group_by: tuple[str, ...],
         default_severity: str,
+        storm: StormSettings | None = None,
         warnings: tuple[str, ...] = (),
         files: tuple[str, ...] = (),
         heartbeats: tuple[Heartbeat, ...] = (),
@@ -180,6 +182,8 @@ class RuleSet:
         self.runbook_base_url = runbook_base_url
         self.group_by = group_by
         self.default_severity = default_severity
+        # When a tier's pages fold into a storm page (router/incidents/storms.py).
+        self.storm = storm or StormSettings()
         self.warnings = warnings
         self.files = files
         self.heartbeats = {heartbeat.name: heartbeat for heartbeat in heartbeats}

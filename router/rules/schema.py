@@ -277,6 +277,24 @@ MAINTENANCE: dict[str, Json] = {
     },
 }
 
+# `storm: {threshold: 20, window: 60s, update_every: 5m}`: when a tier's pages fold into one.
+STORM: dict[str, Json] = {
+    "threshold": {
+        "description": "More than this many incidents paged to one tier within `window` is a "
+        "storm (default 20); 0 turns storm pages off.",
+        "type": "integer",
+        "minimum": 0,
+    },
+    "window": {
+        "description": "How far back openings are counted (default 60s).",
+        "$ref": _DURATION,
+    },
+    "update_every": {
+        "description": "At most one updated storm page per tier this often (default 5m).",
+        "$ref": _DURATION,
+    },
+}
+
 # Top-level keys that hold one value, and those that hold named entries merged across files.
 SCALARS: dict[str, Json] = {
     "timezone": {
@@ -305,6 +323,14 @@ SCALARS: dict[str, Json] = {
         "description": "Severity of an alert that no rule classifies and whose severity label "
         "maps to none (default: the least severe).",
         "type": "string",
+    },
+    "storm": {
+        "description": "Alert storms: beyond `threshold` incidents in `window`, a tier's further "
+        "pages (not the most severe level's) fold into one storm page, updated at most every "
+        "`update_every`.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": STORM,
     },
 }
 SECTIONS: dict[str, Json] = {

@@ -151,6 +151,32 @@ class NewPage:
     context: PageContext
     due_at: datetime
     deadline_at: datetime
+    # FOLDED for a page that its tier's storm page stands for: stored, never sent.
+    state: PageState = PageState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class StormRecord:
+    """An alert storm of one tier (router/incidents/storms.py)."""
+
+    id: int
+    tier: str
+    started_at: datetime
+    ended_at: datetime | None
+    last_page_at: datetime
+    update_due_at: datetime | None
+    folded: int
+    last_incident_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TierPaged:
+    """An incident paged (or folded) to a tier lately, as a storm page counts it."""
+
+    incident_id: int
+    severity: str
+    classification: dict[str, Any]
+    escalation: bool  # paged by an escalation rather than by its opening
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +296,43 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def paged_channels(self, incident_id: int) -> list[PagedChannel]:
-        """Every distinct channel a trigger or escalation of the incident went to."""
+        """Every distinct channel a trigger or escalation of the incident went to (not folded)."""
+
+    # --- alert storms (router/incidents/storms.py) ---
+
+    @abc.abstractmethod
+    def lock_storms(self) -> None:
+        """Serialise the transactions that count and fold pages (until commit), so that
+        replicas sharing a database agree on what a storm is."""
+
+    @abc.abstractmethod
+    def incidents_paged(self, tier: str, since: datetime, *, exclude: int | None = None) -> int:
+        """How many incidents (but `exclude`) had a trigger or escalation page to `tier`, sent
+        or folded, created after `since`."""
+
+    @abc.abstractmethod
+    def tier_paged(self, tier: str, since: datetime, until: datetime) -> list[TierPaged]:
+        """The incidents paged or folded to `tier` from `since` (excluded) to `until`."""
+
+    @abc.abstractmethod
+    def open_storm(self, tier: str) -> StormRecord | None:
+        """The storm of `tier` that has not ended, if any."""
+
+    @abc.abstractmethod
+    def storms_to_watch(self) -> list[StormRecord]:
+        """Storms not ended, and ended storms that still owe an updated page."""
+
+    @abc.abstractmethod
+    def start_storm(self, tier: str, now: datetime, incident_id: int) -> StormRecord: ...
+
+    @abc.abstractmethod
+    def update_storm(self, storm_id: int, **columns: Any) -> None:
+        """Set columns of a storm (`last_page_at`, `update_due_at`, `folded`, `ended_at`...)."""
+
+    @abc.abstractmethod
+    def refresh_storm_pages(self, tier: str, since: datetime, context: PageContext) -> int:
+        """Give the storm pages of `tier` created from `since` that are still pending (not sent
+        yet) this context; how many there were."""
 
     @abc.abstractmethod
     def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:

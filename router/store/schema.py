@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # What each version adds to a database made by the one before (`SqlStore` applies them in order).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -21,6 +21,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # Flap detection finds the incident of a key that resolved last (ix_incidents_key_resolved).
     3: ("CREATE INDEX IF NOT EXISTS ix_incidents_key_resolved ON incidents (key, resolved_at)",),
+    # The `storms` table is new (created whole at start); the pages of a tier are counted by it.
+    4: ("CREATE INDEX IF NOT EXISTS ix_pages_tier ON pages (tier, created_at)",),
 }
 
 metadata = sa.MetaData()
@@ -158,7 +160,8 @@ pages = sa.Table(
     sa.Column("channel_label", sa.String(255), nullable=False),  # safe to show: no secret
     sa.Column("context", sa.JSON, nullable=False),  # what the page is about, rendered when sent
     sa.Column("sent", sa.JSON),  # {"title", "body"} as the channel sent it
-    sa.Column("state", sa.String(16), nullable=False),  # pending, sending, delivered, failed
+    # pending, sending, delivered, failed; or folded (never sent: its tier was in a storm)
+    sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("deadline_at", UTCDateTime, nullable=False),
@@ -169,6 +172,27 @@ pages = sa.Table(
 )
 sa.Index("ix_pages_due", pages.c.state, pages.c.next_attempt_at)
 sa.Index("ix_pages_incident", pages.c.incident_id)
+# How many incidents were paged to a tier lately: what decides an alert storm.
+sa.Index("ix_pages_tier", pages.c.tier, pages.c.created_at)
+
+# An alert storm of one tier: from the page that went beyond the threshold until a window passes
+# with no more than the threshold (`ended_at`). Its storm pages are rows of `pages` (event
+# `storm`) attached to an incident folded into it.
+storms = sa.Table(
+    "storms",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("tier", sa.String(255), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("last_page_at", UTCDateTime, nullable=False),
+    # Incidents folded since the last storm page: an updated page is due then.
+    sa.Column("update_due_at", UTCDateTime),
+    sa.Column("folded", sa.Integer, nullable=False),  # pages folded into it, all told
+    # The incident its next storm page is attached to (no foreign key: retention may delete it).
+    sa.Column("last_incident_id", _ID, nullable=False),
+)
+sa.Index("ix_storms_tier", storms.c.tier, storms.c.ended_at)
 
 # Small named values the router keeps for itself (the generated link-signing key).
 settings_kv = sa.Table(

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from router.incidents.escalation import Progress
 from router.maintenance.windows import Window
 from router.models import Alert, AlertStatus, PageEvent, PageState
+from router.outbox.context import PageContext
 from router.store import maintenance, schema
 from router.store.base import (
     ALERT_NOTES_LISTED,
@@ -30,6 +31,8 @@ from router.store.base import (
     NewPage,
     PagedChannel,
     StoredAlert,
+    StormRecord,
+    TierPaged,
     Transaction,
 )
 from router.store.rows import heartbeat_record, incident_record
@@ -46,6 +49,7 @@ class SqlTransaction(Transaction):
         self._links: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._alert_notes: dict[tuple[int, AlertChange], list[tuple[datetime, str]]] = {}
+        self._storms_locked = False
 
     def flush(self) -> None:
         """Write the links and notes kept back."""
@@ -308,7 +312,7 @@ class SqlTransaction(Transaction):
                     "channel_index": page.channel_index,
                     "channel_label": page.channel_label,
                     "context": page.context.to_json(),
-                    "state": PageState.PENDING,
+                    "state": page.state,
                     "attempts": 0,
                     "next_attempt_at": page.due_at,
                     "deadline_at": page.deadline_at,
@@ -325,11 +329,111 @@ class SqlTransaction(Transaction):
             .where(
                 pages.c.incident_id == incident_id,
                 pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
+                pages.c.state != PageState.FOLDED,
             )
             .group_by(pages.c.tier, pages.c.channel, pages.c.channel_index, pages.c.channel_label)
             .order_by(sa.func.min(pages.c.id))
         )
         return [PagedChannel(*row) for row in self._conn.execute(query)]
+
+    # --- alert storms ---------------------------------------------------------------------
+
+    def lock_storms(self) -> None:
+        # One lock for every tier, taken once per transaction: transactions that fold pages
+        # then never wait for each other in a cycle. SQLite serialises every writer already.
+        if self._dialect != "postgresql" or self._storms_locked:
+            return
+        self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_STORM_LOCK)))
+        self._storms_locked = True
+
+    def incidents_paged(self, tier: str, since: datetime, *, exclude: int | None = None) -> int:
+        pages = schema.pages
+        query = sa.select(sa.func.count(sa.distinct(pages.c.incident_id))).where(
+            pages.c.tier == tier,
+            pages.c.created_at > since,
+            pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
+        )
+        if exclude is not None:
+            query = query.where(pages.c.incident_id != exclude)
+        return int(self._conn.execute(query).scalar_one())
+
+    def tier_paged(self, tier: str, since: datetime, until: datetime) -> list[TierPaged]:
+        pages, incidents = schema.pages, schema.incidents
+        paged = (
+            sa.select(
+                pages.c.incident_id,
+                sa.func.min(pages.c.event).label("event"),  # "escalate" < "trigger"
+            )
+            .where(
+                pages.c.tier == tier,
+                pages.c.created_at > since,
+                pages.c.created_at <= until,
+                pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
+            )
+            .group_by(pages.c.incident_id)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                incidents.c.id, incidents.c.severity, incidents.c.classification, paged.c.event
+            )
+            .join(paged, paged.c.incident_id == incidents.c.id)
+            .order_by(incidents.c.id)
+        )
+        return [
+            TierPaged(int(id_), severity, classification or {}, event == PageEvent.ESCALATE)
+            for id_, severity, classification, event in self._conn.execute(query)
+        ]
+
+    def open_storm(self, tier: str) -> StormRecord | None:
+        storms = schema.storms
+        row = (
+            self._conn.execute(
+                sa.select(storms).where(storms.c.tier == tier, storms.c.ended_at.is_(None))
+            )
+            .mappings()
+            .first()
+        )
+        return _storm(row) if row else None
+
+    def storms_to_watch(self) -> list[StormRecord]:
+        storms = schema.storms
+        query = (
+            sa.select(storms)
+            .where(sa.or_(storms.c.ended_at.is_(None), storms.c.update_due_at.is_not(None)))
+            .order_by(storms.c.id)
+        )
+        return [_storm(row) for row in self._conn.execute(query).mappings()]
+
+    def start_storm(self, tier: str, now: datetime, incident_id: int) -> StormRecord:
+        storms = schema.storms
+        values = {
+            "tier": tier,
+            "started_at": now,
+            "last_page_at": now,
+            "folded": 0,
+            "last_incident_id": incident_id,
+        }
+        row = self._conn.execute(storms.insert().values(values).returning(storms)).mappings().one()
+        return _storm(row)
+
+    def update_storm(self, storm_id: int, **columns: Any) -> None:
+        storms = schema.storms
+        self._conn.execute(storms.update().where(storms.c.id == storm_id).values(**columns))
+
+    def refresh_storm_pages(self, tier: str, since: datetime, context: PageContext) -> int:
+        pages = schema.pages
+        updated = self._conn.execute(
+            pages.update()
+            .where(
+                pages.c.tier == tier,
+                pages.c.event == PageEvent.STORM,
+                pages.c.state == PageState.PENDING,
+                pages.c.created_at >= since,
+            )
+            .values(context=context.with_(tier=tier).to_json())
+        )
+        return int(updated.rowcount)
 
     def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
         table = schema.incidents
@@ -424,6 +528,23 @@ class SqlTransaction(Transaction):
 
     def wake_suppressed(self, now: datetime) -> int:
         return maintenance.wake_suppressed(self._conn, now)
+
+
+# The advisory lock of the storm counts (any fixed number that no incident key hashes to often).
+_STORM_LOCK = 0x5354_4F52_4D00
+
+
+def _storm(row: Any) -> StormRecord:
+    return StormRecord(
+        id=int(row["id"]),
+        tier=row["tier"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        last_page_at=row["last_page_at"],
+        update_due_at=row["update_due_at"],
+        folded=int(row["folded"]),
+        last_incident_id=int(row["last_incident_id"]),
+    )
 
 
 def _progress_columns(progress: Progress) -> dict[str, Any]:

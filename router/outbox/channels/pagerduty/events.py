@@ -1,10 +1,11 @@
 """The PagerDuty channel: Events API v2 through pdpyras, one session per routing key.
 
-A trigger or an escalation is an Events API `trigger` with the incident's `dedup_key`; an
-acknowledgement and a resolution are `acknowledge` and `resolve` with the same key (PagerDuty
-applies them to the alert that the same routing key opened: "Send an Alert Event", Alert
-De-Duplication). A repeated trigger with that key only adds a log entry to the open alert, which is
-what makes at-least-once delivery harmless here.
+A trigger or an escalation is an Events API `trigger` with the incident's `dedup_key`; a tier's
+storm page is a `trigger` with the storm's own `dedup_key` (`rr-storm-<id>:<tier>`), so that its
+updates fold into one PagerDuty alert; an acknowledgement and a resolution are `acknowledge` and
+`resolve` with the incident's key (PagerDuty applies them to the alert that the same routing key
+opened: "Send an Alert Event", Alert De-Duplication). A repeated trigger with that key only adds a
+log entry to the open alert, which is what makes at-least-once delivery harmless here.
 
 pdpyras is synchronous, so each call runs in a worker thread; its own retries (which sleep in that
 thread) are turned off, because the outbox owns retries, backoff and deadlines. Failures become
@@ -113,7 +114,7 @@ class PagerDutyChannel:
             raise DeliveryError(
                 "the page has no dedup_key", retryable=False, reason=FailureReason.INVALID_PAGE
             )
-        if delivery.event in (PageEvent.TRIGGER, PageEvent.ESCALATE):
+        if delivery.event in (PageEvent.TRIGGER, PageEvent.ESCALATE, PageEvent.STORM):
             event = self.trigger_event(delivery)
         elif delivery.event in (PageEvent.ACKNOWLEDGE, PageEvent.RESOLVE):
             event = {"event_action": delivery.event, "dedup_key": dedup_key}
@@ -172,6 +173,17 @@ class PagerDutyChannel:
 
     def _details(self, delivery: Delivery, severity: str) -> dict[str, Any]:
         context = delivery.context
+        if context.storm is not None:
+            storm = context.storm
+            return {
+                "storm": storm.headline,
+                "tier": delivery.tier,
+                "incidents": storm.incidents,
+                "by_severity": dict(storm.by_severity),
+                "top_services": dict(storm.top_services),
+                "incident_list": storm.list_url,
+                "status": "storm over" if storm.ended else "storm",
+            }
         alert = context.alert
         runbook = context.runbook
         excerpt = delivery.excerpt(PAGERDUTY_BUDGET, "text") if runbook else ""
