@@ -142,7 +142,9 @@ class RouterService:
         )
         # Tasks started by a reload, kept so that they are not collected while they run.
         self._background: set[asyncio.Task[None]] = set()
-        self.maintenance = MaintenanceService(self.store, lambda: self.routing, on_change=self.wake)
+        self.maintenance = MaintenanceService(
+            self.store, lambda: self.routing, on_change=self._maintenance_changed
+        )
         self.engine = Engine(
             self.incidents,
             self.dispatcher,
@@ -196,6 +198,12 @@ class RouterService:
         # Heartbeats are given a whole interval from now: a router that was down does not page
         # for the beats it could not receive.
         self.incidents.watch_heartbeats(self.clock())
+
+    def _maintenance_changed(self) -> None:
+        """A window was made or ended here: webhooks see it at once, and the engine looks at the
+        suppressed incidents again."""
+        self.incidents.run_time_windows.changed()
+        self.wake()
 
     async def close(self) -> None:
         if self.outbound is not None:

@@ -186,3 +186,26 @@ async def test_the_console_lists_suppressed_incidents_and_says_until_when(
     api = await client.get("/api/v1/incidents?state=suppressed")
     assert api.status == 200, await api.text()
     assert [i["id"] for i in (await api.json())["incidents"]] == [suppressed["id"]]
+
+
+async def test_a_window_made_by_another_replica_hides_alerts_within_a_second(
+    router: RouterService, client: Client, clock: FakeClock
+) -> None:
+    from router.maintenance.windows import run_time_window
+
+    await send(client, alert("Warmup", service="web"))  # this process reads the windows now
+    window = run_time_window(
+        name="elsewhere",
+        matchers=('service="api"',),
+        starts_at=clock.now,
+        ends_at=clock.now.replace(hour=clock.now.hour + 2),
+        reason="made through another replica",
+    )
+    # Written straight to the shared store, as another replica's API would.
+    await router.store.write("add window", lambda tx: tx.add_maintenance_window(window, clock.now))
+    await send(client, alert("SlowThing", service="api"))
+    clock.advance(seconds=1)
+    await send(client, alert("DiskFull", service="api"))
+    states = {i["title"].split(":")[0]: i["state"] for i in await incidents(router)}
+    # Within the refresh the webhooks use the windows read before; then they see it.
+    assert states == {"Warmup": "triggered", "SlowThing": "triggered", "DiskFull": "suppressed"}

@@ -86,18 +86,57 @@ class _Effects:
             self.moved.append((gauge(before), gauge(after)))
 
 
+# How long webhooks may use the run-time maintenance windows read before (RunTimeWindows).
+RUN_TIME_WINDOWS_REFRESH = timedelta(seconds=1)
+
+
+class RunTimeWindows:
+    """The run-time maintenance windows as webhooks see them: read from the store at most once
+    per RUN_TIME_WINDOWS_REFRESH of the service's clock, and at once after this process made or
+    ended one (`changed`).
+
+    Reading them in every webhook's transaction cost a query per webhook, a sixth of the ingest
+    work in a storm, for a table that changes a few times a day. A window made or ended through
+    another replica reaches this one within the refresh. The engine's pass over suppressed
+    incidents reads them afresh (`fresh`)."""
+
+    def __init__(self) -> None:
+        # (when read, the windows): one tuple, replaced whole, so that writer threads never see
+        # a time with the windows of another read.
+        self._read: tuple[datetime, tuple[Window, ...]] | None = None
+
+    def changed(self) -> None:
+        self._read = None
+
+    def cached(self, tx: Transaction, now: datetime) -> tuple[Window, ...]:
+        read = self._read
+        if read is not None and read[0] <= now < read[0] + RUN_TIME_WINDOWS_REFRESH:
+            return read[1]
+        return self.fresh(tx, now)
+
+    def fresh(self, tx: Transaction, now: datetime) -> tuple[Window, ...]:
+        windows = tuple(tx.maintenance_windows(now))
+        self._read = (now, windows)
+        return windows
+
+
 class _Windows:
     """The maintenance windows in force for one transaction: the rules' and those made at run
-    time, read from the store once, when an alert first needs them."""
+    time, read when an alert first needs them (from `run_time`, or the store with `fresh`)."""
 
-    def __init__(self, tx: Transaction, routing: Routing) -> None:
+    def __init__(
+        self, tx: Transaction, routing: Routing, run_time: RunTimeWindows, *, fresh: bool = False
+    ) -> None:
         self._tx = tx
         self._routing = routing
+        self._run_time = run_time
+        self._fresh = fresh
         self._windows: tuple[Window, ...] | None = None
 
     def all(self, now: datetime) -> tuple[Window, ...]:
         if self._windows is None:
-            self._windows = (*self._routing.rules.maintenance, *self._tx.maintenance_windows(now))
+            read = self._run_time.fresh if self._fresh else self._run_time.cached
+            self._windows = (*self._routing.rules.maintenance, *read(self._tx, now))
         return self._windows
 
     def cover(self, labels: Mapping[str, str], severity: str, now: datetime) -> Cover | None:
@@ -144,6 +183,7 @@ class IncidentService:
         # When this process began watching each heartbeat (see `watch_heartbeats`).
         self._watched_since: dict[str, datetime] = {}
         self._storms = Storms(base_url, DELIVERY_DEADLINE)
+        self.run_time_windows = RunTimeWindows()
         self._webhooks: Batcher[_Webhook, IngestResult] = Batcher(
             self._write_webhooks, weight=lambda webhook: len(webhook.routed), limit=BATCH_ALERTS
         )
@@ -238,7 +278,10 @@ class IncidentService:
         counts: dict[int, dict[str, int]] = {
             id(webhook): {"new": 0, "updated": 0, "duplicate": 0} for webhook in webhooks
         }
-        windows = {id(webhook): _Windows(tx, webhook.routing) for webhook in webhooks}
+        windows = {
+            id(webhook): _Windows(tx, webhook.routing, self.run_time_windows)
+            for webhook in webhooks
+        }
         for (webhook, item), stored in zip(received, stored_alerts, strict=True):
             counts[id(webhook)][stored.outcome] += 1
             routing, now = webhook.routing, webhook.now
@@ -447,7 +490,7 @@ class IncidentService:
             effects = _Effects()
             self._storms.lock(tx, routing)
             due = tx.claim_due_incidents(now, limit)
-            windows = _Windows(tx, routing)
+            windows = _Windows(tx, routing, self.run_time_windows, fresh=True)
             for incident in due:
                 context = self._context(routing, incident)
                 # Only a flapping incident's decision reads whether its alerts still fire.
