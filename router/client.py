@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,15 +83,7 @@ def incident_table(incidents: list[dict[str, Any]], now: datetime) -> str:
                 incident["title"],
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
-    # The title is last and not padded: a long title does not widen the other columns.
-    lines = [
-        "  ".join(
-            [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
-        )
-        for row in rows
-    ]
-    return "\n".join(lines) + "\n"
+    return _columns(rows)
 
 
 def _next_escalation(due: str, tiers: Any) -> str:
@@ -130,7 +122,13 @@ def window_table(windows: list[dict[str, Any]]) -> str:
                 str(window.get("reason") or "-"),
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    return _columns(rows)
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned columns; the last column is not padded, so a long title or reason does
+    not widen the others."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     lines = [
         "  ".join(
             [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]

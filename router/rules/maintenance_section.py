@@ -151,16 +151,7 @@ class MaintenanceSection(RuleSections):
             return None
 
     def instant(self, node: Node | None, path: str) -> datetime | None:
-        if node is None:
-            return None
-        text = self.string(node, path)
-        if text is None:
-            return None
-        try:
-            return parse_instant(text)
-        except ValueError as exc:
-            self.error(node.where, path, str(exc))
-            return None
+        return self.condition(node, path, parse_instant)
 
     def time_intervals(self, node: Node, path: str, location: tzinfo) -> tuple[TimeInterval, ...]:
         found = []
