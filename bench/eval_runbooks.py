@@ -4,7 +4,9 @@ Prints, for the tuning and the test part of the corpus (bench/runbook_corpus.py)
 and in all: how often the right section comes first, how often it is attached, how many alerts
 get a wrong section attached, and how many alerts without a section get one; then the
 calibration of the confidence by decile, and the confidence model refitted on the tuning part
-(to copy into router/runbooks/confidence.py when the search changes). `-v` lists every miss.
+(to copy into router/runbooks/confidence.py when the search changes). `-v` lists every miss;
+`--part tuning` (or `--part test`) measures one part only, so that work on the search can look at
+the tuning part alone.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ def _line(name: str, outcomes: list) -> str:  # type: ignore[type-arg]
 
 
 def main(argv: list[str] | None = None) -> None:
-    verbose = "-v" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    verbose = "-v" in args
     parts = split()
+    if "--part" in args:
+        wanted = args[args.index("--part") + 1]
+        parts = {wanted: parts[wanted]}
     for part, collections in parts.items():
         outcomes = evaluate(collections)
         print(
