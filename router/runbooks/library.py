@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from router.lru import LruCache
 from router.models import Alert
 from router.runbooks.confidence import ATTACH_CONFIDENCE, MODEL
+from router.runbooks.roles import without_links
 from router.runbooks.search import COVERED_HITS, Evidence, Hit, Query, SearchIndex
 from router.runbooks.sections import Section, parse_runbook
 from router.runbooks.source import decode_runbook
@@ -239,7 +240,9 @@ class RunbookLibrary:
             if key in RUNBOOK_ANNOTATIONS or _NOT_TEXT.match(value):
                 continue
             weight = _SUMMARY_WEIGHT if key in _SUMMARY_ANNOTATIONS else _PROSE_WEIGHT
-            sources.append((key, value, weight))
+            # A link in the text ("See https://docs/.../troubleshooting/#slow-queries") is where
+            # the alert points, not what it says: its words are left out, its link text kept.
+            sources.append((key, without_links(value), weight))
         sources += [
             (label, alert.labels[label], _LABEL_WEIGHT)
             for label in _IDENTIFYING_LABELS

@@ -35,9 +35,10 @@ from router.runbooks.sections import SYMPTOMS, Section
 
 _STEMMER = snowballstemmer.stemmer("english")
 
-# Words that say nothing about which runbook section applies. `high` and `low` say which way a
-# threshold was crossed (`HighCPUUsage`), not what the problem is: kept, they let "High Memory
-# Usage" answer a CPU alert. The rest are the filler of alert templates ("for more than 15
+# Words that say nothing about which runbook section applies. `high`, `low`, `too`, `much` and
+# `many` say which way and how far a threshold was crossed (`HighCPUUsage`, `TooManyRestarts`), not
+# what the problem is: kept, they let "High Memory Usage" answer a CPU alert and "Too much disk
+# space used" a memory one. The rest are the filler of alert templates ("for more than 15
 # minutes", "on instance x", "is above").
 # fmt: off
 _STOPWORDS = frozenset((
@@ -47,7 +48,8 @@ _STOPWORDS = frozenset((
     "after", "before", "not", "no", "yes", "if", "so", "do", "does", "did", "can", "could",
     "should", "would", "may", "might", "must", "our", "we", "you", "your", "they", "their",
     "alert", "alerts", "alerting", "firing", "fired", "text", "rule", "rules", "value", "values",
-    "instance", "job", "pod", "host", "high", "low", "more", "less", "last", "minutes", "minute",
+    "instance", "job", "pod", "host", "high", "low", "too", "much", "many", "more", "less", "last",
+    "minutes", "minute",
     "hours", "hour", "seconds", "second", "min", "above", "below", "currently", "since",
     "being", "during", "per", "some", "any", "all", "one", "two", "about", "out", "up",
     "had", "also", "only", "very", "just", "now",
@@ -82,7 +84,11 @@ _SYNONYMS: Mapping[str, str] = {
 _WORD = re.compile(r"[^\W_]+")
 # CamelCase pieces: an acronym before a capitalised word (`HTTPErrors` → HTTP, Errors),
 # capitalised or lower-case words, numbers with their unit (`5xx`, `99th`).
-_CAMEL_PIECE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+[a-z]*")
+# An acronym's plural keeps its acronym (`OOMs` → OOM and a lone "s", which is no term; not "OO"
+# and "Ms").
+_CAMEL_PIECE = re.compile(
+    r"[A-Z]{2,}(?=s(?:[A-Z]|$))|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+[a-z]*"
+)
 # Numbers alone (`15`, `0.95`) and hexadecimal ids say nothing about the problem.
 _NOISE = re.compile(r"^(?:\d+|[0-9a-f]{8,})$")
 _STATUS_CODE = re.compile(r"^[45]\d\d$")
@@ -158,7 +164,7 @@ def _section_fields(section: Section) -> dict[str, list[str]]:
         if not block.foreign and block.kind not in ("diagram", "html") and block.part != SYMPTOMS
     )
     return {
-        "heading": terms(section.heading),
+        "heading": terms(heading_text(section.heading)),
         "symptoms": terms(without_links(section.parts.get(SYMPTOMS, ""))),
         "path": terms(" ".join(section.path[:-1])),
         "file": file_terms(section.file),
@@ -173,10 +179,21 @@ _INCIDENT_NUMBER = re.compile(
 )
 
 
+# A heading's explicit anchor (`## Slow queries {#slow-queries}`, Hugo and kramdown): a link
+# target, not words of the heading.
+_HEADING_ID = re.compile(r"\s*\{#[^}]*\}\s*$")
+
+
+def heading_text(heading: str) -> str:
+    """The words of a heading as a reader sees them, its explicit `{#anchor}` left out."""
+    return _HEADING_ID.sub("", heading)
+
+
 def heading_name(heading: str) -> str:
-    """What a heading names, its numbering left out: "Incident 2: High Error Rate" → "High Error
-    Rate" (the heading match compares this with the alert's name)."""
-    return _INCIDENT_NUMBER.sub("", heading, count=1) or heading
+    """What a heading names, its numbering and explicit anchor left out: "Incident 2: High Error
+    Rate" → "High Error Rate" (the heading match compares this with the alert's name)."""
+    text = heading_text(heading)
+    return _INCIDENT_NUMBER.sub("", text, count=1) or text
 
 
 def _squeezed(text: str) -> str:
