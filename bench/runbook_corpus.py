@@ -103,11 +103,23 @@ def _rows(collection: str) -> list[dict[str, Any]]:
     ]
 
 
+def delivered(runbooks: RunbookLibrary, reference: str) -> str:
+    """The reference of the section a page carries for a labelled one: the section itself, or,
+    for a part (a sub-heading that is never attached on its own), the incident it belongs to,
+    which a page carries whole with its parts."""
+    section = runbooks.get(reference)
+    while section is not None and not section.attachable and section.parent_anchor is not None:
+        section = runbooks.get(f"{section.file}#{section.parent_anchor}")
+    return section.reference if section is not None else reference
+
+
 def cases(collection: str) -> list[Case]:
     found = []
+    runbooks = library(collection)
     for row in _rows(collection):
         expect = row.get("expect")
-        expected = frozenset([expect, *(row.get("also") or [])]) if expect else frozenset()
+        labelled = [expect, *(row.get("also") or [])] if expect else []
+        expected = frozenset(delivered(runbooks, reference) for reference in labelled)
         labels = {str(k): str(v) for k, v in (row.get("labels") or {}).items()}
         annotations = {str(k): str(v) for k, v in (row.get("annotations") or {}).items()}
         alert = Alert(
