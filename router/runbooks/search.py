@@ -74,6 +74,7 @@ _SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("breach", "compromise", "compromised", "leak", "leaked", "intrusion", "unauthorized"),
     ("backlog", "queue", "queued"),
     ("kubernetes", "k8s", "kube"),
+    ("skew", "skewed", "drift", "drifting"),
 )
 _SYNONYMS: Mapping[str, str] = {
     _STEMMER.stemWord(word): _STEMMER.stemWord(group[0])
