@@ -103,7 +103,9 @@ class Storms:
                 kept += group
                 continue
             tx.lock_storms()
-            before = tx.incidents_paged(tier, now - settings.window, exclude=incident.id)
+            before = tx.incidents_paged(
+                tier, now - settings.window, settings.threshold, exclude=incident.id
+            )
             if before < settings.threshold:
                 kept += group
                 continue
@@ -124,9 +126,9 @@ class Storms:
                 now,
                 FOLDED_EVENT,
                 f"{what} to {tier} folded into the storm page of tier {tier} "
-                f"(storm {touched.storm.id}: {before + 1} incidents paged to {tier} within "
-                f"{_seconds(settings.window.total_seconds())}, more than the threshold "
-                f"{settings.threshold}); it is not sent on its own",
+                f"(storm {touched.storm.id}: more than {settings.threshold} incidents paged to "
+                f"{tier} within {_seconds(settings.window.total_seconds())}); it is not sent on "
+                "its own",
             )
         return kept
 
@@ -164,7 +166,9 @@ class Storms:
         storming = 0
         for storm in tx.storms_to_watch():
             if storm.ended_at is None:
-                recent = tx.incidents_paged(storm.tier, now - settings.window)
+                recent = tx.incidents_paged(
+                    storm.tier, now - settings.window, settings.threshold + 1
+                )
                 if (
                     settings.enabled
                     and recent > settings.threshold

@@ -306,9 +306,13 @@ class Transaction(abc.ABC):
         replicas sharing a database agree on what a storm is."""
 
     @abc.abstractmethod
-    def incidents_paged(self, tier: str, since: datetime, *, exclude: int | None = None) -> int:
+    def incidents_paged(
+        self, tier: str, since: datetime, at_most: int, *, exclude: int | None = None
+    ) -> int:
         """How many incidents (but `exclude`) had a trigger or escalation page to `tier`, sent
-        or folded, created after `since`."""
+        or folded, created after `since`; counted up to `at_most`, which it never exceeds (a
+        storm is told from its threshold: counting all its incidents each time would make a
+        storm of n incidents cost n² row reads)."""
 
     @abc.abstractmethod
     def tier_paged(self, tier: str, since: datetime, until: datetime) -> list[TierPaged]:

@@ -346,15 +346,23 @@ class SqlTransaction(Transaction):
         self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_STORM_LOCK)))
         self._storms_locked = True
 
-    def incidents_paged(self, tier: str, since: datetime, *, exclude: int | None = None) -> int:
+    def incidents_paged(
+        self, tier: str, since: datetime, at_most: int, *, exclude: int | None = None
+    ) -> int:
         pages = schema.pages
-        query = sa.select(sa.func.count(sa.distinct(pages.c.incident_id))).where(
-            pages.c.tier == tier,
-            pages.c.created_at > since,
-            pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
+        paged = (
+            sa.select(pages.c.incident_id)
+            .distinct()
+            .where(
+                pages.c.tier == tier,
+                pages.c.created_at > since,
+                pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
+            )
+            .limit(at_most)
         )
         if exclude is not None:
-            query = query.where(pages.c.incident_id != exclude)
+            paged = paged.where(pages.c.incident_id != exclude)
+        query = sa.select(sa.func.count()).select_from(paged.subquery())
         return int(self._conn.execute(query).scalar_one())
 
     def tier_paged(self, tier: str, since: datetime, until: datetime) -> list[TierPaged]:
