@@ -349,21 +349,9 @@ class SqlTransaction(Transaction):
     def incidents_paged(
         self, tier: str, since: datetime, at_most: int, *, exclude: int | None = None
     ) -> int:
-        pages = schema.pages
-        paged = (
-            sa.select(pages.c.incident_id)
-            .distinct()
-            .where(
-                pages.c.tier == tier,
-                pages.c.created_at > since,
-                pages.c.event.in_((PageEvent.TRIGGER, PageEvent.ESCALATE)),
-            )
-            .limit(at_most)
-        )
-        if exclude is not None:
-            paged = paged.where(pages.c.incident_id != exclude)
-        query = sa.select(sa.func.count()).select_from(paged.subquery())
-        return int(self._conn.execute(query).scalar_one())
+        # No incident has id 0: excluding it excludes none.
+        parameters = {"tier": tier, "since": since, "at_most": at_most, "exclude": exclude or 0}
+        return int(self._conn.execute(self._sql.incidents_paged, parameters).scalar_one())
 
     def tier_paged(self, tier: str, since: datetime, until: datetime) -> list[TierPaged]:
         pages, incidents = schema.pages, schema.incidents

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from router.models import AlertStatus
+from router.models import AlertStatus, PageEvent
 from router.store import schema
 from router.store.base import AlertChange
 
@@ -61,6 +61,7 @@ class Statements:
     insert_incident: sa.Insert  # RETURNING the whole row
     insert_pages: sa.Insert
     finish_page: sa.Update
+    incidents_paged: sa.Select[Any]  # at most `at_most` incidents paged to `tier` since `since`
 
 
 @functools.cache
@@ -115,6 +116,18 @@ def statements(dialect: str) -> Statements:
             sa.select(incidents)
             .join(links, links.c.incident_id == incidents.c.id)
             .where(links.c.alert_id == sa.bindparam("alert_id"), OPEN)
+        ),
+        incidents_paged=sa.select(sa.func.count()).select_from(
+            sa.select(pages.c.incident_id)
+            .distinct()
+            .where(
+                pages.c.tier == sa.bindparam("tier"),
+                pages.c.created_at > sa.bindparam("since"),
+                pages.c.event.in_((PageEvent.TRIGGER.value, PageEvent.ESCALATE.value)),
+                pages.c.incident_id != sa.bindparam("exclude"),
+            )
+            .limit(sa.bindparam("at_most"))
+            .subquery()
         ),
         firing_alerts=sa.select(sa.func.count())
         .select_from(links.join(alerts, alerts.c.id == links.c.alert_id))
