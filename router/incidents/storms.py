@@ -24,6 +24,7 @@ towards the storm of the tier they page.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -147,7 +148,8 @@ class Storms:
             elif tx.refresh_storm_pages(
                 tier,
                 storm.last_page_at,
-                self._context(tx, routing, storm, touched.incident_id, now),
+                # Made only when a page waits: it reads every incident of the storm.
+                functools.partial(self._context, tx, routing, storm, touched.incident_id, now),
             ):
                 pass  # its page is still waiting to be sent: it now says what happened since
             elif now >= storm.last_page_at + every:

@@ -334,9 +334,11 @@ class Transaction(abc.ABC):
         """Set columns of a storm (`last_page_at`, `update_due_at`, `folded`, `ended_at`...)."""
 
     @abc.abstractmethod
-    def refresh_storm_pages(self, tier: str, since: datetime, context: PageContext) -> int:
+    def refresh_storm_pages(
+        self, tier: str, since: datetime, context: Callable[[], PageContext]
+    ) -> int:
         """Give the storm pages of `tier` created from `since` that are still pending (not sent
-        yet) this context; how many there were."""
+        yet) the context `context()` makes, made only if there are some; how many there were."""
 
     @abc.abstractmethod
     def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:

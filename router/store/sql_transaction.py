@@ -11,7 +11,7 @@ executemany: before any query that could read them, and when the work ends (`flu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -417,17 +417,20 @@ class SqlTransaction(Transaction):
         storms = schema.storms
         self._conn.execute(storms.update().where(storms.c.id == storm_id).values(**columns))
 
-    def refresh_storm_pages(self, tier: str, since: datetime, context: PageContext) -> int:
+    def refresh_storm_pages(
+        self, tier: str, since: datetime, context: Callable[[], PageContext]
+    ) -> int:
         pages = schema.pages
+        waiting = (
+            pages.c.tier == tier,
+            pages.c.event == PageEvent.STORM,
+            pages.c.state == PageState.PENDING,
+            pages.c.created_at >= since,
+        )
+        if self._conn.execute(sa.select(pages.c.id).where(*waiting).limit(1)).first() is None:
+            return 0
         updated = self._conn.execute(
-            pages.update()
-            .where(
-                pages.c.tier == tier,
-                pages.c.event == PageEvent.STORM,
-                pages.c.state == PageState.PENDING,
-                pages.c.created_at >= since,
-            )
-            .values(context=context.with_(tier=tier).to_json())
+            pages.update().where(*waiting).values(context=context().with_(tier=tier).to_json())
         )
         return int(updated.rowcount)
 
