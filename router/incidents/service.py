@@ -141,8 +141,15 @@ class _Windows:
 
     def cover(self, labels: Mapping[str, str], severity: str, now: datetime) -> Cover | None:
         """The window hiding an alert of `severity` with `labels` at `now`, or None."""
-        most_severe = self._routing.rank(severity) == 0
-        return cover(self.all(now), labels, most_severe=most_severe, at=now)
+        return cover(self.all(now), labels, most_severe=self._most_severe(severity), at=now)
+
+    def cover_all(self, labels: list[dict[str, str]], severity: str, now: datetime) -> Cover | None:
+        """The window hiding every alert of `severity` with these `labels` at `now`, or None."""
+        return cover_all(self.all(now), labels, most_severe=self._most_severe(severity), at=now)
+
+    def _most_severe(self, severity: str) -> bool:
+        # A window hides the most severe level only when it says so (`include_p0`).
+        return self._routing.rank(severity) == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +503,7 @@ class IncidentService:
                 # Only a flapping incident's decision reads whether its alerts still fire.
                 flapping = incident.state is IncidentState.FLAPPING
                 firing = bool(tx.firing_alerts(incident.id)) if flapping else True
-                still = self._still_hidden(tx, routing, windows, incident, now)
+                still = self._still_hidden(tx, windows, incident, now)
                 if still is not None:
                     decision = escalation.suppress(
                         still.until, f"still suppressed by {still.note()}"
@@ -631,8 +638,7 @@ class IncidentService:
         if record is not None and record.missed_at is not None:
             return False  # this miss has its incident already
         last_beat = record.last_beat_at if record else None
-        watched_since = self._watched_since.setdefault(heartbeat.name, now)
-        return now >= heartbeat.deadline(last_beat, watched_since)
+        return now >= self.heartbeat_deadline(heartbeat, last_beat, now)
 
     def _open_missed(
         self,
@@ -688,7 +694,6 @@ class IncidentService:
     @staticmethod
     def _still_hidden(
         tx: Transaction,
-        routing: Routing,
         windows: _Windows,
         incident: IncidentRecord,
         now: datetime,
@@ -700,8 +705,7 @@ class IncidentService:
         firing = tx.firing_alert_labels(incident.id)
         if not firing:
             return None
-        most_severe = routing.rank(incident.severity) == 0
-        return cover_all(windows.all(now), firing, most_severe=most_severe, at=now)
+        return windows.cover_all(firing, incident.severity, now)
 
     # --- acknowledgement and resolution ---------------------------------------------------
 
