@@ -11,7 +11,7 @@ executemany: before any query that could read them, and when the work ends (`flu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from router.store.base import (
     TierPaged,
     Transaction,
 )
+from router.store.prepared import prepare
 from router.store.rows import heartbeat_record, incident_record
 from router.store.statements import insert_ignore, statements, update_incident
 
@@ -50,6 +51,49 @@ class SqlTransaction(Transaction):
         self._events: list[dict[str, Any]] = []
         self._alert_notes: dict[tuple[int, AlertChange], list[tuple[datetime, str]]] = {}
         self._storms_locked = False
+        # SQLite runs the statements of this module compiled once (store/prepared.py).
+        self._prepared = dialect == "sqlite"
+
+    # --- running statements: prepared on SQLite, through SQLAlchemy on PostgreSQL ----------
+
+    def _rows(self, statement: sa.Executable, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+        if self._prepared:
+            return list(
+                prepare(self._conn, statement, _inserted(statement, values)).rows(
+                    self._conn, values
+                )
+            )
+        return list(self._conn.execute(statement, dict(values)).all())
+
+    def _mappings(
+        self, statement: sa.Executable, values: Mapping[str, Any]
+    ) -> list[Mapping[str, Any]]:
+        if self._prepared:
+            return list(
+                prepare(self._conn, statement, _inserted(statement, values)).mappings(
+                    self._conn, values
+                )
+            )
+        return [dict(row) for row in self._conn.execute(statement, dict(values)).mappings()]
+
+    def _first(
+        self, statement: sa.Executable, values: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        found = self._mappings(statement, values)
+        return found[0] if found else None
+
+    def _scalar(self, statement: sa.Executable, values: Mapping[str, Any]) -> Any:
+        return self._rows(statement, values)[0][0]
+
+    def _write(self, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]) -> int:
+        """A statement without results, once per row (one executemany); the rows it changed."""
+        if self._prepared:
+            return prepare(self._conn, statement, _inserted(statement, rows[0])).run_many(
+                self._conn, rows
+            )
+        return int(self._conn.execute(statement, [dict(row) for row in rows]).rowcount)
+
+    # --- the transaction's work -----------------------------------------------------------
 
     def flush(self) -> None:
         """Write the links and notes kept back."""
@@ -59,10 +103,10 @@ class SqlTransaction(Transaction):
                 self._write_alert_notes(incident_id, change, changes)
         if self._links:
             links, self._links = self._links, []
-            self._conn.execute(self._sql.insert_links, links)
+            self._write(self._sql.insert_links, links)
         if self._events:
             events, self._events = self._events, []
-            self._conn.execute(self._sql.insert_events, events)
+            self._write(self._sql.insert_events, events)
 
     def store_alerts(
         self, alerts: Sequence[Alert], received: Sequence[datetime]
@@ -102,10 +146,7 @@ class SqlTransaction(Transaction):
             }
             for (alert, now), starts_at in zip(run, starts, strict=True)
         ]
-        new = {
-            fingerprint: int(new_id)
-            for new_id, fingerprint in conn.execute(self._sql.insert_alerts, rows)
-        }
+        new = {fingerprint: int(new_id) for new_id, fingerprint in self._inserted_alerts(rows)}
         seen = [
             (alert.fingerprint, starts_at)
             for alert, starts_at in zip(alerts, starts, strict=True)
@@ -137,7 +178,7 @@ class SqlTransaction(Transaction):
             )
             stored.append(StoredAlert(alert_id, "updated", False))
         if resolutions:
-            conn.execute(self._sql.resolve_alert, resolutions)
+            self._write(self._sql.resolve_alert, resolutions)
         return [
             self._resolve_earlier(alert, starts_at, now, found)
             if alert.status is AlertStatus.RESOLVED
@@ -150,7 +191,7 @@ class SqlTransaction(Transaction):
     ) -> StoredAlert:
         """A resolution resolves every firing instance of its fingerprint that started before it:
         a resolved notice may carry a later start than the firing one that was stored."""
-        earlier = self._conn.execute(
+        earlier = self._rows(
             self._sql.resolve_earlier,
             {
                 "resolved_fingerprint": alert.fingerprint,
@@ -161,6 +202,13 @@ class SqlTransaction(Transaction):
         )
         ids = tuple(int(row[0]) for row in earlier)
         return dataclasses.replace(stored, earlier=ids) if ids else stored
+
+    def _inserted_alerts(self, rows: list[dict[str, Any]]) -> list[Sequence[Any]]:
+        """(id, fingerprint) of the rows that were new (the others met their unique key)."""
+        if self._prepared:
+            prepared = prepare(self._conn, self._sql.insert_alerts, tuple(rows[0]))
+            return list(prepared.insert_rows(self._conn, rows))
+        return list(self._conn.execute(self._sql.insert_alerts, rows).all())
 
     def _legacy_start(self, alert: Alert, now: datetime) -> datetime:
         """Legacy Grafana sends no start time: an alert fires from when it was first received
@@ -191,33 +239,27 @@ class SqlTransaction(Transaction):
             )
 
     def open_incident_by_key(self, key: str) -> IncidentRecord | None:
-        found = self._conn.execute(self._sql.open_incident_by_key, {"incident_key": key})
-        row = found.mappings().first()
+        row = self._first(self._sql.open_incident_by_key, {"incident_key": key})
         return incident_record(row) if row else None
 
     def last_resolved_incident(self, key: str, since: datetime) -> IncidentRecord | None:
-        found = self._conn.execute(
-            self._sql.last_resolved_incident, {"incident_key": key, "since": since}
-        )
-        row = found.mappings().first()
+        row = self._first(self._sql.last_resolved_incident, {"incident_key": key, "since": since})
         return incident_record(row) if row else None
 
     def count_events(self, incident_id: int, kind: str, since: datetime) -> int:
         self.flush()
-        found = self._conn.execute(
-            self._sql.count_events, {"incident_id": incident_id, "kind": kind, "since": since}
-        )
-        return int(found.scalar_one())
+        values = {"incident_id": incident_id, "kind": kind, "since": since}
+        return int(self._scalar(self._sql.count_events, values))
 
     def incident(self, incident_id: int, *, lock: bool = True) -> IncidentRecord | None:
         query = self._sql.locked_incident if lock else self._sql.incident
-        row = self._conn.execute(query, {"incident_id": incident_id}).mappings().first()
+        row = self._first(query, {"incident_id": incident_id})
         return incident_record(row) if row else None
 
     def open_incidents_of_alert(self, alert_id: int) -> list[IncidentRecord]:
         self.flush()
-        found = self._conn.execute(self._sql.open_incidents_of_alert, {"alert_id": alert_id})
-        return [incident_record(row) for row in found.mappings()]
+        found = self._mappings(self._sql.open_incidents_of_alert, {"alert_id": alert_id})
+        return [incident_record(row) for row in found]
 
     def create_incident(
         self,
@@ -243,14 +285,18 @@ class SqlTransaction(Transaction):
             "runbook": runbook,
             **_progress_columns(progress),
         }
-        row = self._conn.execute(self._sql.insert_incident, values).mappings().one()
-        return incident_record(row)
+        return incident_record(self._mappings(self._sql.insert_incident, values)[0])
 
     def update_incident(self, incident_id: int, progress: Progress, **fields: Any) -> None:
         columns = {**_progress_columns(progress), **fields}
-        self._conn.execute(
+        self._write(
             update_incident(tuple(columns)),
-            {"incident": incident_id, **{f"new_{name}": value for name, value in columns.items()}},
+            [
+                {
+                    "incident": incident_id,
+                    **{f"new_{name}": value for name, value in columns.items()},
+                }
+            ],
         )
 
     def link_alert(self, incident_id: int, alert_id: int, severity: str) -> None:
@@ -258,8 +304,7 @@ class SqlTransaction(Transaction):
 
     def firing_alerts(self, incident_id: int) -> int:
         self.flush()
-        found = self._conn.execute(self._sql.firing_alerts, {"incident_id": incident_id})
-        return int(found.scalar_one())
+        return int(self._scalar(self._sql.firing_alerts, {"incident_id": incident_id}))
 
     def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
         self._events.append({"incident_id": incident_id, "at": at, "kind": kind, "detail": detail})
@@ -271,10 +316,10 @@ class SqlTransaction(Transaction):
         self, incident_id: int, change: AlertChange, changes: list[tuple[datetime, str]]
     ) -> None:
         """The first ALERT_NOTES_LISTED alerts of a kind get a note each; the rest one note."""
-        counted = self._conn.execute(
+        counted = self._scalar(
             self._sql.count_alert_changes[change],
             {"incident_id": incident_id, "added": len(changes)},
-        ).scalar_one()
+        )
         before = int(counted) - len(changes)
         listed = max(0, ALERT_NOTES_LISTED - before)
         for at, alert in changes[:listed]:
@@ -284,22 +329,24 @@ class SqlTransaction(Transaction):
         at, latest = changes[-1]
         kind = f"alerts_{change.value}"
         detail = f"{int(counted) - ALERT_NOTES_LISTED} more alerts {change.value}, latest {latest}"
-        updated = self._conn.execute(
+        updated = self._write(
             self._sql.update_summary,
-            {
-                "summary_incident": incident_id,
-                "summary_kind": kind,
-                "latest_at": at,
-                "summary": detail,
-            },
+            [
+                {
+                    "summary_incident": incident_id,
+                    "summary_kind": kind,
+                    "latest_at": at,
+                    "summary": detail,
+                }
+            ],
         )
-        if not updated.rowcount:
+        if not updated:
             self.add_event(incident_id, at, kind, detail)
 
     def enqueue_pages(self, pages: Sequence[NewPage]) -> None:
         if not pages:
             return
-        self._conn.execute(
+        self._write(
             self._sql.insert_pages,
             [
                 {
@@ -351,7 +398,7 @@ class SqlTransaction(Transaction):
     ) -> int:
         # No incident has id 0: excluding it excludes none.
         parameters = {"tier": tier, "since": since, "at_most": at_most, "exclude": exclude or 0}
-        return int(self._conn.execute(self._sql.incidents_paged, parameters).scalar_one())
+        return int(self._scalar(self._sql.incidents_paged, parameters))
 
     def tier_paged(self, tier: str, since: datetime, until: datetime) -> list[TierPaged]:
         pages, incidents = schema.pages, schema.incidents
@@ -435,15 +482,8 @@ class SqlTransaction(Transaction):
         return int(updated.rowcount)
 
     def claim_due_incidents(self, now: datetime, limit: int) -> list[IncidentRecord]:
-        table = schema.incidents
-        query = (
-            sa.select(table)
-            .where(table.c.next_action_at <= now)
-            .order_by(table.c.next_action_at, table.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [incident_record(row) for row in (self._conn.execute(query)).mappings()]
+        due = self._mappings(self._sql.claim_due_incidents, {"now": now, "limit": limit})
+        return [incident_record(row) for row in due]
 
     def finish_page(
         self,
@@ -456,18 +496,20 @@ class SqlTransaction(Transaction):
         now: datetime,
         sent: dict[str, str] | None = None,
     ) -> None:
-        self._conn.execute(
+        self._write(
             self._sql.finish_page,
-            {
-                "page_id": page_id,
-                "new_state": state,
-                "new_attempts": attempts,
-                "new_next_attempt_at": next_attempt_at,
-                "new_claimed_until": None,
-                "new_last_error": error,
-                "new_delivered_at": now if state is PageState.DELIVERED else None,
-                "new_sent": sent,
-            },
+            [
+                {
+                    "page_id": page_id,
+                    "new_state": state,
+                    "new_attempts": attempts,
+                    "new_next_attempt_at": next_attempt_at,
+                    "new_claimed_until": None,
+                    "new_last_error": error,
+                    "new_delivered_at": now if state is PageState.DELIVERED else None,
+                    "new_sent": sent,
+                }
+            ],
         )
 
     def remember_token(self, token: str, kind: str, now: datetime) -> bool:
@@ -562,3 +604,8 @@ def _details(alert: Alert) -> dict[str, Any]:
     for key in ("source", "status", "fingerprint", "labels", "annotations", "starts_at", "ends_at"):
         document.pop(key)
     return {key: value for key, value in document.items() if value not in (None, {}, "")}
+
+
+def _inserted(statement: sa.Executable, values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns an INSERT writes (those of its values); nothing for other statements."""
+    return tuple(values) if isinstance(statement, sa.Insert) else ()

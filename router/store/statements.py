@@ -31,6 +31,12 @@ incidents, alerts, events, links, pages = (
 OPEN = incidents.c.state != sa.literal_column("'resolved'")
 
 
+def _inline(*values: str) -> list[sa.ColumnElement[Any]]:
+    """Constants of an IN list written in the SQL, not bound: a statement run prepared
+    (store/prepared.py) has one placeholder per parameter, not a list of them."""
+    return [sa.literal_column(f"'{value}'") for value in values]
+
+
 @functools.cache
 def insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
     """INSERT that does nothing when the row's unique key exists (RETURNING tells which).
@@ -62,6 +68,7 @@ class Statements:
     insert_pages: sa.Insert
     finish_page: sa.Update
     incidents_paged: sa.Select[Any]  # at most `at_most` incidents paged to `tier` since `since`
+    claim_due_incidents: sa.Select[Any]  # at most `limit` whose next action is due at `now`
 
 
 @functools.cache
@@ -123,12 +130,17 @@ def statements(dialect: str) -> Statements:
             .where(
                 pages.c.tier == sa.bindparam("tier"),
                 pages.c.created_at > sa.bindparam("since"),
-                pages.c.event.in_((PageEvent.TRIGGER.value, PageEvent.ESCALATE.value)),
+                pages.c.event.in_(_inline(PageEvent.TRIGGER, PageEvent.ESCALATE)),
                 pages.c.incident_id != sa.bindparam("exclude"),
             )
             .limit(sa.bindparam("at_most"))
             .subquery()
         ),
+        claim_due_incidents=sa.select(incidents)
+        .where(incidents.c.next_action_at <= sa.bindparam("now", type_=schema.UTCDateTime))
+        .order_by(incidents.c.next_action_at, incidents.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .with_for_update(skip_locked=True),
         firing_alerts=sa.select(sa.func.count())
         .select_from(links.join(alerts, alerts.c.id == links.c.alert_id))
         .where(
