@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -210,15 +211,15 @@ class WebhookReceiver:
                 duration_ms=round(elapsed * 1000, 2),
             ),
         )
-        return web.json_response(
-            {
-                "status": "accepted",
-                "alerts": alerts,
-                "new": result.new,
-                "updated": result.updated,
-                "duplicate": result.duplicate,
-            }
-        )
+        # orjson: the answer of every webhook, in a storm thousands a second.
+        accepted = {
+            "status": "accepted",
+            "alerts": alerts,
+            "new": result.new,
+            "updated": result.updated,
+            "duplicate": result.duplicate,
+        }
+        return web.Response(body=orjson.dumps(accepted), content_type="application/json")
 
     def _observe(self, source: Source, started: float) -> float:
         elapsed = time.perf_counter() - started
