@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from router.errors import StoreError
-from router.incidents.service import IncidentService
+from router.incidents.service import ESCALATION_BATCH, IncidentService
 from router.logs import fields
 from router.maintenance.service import MaintenanceService
 from router.metrics import Metrics
@@ -97,7 +97,7 @@ class Engine:
         while True:  # bounded: each pass claims a batch and moves its due times forward
             count = await self._incidents.run_due(self._clock())
             handled += count
-            if count < 100:
+            if count < ESCALATION_BATCH:
                 break
         await self._refresh_open_incidents()
         await self.prune_old()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from router.errors import StoreError
-from router.store.writer import GroupWriter
+from router.store.writer import GROUP_WEIGHT, GroupWriter
 
 
 @pytest.fixture
@@ -92,3 +92,40 @@ async def test_a_closed_writer_refuses_work(engine: sa.Engine) -> None:
     writer.close()
     with pytest.raises(StoreError, match="the store is closed"):
         await writer.submit("after", insert("after"))
+
+
+async def test_bulk_jobs_queue_after_the_others_and_close_runs_them_all(engine: sa.Engine) -> None:
+    """A storm's webhooks queued first still let an escalation due now go ahead of them."""
+    writer = GroupWriter(engine)
+    writer.start()
+    release = threading.Event()
+    order: list[str] = []
+
+    def noted(text: str) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            order.append(text)
+            return insert(text)(conn)
+
+        return work
+
+    def blocking(conn: Connection) -> str:
+        release.wait(10)
+        return noted("first")(conn)
+
+    first = asyncio.ensure_future(writer.submit("first", blocking))
+    await asyncio.sleep(0.05)
+    # Each bulk job fills most of a group: one group each.
+    bulk = [
+        asyncio.ensure_future(
+            writer.submit(f"webhook {n}", noted(f"webhook {n}"), GROUP_WEIGHT - 1, bulk=True)
+        )
+        for n in range(3)
+    ]
+    await asyncio.sleep(0.05)
+    due = asyncio.ensure_future(writer.submit("escalation", noted("escalation"), 100))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(first, *bulk, due)
+    writer.close()
+    assert order == ["first", "escalation", "webhook 0", "webhook 1", "webhook 2"]
+    assert rows(engine) == sorted(order)

@@ -44,6 +44,9 @@ QUIET_AFTER_FLAPPING = "runbook-router (quiet after flapping)"
 INGEST_SLICE = 500
 # Webhooks that wait together are written in one transaction of at most this many alerts.
 BATCH_ALERTS = 2_000
+# Due incidents are handled at most this many per transaction: when many fall due together (a
+# storm's incidents reaching their `ack_within`), few commits, while each stays short.
+ESCALATION_BATCH = 500
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,6 +244,7 @@ class IncidentService:
                 "store alerts and incidents",
                 functools.partial(self._ingest, webhooks=webhooks),
                 weight=sum(len(webhook.routed) for webhook in webhooks),
+                bulk=True,
             )
         except Exception as exc:
             if alone or len(webhooks) == 1:
@@ -489,7 +493,7 @@ class IncidentService:
 
     # --- escalation -----------------------------------------------------------------------
 
-    async def run_due(self, now: datetime, limit: int = 100) -> int:
+    async def run_due(self, now: datetime, limit: int = ESCALATION_BATCH) -> int:
         """Act on every incident whose next action is due; how many were handled."""
         routing = self._routing()
 

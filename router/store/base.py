@@ -415,10 +415,18 @@ class Store(abc.ABC):
         """Raise StoreError unless the database answers."""
 
     @abc.abstractmethod
-    async def write(self, what: str, work: Callable[[Transaction], T], weight: int = 1) -> T:
+    async def write(
+        self,
+        what: str,
+        work: Callable[[Transaction], T],
+        weight: int = 1,
+        *,
+        bulk: bool = False,
+    ) -> T:
         """Run `work` in one transaction and return its result once committed; a failure inside
         raises StoreError naming `what`. `weight` (alerts, for a webhook) bounds how much work one
-        group commit takes on."""
+        group commit takes on. `bulk` work (a webhook's alerts) goes after what is queued of the
+        rest (escalations, deliveries, acknowledgements): small jobs that are due now."""
 
     @abc.abstractmethod
     async def count_alerts(self) -> int:

@@ -179,19 +179,28 @@ class SqlStore(Store):
                 engine.dispose()
         self._engine = self._read_engine = None
 
-    async def write(self, what: str, work: Callable[[Transaction], T], weight: int = 1) -> T:
+    async def write(
+        self,
+        what: str,
+        work: Callable[[Transaction], T],
+        weight: int = 1,
+        *,
+        bulk: bool = False,
+    ) -> T:
         def run(conn: Connection) -> T:
             tx = SqlTransaction(conn, self.dialect)
             result = work(tx)
             tx.flush()
             return result
 
-        return await self._submit(what, run, weight)
+        return await self._submit(what, run, weight, bulk=bulk)
 
-    async def _submit(self, what: str, work: Callable[[Connection], T], weight: int = 1) -> T:
+    async def _submit(
+        self, what: str, work: Callable[[Connection], T], weight: int = 1, *, bulk: bool = False
+    ) -> T:
         if self._writer is None:
             raise StoreError(f"{what}: the store is not started")
-        return await self._writer.submit(what, work, weight)
+        return await self._writer.submit(what, work, weight, bulk=bulk)
 
     async def _read(self, what: str, work: Callable[[Connection], T]) -> T:
         """A read-only transaction: beside the writer on SQLite, on the pool on PostgreSQL."""

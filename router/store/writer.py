@@ -6,7 +6,9 @@ than the statements themselves, so the work of one transaction is a plain functi
 
 - `GroupWriter` (SQLite) owns the one connection that writes. Jobs that queue up while a commit is
   under way run together in the next transaction and are committed by one COMMIT, one fsync
-  (group commit). A job that fails is answered with its error and the group's transaction is rolled
+  (group commit). Bulk jobs (webhooks' alerts) queue after the others (escalations, deliveries,
+  acknowledgements: small, and due now), so that a storm of alerts does not make escalations
+  late. A job that fails is answered with its error and the group's transaction is rolled
   back and run again without it: jobs are plain functions of the transaction, so running one again
   does the same (a savepoint per job would cost more than the job). A failed COMMIT fails every job
   of the group. Each caller is answered only after the commit that holds its writes.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -45,6 +48,11 @@ QUEUE_DEADLINE_SECONDS = 8.0
 # One group transaction holds at most this much work (jobs give their weight, alerts for a
 # webhook slice): a bounded time under the write lock, so that other senders get through.
 GROUP_WEIGHT = 2_000
+
+
+# The order of the queue: other jobs first, then bulk ones, then the stop of the writer; in
+# order of submission within each.
+_FIRST, _BULK, _STOP = 0, 1, 2
 
 
 @dataclass(eq=False)
@@ -86,7 +94,8 @@ class GroupWriter:
     ) -> None:
         self._engine = engine
         self._queue_deadline = queue_deadline
-        self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job[Any] | None]] = queue.PriorityQueue()
+        self._submitted = itertools.count()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -101,7 +110,9 @@ class GroupWriter:
         if self._start_error is not None:
             raise _store_error("open database", self._start_error)
 
-    async def submit(self, what: str, work: Callable[[Connection], T], weight: int = 1) -> T:
+    async def submit(
+        self, what: str, work: Callable[[Connection], T], weight: int = 1, *, bulk: bool = False
+    ) -> T:
         if self._closed:
             raise StoreError(f"{what}: the store is closed")
         loop = asyncio.get_running_loop()
@@ -113,7 +124,7 @@ class GroupWriter:
             loop,
             loop.create_future(),
         )
-        self._jobs.put(job)
+        self._jobs.put((_BULK if bulk else _FIRST, next(self._submitted), job))
         return await job.future
 
     def close(self) -> None:
@@ -121,7 +132,7 @@ class GroupWriter:
         if self._closed:
             return
         self._closed = True
-        self._jobs.put(None)
+        self._jobs.put((_STOP, next(self._submitted), None))
         self._thread.join()
 
     # --- the writer thread ----------------------------------------------------------------
@@ -144,13 +155,13 @@ class GroupWriter:
 
     def _next_group(self) -> tuple[list[_Job[Any]], bool]:
         """The jobs of the next transaction: one to wait for, then whatever else is queued."""
-        first = self._jobs.get()
+        _, _, first = self._jobs.get()
         if first is None:
             return [], True
         group, weight = [first], first.weight
         while weight < GROUP_WEIGHT:
             try:
-                job = self._jobs.get_nowait()
+                _, _, job = self._jobs.get_nowait()
             except queue.Empty:
                 break
             if job is None:
@@ -204,7 +215,10 @@ class PooledWriter:
     def start(self) -> None:
         pass
 
-    async def submit(self, what: str, work: Callable[[Connection], T], weight: int = 1) -> T:
+    async def submit(
+        self, what: str, work: Callable[[Connection], T], weight: int = 1, *, bulk: bool = False
+    ) -> T:
+        # `bulk` orders nothing here: each job has its own connection and transaction.
         if self._closed:
             raise StoreError(f"{what}: the store is closed")
         deadline = time.monotonic() + QUEUE_DEADLINE_SECONDS
