@@ -101,6 +101,22 @@ def test_an_alert_named_heading_holds_its_sub_headings_as_parts() -> None:
     assert roles["otheralertname"][0] is SectionRole.INCIDENT
 
 
+def test_a_sub_heading_that_recurs_in_the_page_is_a_part_of_its_section() -> None:
+    text = (
+        "# Connections\n\n## Lifecycle\n\nConnections are long-lived.\n\n"
+        "### Protocol Differences\n\n#### AMQP\n\nText.\n\n#### MQTT\n\nText.\n\n"
+        "## Error Handling\n\nErrors close channels.\n\n"
+        "### Protocol Differences\n\n#### AMQP\n\nText.\n\n"
+        "## Connection Churn\n\nShort-lived connections exhaust sockets.\n"
+    )
+    roles = _sections(text, "connections.md")
+    assert roles["lifecycle"][0] is SectionRole.INCIDENT
+    assert roles["error-handling"][0] is SectionRole.INCIDENT
+    for variant in ("protocol-differences", "amqp", "mqtt", "protocol-differences-1", "amqp-1"):
+        assert roles[variant][0] is SectionRole.PART
+    assert roles["connection-churn"][0] is SectionRole.INCIDENT
+
+
 def test_a_per_alert_file_is_one_incident() -> None:
     text = "# KubeThingDown\n\n## Meaning\n\nIt is down.\n\n## Impact\n\nNone.\n\n## Mitigation\n\nRestart.\n"
     roles = _sections(text, "KubeThingDown.md")

@@ -120,6 +120,8 @@ def test_service_label_prefers_that_services_runbook(library: RunbookLibrary) ->
         ("slow-proof-generation", ["slow", "proof", "generation"]),
         ("5xx rate k8s", ["5xx", "rate", "k8s"]),
         ("KubePodOOMKilled", ["kube", "pod", "oom", "killed"]),
+        ("RabbitMQ and PostgreSQL", ["rabbitmq", "and", "postgresql"]),
+        ("RabbitmqNodeDown", ["rabbitmq", "node", "down"]),
     ],
 )
 def test_words_split_names(text: str, expected: list[str]) -> None:

@@ -90,16 +90,21 @@ _WORD = re.compile(r"[^\W_]+")
 _CAMEL_PIECE = re.compile(
     r"[A-Z]{2,}(?=s(?:[A-Z]|$))|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+[a-z]*"
 )
+# A product name that ends in an acronym ("RabbitMQ", "PostgreSQL", "MongoDB") is one word: prose
+# writes it so, an alert name as one CamelCase piece (`RabbitmqNodeDown`), a label in lower case.
+# Split at the acronym, the guide's "RabbitMQ" never met the alert's "Rabbitmq".
+_ACRONYM_ENDED = re.compile(r"^[A-Z][a-z]+[A-Z]{2,}$")
 # Numbers alone (`15`, `0.95`) and hexadecimal ids say nothing about the problem.
 _NOISE = re.compile(r"^(?:\d+|[0-9a-f]{8,})$")
 _STATUS_CODE = re.compile(r"^[45]\d\d$")
 
 
 def words(text: str) -> list[str]:
-    """The words of a text, CamelCase, snake_case and kebab-case split, lower-cased."""
+    """The words of a text, CamelCase, snake_case and kebab-case split, lower-cased; a name that
+    ends in an acronym ("RabbitMQ") is one word."""
     found: list[str] = []
     for word in _WORD.findall(text):
-        if word.islower() or word.isupper() or word.isdigit():
+        if word.islower() or word.isupper() or word.isdigit() or _ACRONYM_ENDED.match(word):
             found.append(word.lower())
         else:
             found.extend(piece.lower() for piece in _CAMEL_PIECE.findall(word))
@@ -198,7 +203,8 @@ def heading_name(heading: str) -> str:
 
 
 def _squeezed(text: str) -> str:
-    return "".join(words(text))
+    """The text's letters and digits, lower-cased: an alert's name as a heading writes it."""
+    return "".join(_WORD.findall(text)).lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,6 +27,7 @@ from markdown_it.token import Token
 
 from router.runbooks.roles import (
     SectionRole,
+    normalise_heading,
     looks_like_alert_name,
     looks_procedural,
     named_role,
@@ -445,9 +447,25 @@ def _assign_parts(headings: list[_Heading], lines: list[str]) -> None:
             or (not is_title and known[0] in _OPENING_PARTS)
         )
         if holds_parts:
-            for descendant in _descendants(heading, headings):
-                descendant.part = part_label(descendant.text) or descendant.text
-                descendant.role = SectionRole.PART
+            _make_parts(_descendants(heading, headings))
+    # A sub-heading that recurs in the page under other headings ("Protocol Differences", "AMQP
+    # 0-9-1", "Java Client" under each chapter of a guide) is a variant of the text above it,
+    # not a problem of its own: its sub-section is a part of the section that holds it.
+    recurring = Counter(normalise_heading(h.text) for h in headings if h.level > 0)
+    for heading in headings:
+        if (
+            heading.part is None
+            and heading.parent is not None
+            and heading.parent != title
+            and recurring[normalise_heading(heading.text)] > 1
+        ):
+            _make_parts([heading, *_descendants(heading, headings)])
+
+
+def _make_parts(headings: Sequence[_Heading]) -> None:
+    for heading in headings:
+        heading.part = part_label(heading.text) or heading.text
+        heading.role = SectionRole.PART
 
 
 def _has_labels(heading: _Heading, headings: list[_Heading], lines: list[str]) -> bool:
