@@ -152,6 +152,7 @@ def test_mermaid_tables_and_html_are_kept_as_blocks(tmp_path: Path) -> None:
         ("Escalation Path", "Escalation"),
         ("Prevention", "Prevention"),
         ("Slow Proof Generation", None),
+        ("Symptoms {#symptoms}", "Symptoms"),
         ("Note", None),
     ],
 )

@@ -150,6 +150,7 @@ def test_a_front_matter_title_makes_the_page_a_section() -> None:
         ("Kafka cheat sheet", SectionRole.REFERENCE),
         ("2. Glossary", SectionRole.REFERENCE),
         ("Post-mortem", SectionRole.REFERENCE),
+        ("Overview {#overview}", SectionRole.REFERENCE),
         ("Redis down", None),
         ("Dashboard not loading", None),
     ],

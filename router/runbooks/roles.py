@@ -175,9 +175,20 @@ _REFERENCE_PHRASES = ("cheat sheet", "cheatsheet", "glossary", "postmortem", "po
 _NUMBERING = re.compile(r"^\W*(?:(?:step|appendix)\s+)?(?:\d+(?:\.\d+)*|[ivx]+|[a-z])[.):]\s+")
 
 
+# A heading's explicit anchor (`## Overview {#overview}`, as Hugo, Docusaurus and kramdown write
+# it): a link target, not a word of the heading.
+_HEADING_ID = re.compile(r"\s*\{#[^}]*\}\s*$")
+
+
+def without_heading_id(heading: str) -> str:
+    """The heading as a reader sees it: `"Overview {#overview}"` → `"Overview"`."""
+    return _HEADING_ID.sub("", heading)
+
+
 def normalise_heading(text: str) -> str:
-    """Letters, digits and single spaces: `"📋 1. Table of Contents:"` → `table of contents`."""
-    text = _NUMBERING.sub("", text.lower().strip(), count=1)
+    """Letters, digits and single spaces: `"📋 1. Table of Contents:"` → `table of contents`;
+    an explicit `{#anchor}` is left out."""
+    text = _NUMBERING.sub("", without_heading_id(text).lower().strip(), count=1)
     kept = "".join(char if unicodedata.category(char)[0] in "LN" else " " for char in text)
     return " ".join(kept.split())
 
@@ -208,7 +219,7 @@ _ALERT_NAME = re.compile(
 
 def looks_like_alert_name(heading: str) -> bool:
     """True when the heading is a single identifier such as an alert's name."""
-    return bool(_ALERT_NAME.match(heading.strip()))
+    return bool(_ALERT_NAME.match(without_heading_id(heading).strip()))
 
 
 # The first words of a heading that names a step of a procedure rather than a problem: "Check pod

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import snowballstemmer
 
-from router.runbooks.roles import without_links
+from router.runbooks.roles import without_heading_id, without_links
 from router.runbooks.sections import SYMPTOMS, Section
 
 _STEMMER = snowballstemmer.stemmer("english")
@@ -185,14 +185,9 @@ _INCIDENT_NUMBER = re.compile(
 )
 
 
-# A heading's explicit anchor (`## Slow queries {#slow-queries}`, Hugo and kramdown): a link
-# target, not words of the heading.
-_HEADING_ID = re.compile(r"\s*\{#[^}]*\}\s*$")
-
-
 def heading_text(heading: str) -> str:
     """The words of a heading as a reader sees them, its explicit `{#anchor}` left out."""
-    return _HEADING_ID.sub("", heading)
+    return without_heading_id(heading)
 
 
 def heading_name(heading: str) -> str:

@@ -32,6 +32,7 @@ from router.runbooks.roles import (
     looks_procedural,
     named_role,
     shape_role,
+    without_heading_id,
 )
 from router.runbooks.slugs import Slugger
 
@@ -196,7 +197,9 @@ _TRAILERS = (" steps", " options")
 def part_label(text: str) -> str | None:
     """The canonical part a label or heading names (`"🔍 Diagnostic Commands"` → Diagnosis)."""
     kept = "".join(
-        char for char in text.lower() if char in " -/&" or unicodedata.category(char)[0] in "LN"
+        char
+        for char in without_heading_id(text).lower()
+        if char in " -/&" or unicodedata.category(char)[0] in "LN"
     )
     kept = _LEADING_NUMBERING.sub("", " ".join(kept.split())).strip(" -/&")
     found = _LABELS.get(kept)
