@@ -153,6 +153,10 @@ def test_mermaid_tables_and_html_are_kept_as_blocks(tmp_path: Path) -> None:
         ("Prevention", "Prevention"),
         ("Slow Proof Generation", None),
         ("Symptoms {#symptoms}", "Symptoms"),
+        ("Cause 2: EKS on a custom CNI", "Causes"),
+        ("Other causes", "Causes"),
+        ("Solution 1 - raise the limit", "Mitigation"),
+        ("Incident 3: High error rate", None),
         ("Note", None),
     ],
 )

@@ -189,8 +189,18 @@ _BARE_LABEL = re.compile(r"^\s{0,3}(?P<label>[A-Za-z][A-Za-z /&-]{1,40}):[ \t]*(
 _LEADING_NUMBERING = re.compile(r"^(?:step\s+)?\d+(?:\.\d+)*[.):]?\s+", re.IGNORECASE)
 
 
-# Words teams put around a part's name: "Potential resolution steps", "Suggested fix".
-_QUALIFIERS = ("possible ", "potential ", "suggested ", "recommended ", "common ", "further ")
+# Words teams put around a part's name: "Potential resolution steps", "Suggested fix", "Other
+# causes".
+_QUALIFIERS = (
+    "possible ",
+    "potential ",
+    "suggested ",
+    "recommended ",
+    "common ",
+    "further ",
+    "other ",
+)
+_NUMBERED_PART = re.compile(r"^(?P<label>[a-z]+(?: [a-z]+)?) #?\d+\b")
 _TRAILERS = (" steps", " options")
 
 
@@ -207,6 +217,11 @@ def part_label(text: str) -> str | None:
         bare = next((kept[len(q) :] for q in _QUALIFIERS if kept.startswith(q)), kept)
         bare = next((bare[: -len(t)] for t in _TRAILERS if bare.endswith(t)), bare)
         found = _LABELS.get(bare)
+    if found is None:
+        # One of several numbered parts, named after the number: "Cause 2: EKS on a custom CNI",
+        # "Solution 1 - raise the limit".
+        numbered = _NUMBERED_PART.match(kept)
+        found = _LABELS.get(numbered["label"]) if numbered else None
     return found
 
 
