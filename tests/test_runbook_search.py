@@ -11,7 +11,7 @@ import yaml
 
 from router.models import Alert, AlertStatus, Source
 from router.runbooks import ATTACH_CONFIDENCE, RunbookLibrary
-from router.runbooks.search import terms, words
+from router.runbooks.search import terms, without_template_tags, words
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "runbooks"
@@ -143,3 +143,16 @@ def test_words_split_names(text: str, expected: list[str]) -> None:
 )
 def test_stems_and_synonyms_meet(left: str, right: str) -> None:
     assert set(terms(left)) == set(terms(right))
+
+
+def test_a_question_heading_is_searched_for_its_problem() -> None:
+    assert terms("Why isn't my certificate renewed?") == terms("certificate renewed")
+    assert terms("Envoy won't connect to my HTTP service") == terms("Envoy connect HTTP service")
+
+
+def test_template_tags_are_markup_and_their_shown_text_is_kept() -> None:
+    text = (
+        'A {{< glossary_tooltip text="Pod" term_id="pod" >}} stays pending.\n'
+        "{{< note >}}Check the scheduler.{{< /note >}}"
+    )
+    assert terms(without_template_tags(text)) == terms("A Pod stays pending. Check the scheduler.")

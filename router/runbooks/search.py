@@ -53,6 +53,10 @@ _STOPWORDS = frozenset((
     "hours", "hour", "seconds", "second", "min", "above", "below", "currently", "since",
     "being", "during", "per", "some", "any", "all", "one", "two", "about", "out", "up",
     "had", "also", "only", "very", "just", "now",
+    # Documentation sites title problems as a reader asks them ("Why isn't my certificate
+    # renewed?", "Envoy won't connect to my service"): the asking is not the problem.
+    "i", "me", "my", "what", "why", "how", "where", "who", "whose", "isn", "aren", "wasn",
+    "doesn", "don", "didn", "won", "wouldn", "shouldn", "couldn", "cannot", "haven", "hasn",
 ))
 # fmt: on
 
@@ -163,15 +167,31 @@ def file_terms(file: str) -> list[str]:
     return [t for t in terms(stem.replace("/", " ")) if t not in _GENERIC_FILE_WORDS]
 
 
+# A docs site's template tags in the text (Hugo's `{{< note >}}`, `{{% alert title="Warning" %}}`,
+# `{{< glossary_tooltip text="kube-proxy" term_id="kube-proxy" >}}`): markup around the words, not
+# words; the text a tag shows (`text="..."`, `title="..."`) is kept.
+_TEMPLATE_TAG = re.compile(r"\{\{[<%].*?[>%]\}\}", re.DOTALL)
+_SHOWN_TEXT = re.compile(r"\b(?:text|title)=\"([^\"]*)\"")
+
+
+def without_template_tags(markdown: str) -> str:
+    """The Markdown with template tags dropped and the text they show kept."""
+    if "{{" not in markdown:
+        return markdown
+    return _TEMPLATE_TAG.sub(
+        lambda m: " ".join(_SHOWN_TEXT.findall(m.group(0))) or " ", markdown
+    )
+
+
 def _section_fields(section: Section) -> dict[str, list[str]]:
     own_text = "\n".join(
-        without_links(block.markdown)
+        without_template_tags(without_links(block.markdown))
         for block in section.blocks
         if not block.foreign and block.kind not in ("diagram", "html") and block.part != SYMPTOMS
     )
     return {
         "heading": terms(heading_text(section.heading)),
-        "symptoms": terms(without_links(section.parts.get(SYMPTOMS, ""))),
+        "symptoms": terms(without_template_tags(without_links(section.parts.get(SYMPTOMS, "")))),
         "path": terms(" ".join(section.path[:-1])),
         "file": file_terms(section.file),
         "body": terms(own_text),
