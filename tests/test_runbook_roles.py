@@ -227,6 +227,17 @@ def test_message_and_title_annotations_are_searched(tmp_path: Path) -> None:
     assert by_title[0].section.anchor == "ruler-misses-evaluations"
 
 
+def test_a_templates_value_and_label_dump_is_not_alert_text(tmp_path: Path) -> None:
+    library = RunbookLibrary.load(tmp_path)
+    alert = _alert(
+        "QueueConsumersMissing",
+        description="A queue has no consumer\n  VALUE = 0\n  LABELS = map[instance:10.0.0.1:9419 map:x]",
+    )
+    assert set(library.query(alert).terms) == set(
+        terms("QueueConsumersMissing a queue has no consumer")
+    )
+
+
 @pytest.mark.parametrize(
     ("left", "right"),
     [("mysql", "postgres"), ("dead tuples", "outage tuples"), ("volume", "disk")],

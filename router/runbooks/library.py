@@ -67,6 +67,12 @@ FOUND_CACHE_SIZE = 4096
 # Annotations that are links or numbers, not words about the problem.
 _NOT_TEXT = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://\S*|[-+0-9.eE%]+)\s*$")
 
+# What alert rule templates append to a description: the value and every label, as Go prints them
+# (`VALUE = 12.4`, `LABELS = map[instance:a:9090 job:api]`, `LABELS: {...}`).
+_TEMPLATE_DUMP = re.compile(
+    r"\bVALUE\s*[=:]\s*\S*|\bLABELS\s*[=:]\s*(?:map\[[^\]]*\]|\{[^}]*\}|\S*)"
+)
+
 # A name coverage this close to 1 is the whole name (rounding of the IDF sums aside).
 _WHOLE = 0.999
 
@@ -242,7 +248,8 @@ class RunbookLibrary:
             weight = _SUMMARY_WEIGHT if key in _SUMMARY_ANNOTATIONS else _PROSE_WEIGHT
             # A link in the text ("See https://docs/.../troubleshooting/#slow-queries") is where
             # the alert points, not what it says: its words are left out, its link text kept.
-            sources.append((key, without_links(value), weight))
+            # So is a template's dump of the value and labels ("VALUE = 3  LABELS = map[...]").
+            sources.append((key, _TEMPLATE_DUMP.sub(" ", without_links(value)), weight))
         sources += [
             (label, alert.labels[label], _LABEL_WEIGHT)
             for label in _IDENTIFYING_LABELS

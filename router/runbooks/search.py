@@ -178,9 +178,7 @@ def without_template_tags(markdown: str) -> str:
     """The Markdown with template tags dropped and the text they show kept."""
     if "{{" not in markdown:
         return markdown
-    return _TEMPLATE_TAG.sub(
-        lambda m: " ".join(_SHOWN_TEXT.findall(m.group(0))) or " ", markdown
-    )
+    return _TEMPLATE_TAG.sub(lambda m: " ".join(_SHOWN_TEXT.findall(m.group(0))) or " ", markdown)
 
 
 def _section_fields(section: Section) -> dict[str, list[str]]:
