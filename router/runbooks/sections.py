@@ -27,10 +27,10 @@ from markdown_it.token import Token
 
 from router.runbooks.roles import (
     SectionRole,
-    normalise_heading,
     looks_like_alert_name,
     looks_procedural,
     named_role,
+    normalise_heading,
     shape_role,
     without_heading_id,
 )
