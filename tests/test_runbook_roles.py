@@ -267,3 +267,13 @@ def test_numbering_is_not_part_of_a_headings_words(
 ) -> None:
     assert normalise_heading(heading) == normalised
     assert looks_procedural(heading) is procedural
+
+
+def test_where_an_alert_runs_is_not_alert_text(tmp_path: Path) -> None:
+    library = RunbookLibrary.load(tmp_path)
+    alert = _alert(
+        "AppNotSynced",
+        {"instance": "argocd-application-controller-metrics.argocd.svc:8082"},
+        summary="App not synced (instance argocd-application-controller-metrics.argocd.svc:8082)",
+    )
+    assert set(library.query(alert).terms) == set(terms("AppNotSynced app not synced"))

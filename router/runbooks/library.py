@@ -60,6 +60,8 @@ _IDENTIFYING_LABELS = (
     "database",
 )
 _SCOPE_LABELS = ("service", "job", "app")
+# Labels that say where an alert runs (a scrape target's address, a machine), never what is wrong.
+_PLACE_LABELS = ("instance", "node", "host", "hostname")
 # Every label the search reads (`query`): a label outside this set never changes a match.
 LABELS_READ = frozenset(("alertname", *_IDENTIFYING_LABELS, *_SCOPE_LABELS))
 # Searches remembered by what they read of the alert (see `find`).
@@ -242,9 +244,14 @@ class RunbookLibrary:
         """What `alert` says, weighted: name, rule names, text annotations, identifying labels."""
         sources: list[tuple[str, str, float]] = [("alertname", alert.name, _NAME_WEIGHT)]
         sources += [("rule", name, _RULE_WEIGHT) for name in rule_names]
+        # Where the alert runs, as a template writes it into the text ("(instance 10.0.0.7:9100)"),
+        # is no more about the problem than the label itself.
+        places = [v for k in _PLACE_LABELS if len(v := alert.labels.get(k, "")) >= 3]
         for key, value in alert.annotations.items():
             if key in RUNBOOK_ANNOTATIONS or _NOT_TEXT.match(value):
                 continue
+            for place in places:
+                value = value.replace(place, " ")
             weight = _SUMMARY_WEIGHT if key in _SUMMARY_ANNOTATIONS else _PROSE_WEIGHT
             # A link in the text ("See https://docs/.../troubleshooting/#slow-queries") is where
             # the alert points, not what it says: its words are left out, its link text kept.
