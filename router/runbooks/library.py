@@ -333,13 +333,17 @@ class RunbookLibrary:
 def confidence_features(hits: Sequence[Hit], position: int) -> tuple[float, ...]:
     """What the confidence of `hits[position]` depends on (search.Hit): its margin over the best
     other hit (negative below the first; its whole score when it is alone), whether the section
-    holds every term of the alert's name, and how much of the section's heading the alert says."""
+    holds every term of the alert's name, how much of the section's heading the alert says, and
+    how nearly the heading is the alert's name (a margin that a heading sharing some of the name's
+    words earned, `KubeAggregatedAPIDown` against "KubeAPIDown", is worth less than one the text
+    earned)."""
     hit = hits[position]
     best_other = next((h.score for i, h in enumerate(hits[:CANDIDATES]) if i != position), 0.0)
     return (
         hit.score - best_other,
         1.0 if hit.name_coverage >= _WHOLE else 0.0,
         hit.heading_coverage,
+        hit.heading_match,
     )
 
 
