@@ -21,7 +21,6 @@ named like the alert's service score `SERVICE_BOOST` more. docs/runbooks.md expl
 from __future__ import annotations
 
 import functools
-import heapq
 import math
 import re
 from collections import Counter
@@ -107,12 +106,18 @@ def words(text: str) -> list[str]:
     """The words of a text, CamelCase, snake_case and kebab-case split, lower-cased; a name that
     ends in an acronym ("RabbitMQ") is one word."""
     found: list[str] = []
-    for word in _WORD.findall(text):
-        if word.islower() or word.isupper() or word.isdigit() or _ACRONYM_ENDED.match(word):
-            found.append(word.lower())
-        else:
-            found.extend(piece.lower() for piece in _CAMEL_PIECE.findall(word))
+    for token in _WORD.findall(text):
+        found.extend(_pieces(token))
     return found
+
+
+# Alerts and runbooks repeat the same few thousand tokens and words: each is split, filtered and
+# stemmed once, which keeps a search's query cheap.
+@functools.lru_cache(maxsize=65536)
+def _pieces(token: str) -> tuple[str, ...]:
+    if token.islower() or token.isupper() or token.isdigit() or _ACRONYM_ENDED.match(token):
+        return (token.lower(),)
+    return tuple(piece.lower() for piece in _CAMEL_PIECE.findall(token))
 
 
 def terms(text: str) -> list[str]:
@@ -124,17 +129,26 @@ def word_terms(text: str) -> list[tuple[str, str]]:
     """(word as written, term) for every word of `text` that is a search term. An HTTP status
     code is the word for its class (`503` → `5xx`), the way alerts name them."""
     found = []
-    for w in words(text):
-        if _STATUS_CODE.match(w):
-            found.append((w, _term(w[0] + "xx")))
-        elif w not in _STOPWORDS and len(w) > 1 and not _NOISE.match(w):
-            found.append((w, _term(w)))
+    for token in _WORD.findall(text):
+        for w in _pieces(token):
+            term = _word_term(w)
+            if term is not None:
+                found.append((w, term))
     return found
 
 
 @functools.lru_cache(maxsize=65536)
+def _word_term(word: str) -> str | None:
+    """The term of one lower-cased word, or None for a stopword, a letter or a number."""
+    if _STATUS_CODE.match(word):
+        return _term(word[0] + "xx")
+    if word in _STOPWORDS or len(word) < 2 or _NOISE.match(word):
+        return None
+    return _term(word)
+
+
+@functools.lru_cache(maxsize=65536)
 def _term(word: str) -> str:
-    # Alerts repeat the same few hundred words; stemming each once keeps search cheap in a storm.
     stem = _STEMMER.stemWord(word)
     return _SYNONYMS.get(stem, stem)
 
@@ -306,6 +320,25 @@ class Evidence:
     field: str
 
 
+def _best(scores: list[float], limit: int) -> list[int]:
+    """The indexes of the `limit` highest positive scores, highest first, ties in index order.
+    For the few candidates a match keeps, `max` and `index` (loops in C) once per candidate beat
+    a heap, which compares every section in Python."""
+    found: list[int] = []
+    taken: list[float] = []
+    while len(found) < limit:
+        top = max(scores, default=0.0)
+        if top <= 0.0:
+            break
+        index = scores.index(top)
+        found.append(index)
+        taken.append(top)
+        scores[index] = -1.0
+    for index, score in zip(found, taken, strict=True):
+        scores[index] = score
+    return found
+
+
 class SearchIndex:
     """BM25F over a fixed list of incident sections; built once per library, queried per alert."""
 
@@ -381,16 +414,17 @@ class SearchIndex:
             scores[index] *= 1.0 + SERVICE_BOOST
         # Ranked on the raw sums, the heading bonus scaled to them: dividing by the ceiling once
         # per chosen hit rather than once per section keeps a storm's searches cheap.
-        matches = self._heading_matches(query)
+        matches = self._heading_matches(query, scores)
         for index, match in matches.items():
-            if scores[index] > 0.0:
-                scores[index] += HEADING_MATCH_WEIGHT * match * ceiling
-        # Best first; ties keep the library's order (file, then line), as sorting is stable.
-        everything = range(len(scores))
+            scores[index] += HEADING_MATCH_WEIGHT * match * ceiling
+        # Best first; ties keep the library's order (file, then line): the negated index breaks
+        # them, and pairs compare without a Python key function, which a library of thousands of
+        # sections would call once per section.
         if limit is None:
-            ranked = sorted(everything, key=scores.__getitem__, reverse=True)
+            pairs = zip(scores, range(0, -len(scores), -1), strict=True)
+            ranked = [-i for _, i in sorted(pairs, reverse=True)]
         else:
-            ranked = heapq.nlargest(limit, everything, key=scores.__getitem__)
+            ranked = _best(scores, limit)
         chosen = [index for index in ranked if scores[index] > 0.0]
         hits = [Hit(self.sections[i], scores[i] / ceiling, matches.get(i, 0.0), i) for i in chosen]
         for position, hit in enumerate(hits[:COVERED_HITS]):
@@ -412,17 +446,26 @@ class SearchIndex:
                     found.add(index)
         return found
 
-    def _heading_matches(self, query: Query) -> dict[int, float]:
-        """`_heading_match` of every section whose heading shares a term with the alert's name."""
+    def _heading_matches(self, query: Query, scores: Sequence[float]) -> dict[int, float]:
+        """The heading match of every section with a positive score whose heading shares a term
+        with the alert's name: 1.0 when the heading is the alert's name; else the overlap of
+        their terms, squared so that a heading sharing one word of three says little. The shared
+        terms are counted from the heading index, not by intersecting sets per section."""
         if not query.name_terms:
             return {}
-        matches = {
-            index: self._heading_match(query, index)
-            for term in query.name_terms
-            for index in self._by_heading_term.get(term, ())
-        }
+        shared: dict[int, int] = {}
+        for term in query.name_terms:
+            for index in self._by_heading_term.get(term, ()):
+                shared[index] = shared.get(index, 0) + 1
+        name_size = len(query.name_terms)
+        matches = {}
+        for index, count in shared.items():
+            if scores[index] > 0.0:
+                overlap = count / (name_size + len(self._heading_terms[index]) - count)
+                matches[index] = overlap * overlap
         for index in self._by_heading_word.get(query.name, ()):
-            matches[index] = 1.0
+            if scores[index] > 0.0:
+                matches[index] = 1.0
         return matches
 
     def _covered(self, wanted: Iterable[str], held: Collection[str]) -> float:
@@ -434,20 +477,6 @@ class SearchIndex:
             if term in held:
                 found += idf
         return found / total if total else 1.0
-
-    def _heading_match(self, query: Query, index: int) -> float:
-        """1.0 when the heading is the alert's name; else the overlap of their terms, squared so
-        that a heading sharing one word of three says little."""
-        if not query.name_terms:
-            return 0.0
-        if query.name and query.name == self._heading_words[index]:
-            return 1.0
-        heading = self._heading_terms[index]
-        if not heading:
-            return 0.0
-        shared = len(query.name_terms & heading)
-        overlap = shared / len(query.name_terms | heading)
-        return overlap * overlap
 
     def evidence(self, query: Query, hit: Hit) -> list[Evidence]:
         """Which alert terms the section holds, and in which of its fields, strongest first."""
