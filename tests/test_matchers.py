@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router.rules import Matcher, MatcherError, MatchType, parse_matcher, parse_matchers
+from router.rules.regex import compile_anchored, compile_set
 
 EQ, NE, RE, NRE = MatchType.EQUAL, MatchType.NOT_EQUAL, MatchType.REGEX, MatchType.NOT_REGEX
 
@@ -193,3 +194,32 @@ def test_prints_in_alertmanager_form(text: str, shown: str) -> None:
     matcher = parse_matcher(text)
     assert str(matcher) == shown
     assert parse_matcher(shown) == matcher
+
+
+# Alert-name regexes of many rules are matched as one RE2 set (rules/model.py's index).
+SET_PATTERNS = [
+    "a",
+    "a$",
+    "(?s).*",
+    "[[:digit:]]+",
+    "\\d+",
+    "a{,3}",
+    "a(?i)b",
+    "a)|(b",
+    "Service.*Down",
+    "(?U)a+",
+    "\\Q.*\\E",
+]
+SET_VALUES = ["", "a", "a\n", "123", "١٢", "a{,3}", "aB", "AB", "axyz", "xb", "Service1Down", ".*"]
+
+
+@pytest.mark.parametrize("value", SET_VALUES)
+def test_a_set_of_regexes_matches_what_each_of_them_matches(value: str) -> None:
+    one_by_one = [
+        index for index, pattern in enumerate(SET_PATTERNS) if compile_anchored(pattern)(value)
+    ]
+    assert compile_set(SET_PATTERNS)(value) == one_by_one
+
+
+def test_an_empty_set_of_regexes_matches_nothing() -> None:
+    assert compile_set([])("anything") == []

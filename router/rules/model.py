@@ -34,6 +34,7 @@ from router.rules.conditions import (
 )
 from router.rules.heartbeats import Heartbeat, heartbeat_for
 from router.rules.matchers import Matcher, MatchType
+from router.rules.regex import compile_set
 from router.rules.storm import StormSettings
 
 DEFAULT_POLICY = "default"
@@ -381,6 +382,8 @@ class RuleSet:
                 by_value.setdefault(index_matcher.value, []).append(compiled)
             else:
                 self._by_name_regex.append((index_matcher, compiled))
+        # Every rule's alert-name regex in one RE2 set: one pass over a new alert name.
+        self._name_regexes = compile_set([matcher.value for matcher, _ in self._by_name_regex])
 
     def _candidates(self, labels: Mapping[str, str]) -> list[_CompiledRule]:
         """The rules whose index matcher holds for `labels`, and those without one."""
@@ -397,7 +400,7 @@ class RuleSet:
     def _name_regex_candidates(self, name: str) -> list[_CompiledRule]:
         cached = self._regex_cache.get(name)
         if cached is None:
-            cached = [rule for matcher, rule in self._by_name_regex if matcher.test(name)]
+            cached = [self._by_name_regex[index][1] for index in self._name_regexes(name)]
             if len(self._regex_cache) >= _REGEX_CACHE_SIZE:
                 self._regex_cache.clear()
             self._regex_cache[name] = cached

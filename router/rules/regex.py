@@ -12,7 +12,7 @@ Alertmanager refuses it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import re2
 
@@ -23,15 +23,33 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
 
 
+def _anchored(pattern: str) -> str:
+    # The wrapper exactly as Alertmanager writes it: `a)|(b` is valid there, and means
+    # `^(?:a)|(b)$`, so the pattern is searched, not matched whole.
+    return f"^(?:{pattern})$"
+
+
+def compile_set(patterns: Sequence[str]) -> Callable[[str], list[int]]:
+    """Which of `patterns` (each valid for `compile_anchored`) match a value, by their index,
+    in one pass of RE2 over the value rather than one search per pattern: a thousand rules'
+    alert-name regexes cost one call for a new alert name."""
+    if not patterns:
+        return lambda _value: []
+    regexes = re2.Set.SearchSet(_OPTIONS)
+    for pattern in patterns:
+        regexes.Add(_anchored(pattern))
+    regexes.Compile()
+    match = regexes.Match
+    return lambda value: sorted(match(value) or ())
+
+
 def compile_anchored(pattern: str) -> Callable[[str], bool]:
     """Whether a label value matches `pattern` as in an Alertmanager matcher; MatcherError naming
     the problem when RE2 (or Go) refuses the pattern."""
     if _has_any_byte_escape(pattern):
         raise MatcherError(f'bad regex "{pattern}": invalid escape sequence: \\C')
     try:
-        # The wrapper exactly as Alertmanager writes it: `a)|(b` is valid there, and means
-        # `^(?:a)|(b)$`, so the pattern is searched, not matched whole.
-        compiled = re2.compile(f"^(?:{pattern})$", _OPTIONS)
+        compiled = re2.compile(_anchored(pattern), _OPTIONS)
     except re2.error as exc:
         raise MatcherError(f'bad regex "{pattern}": {_message(exc)}') from exc
     except UnicodeEncodeError as exc:
