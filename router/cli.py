@@ -533,7 +533,7 @@ def _route(args: argparse.Namespace) -> int:
     renderer = Renderer(rules_dir / "templates" if rules_dir.is_dir() else None)
     routes = route_notification(routing, notification, at, renderer)
     if args.json:
-        print(json.dumps(routes_to_json(routes, at), indent=2, ensure_ascii=False))
+        print(json.dumps(routes_to_json(routes, routing.rules, at), indent=2, ensure_ascii=False))
     else:
         print(format_routes(routes, routing.rules, at), end="")
     return 0

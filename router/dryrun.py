@@ -163,7 +163,7 @@ def _seconds(value: timedelta | None) -> int | None:
     return None if value is None else round(value.total_seconds())
 
 
-def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
+def routes_to_json(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> dict[str, Any]:
     """The `route --json` document: `{"alerts": [...]}`."""
     return {
         "alerts": [
@@ -205,6 +205,7 @@ def routes_to_json(routes: list[AlertRoute], at: datetime) -> dict[str, Any]:
                     else None
                 ),
                 "damping": list(route.damping_effects),
+                "storm": _storm_json(ruleset, route),
                 "runbook": _section_json(
                     route.runbook.section, route.runbook.score, route.runbook.method
                 ),
@@ -276,13 +277,32 @@ def format_routes(routes: list[AlertRoute], ruleset: RuleSet, at: datetime) -> s
     return "\n\n".join(blocks) + "\n"
 
 
+def _folds_in_storms(ruleset: RuleSet, severity: str) -> bool:
+    """Whether pages of `severity` fold into a storm page: the top severity never does."""
+    return ruleset.storm.enabled and ruleset.rank(severity) != 0
+
+
+def _storm_json(ruleset: RuleSet, route: AlertRoute) -> dict[str, Any] | None:
+    """The storm settings that apply to a firing alert's pages; None where none do (storm
+    pages off, a resolved alert, a heartbeat's beat)."""
+    settings = ruleset.storm
+    if not settings.enabled or not route.alert.firing or route.heartbeat is not None:
+        return None
+    return {
+        "folds": _folds_in_storms(ruleset, route.classification.severity),
+        "threshold": settings.threshold,
+        "window_seconds": _seconds(settings.window),
+        "update_every_seconds": _seconds(settings.update_every),
+    }
+
+
 def _storm_note(ruleset: RuleSet, severity: str) -> str:
     """What an alert storm would change; a dry run has no database, so it cannot know whether
     a tier is in one now (router/incidents/storms.py)."""
     settings = ruleset.storm
     if not settings.enabled:
         return settings.describe()
-    if ruleset.rank(severity) == 0:
+    if not _folds_in_storms(ruleset, severity):
         return f"{severity} is paged on its own even in an alert storm"
     return (
         f"beyond {settings.threshold} incidents to a tier in "
