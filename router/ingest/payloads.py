@@ -23,7 +23,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,7 +30,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 
 from router.errors import PayloadError
 from router.models import Alert, AlertStatus, Notification, Source
@@ -69,27 +68,22 @@ def parse_timestamp(value: str) -> datetime | None:
     return utc
 
 
-def _storable(text: str) -> str:
-    """`text` unless a database cannot hold it: PostgreSQL refuses NUL in text and JSON, and
-    neither database can encode a lone UTF-16 surrogate (JSON's `\\ud800` without its pair)."""
-    if "\x00" in text:
-        raise PydanticCustomError("nul_character", "contains a NUL character")
-    if not text.isprintable() and _SURROGATE.search(text):
-        raise PydanticCustomError(
-            "lone_surrogate", "contains a lone UTF-16 surrogate (\\ud800 to \\udfff)"
-        )
-    return text
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-# Every string of a body: what the parser accepts, both databases can store.
-Text = Annotated[StrictStr, AfterValidator(_storable)]
+# Every string of a body: what the parser accepts, both databases can store. PostgreSQL refuses
+# NUL in text and JSON; neither database can encode a lone UTF-16 surrogate (JSON's `\\ud800`
+# without its pair). Both are checked inside pydantic-core, without a Python call per string: a
+# pattern refuses NUL, and a pattern needs the string as UTF-8, which a lone surrogate is not.
+_NO_NUL = "^[^\x00]*$"
+Text = Annotated[StrictStr, Field(pattern=_NO_NUL)]
+# What pydantic-core says of a body's string that fails those checks, in words a sender acts on.
+_STORABLE_MESSAGES = {
+    "string_pattern_mismatch": "contains a NUL character",
+    "string_unicode": "contains a lone UTF-16 surrogate (\\ud800 to \\udfff)",
+}
 Timestamp = Annotated[Text, Field(min_length=1)]
 Labels = dict[Text, Text]
 # Alertmanager's fingerprints are 16 hex digits; the store keeps up to 64 characters.
 MAX_FINGERPRINT = 64
-Fingerprint = Annotated[StrictStr, Field(max_length=MAX_FINGERPRINT), AfterValidator(_storable)]
+Fingerprint = Annotated[Text, Field(max_length=MAX_FINGERPRINT)]
 # JSON has no NaN or Infinity, but Python's parser takes them (and 1e999 as Infinity); neither can
 # be compared with a threshold, nor stored in PostgreSQL's JSON.
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -275,7 +269,7 @@ def _validation_error(exc: ValidationError) -> PayloadError:
 def _problem(error: ErrorDetails) -> tuple[str, str]:
     """(`field.path`, message) of one pydantic error."""
     field = ".".join(_field_part(part) for part in error["loc"]) or "body"
-    message = error["msg"]
+    message = _STORABLE_MESSAGES.get(error["type"], error["msg"])
     if error["type"] == "literal_error" and "input" in error:
         message = f"{message}, got {error['input']!r}"
     return field, message
