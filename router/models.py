@@ -127,6 +127,13 @@ class Alert:
             "annotations": dict(self.annotations),
             "starts_at": self.starts_at.isoformat() if self.starts_at else None,
             "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            **self.details_json(),
+        }
+
+    def details_json(self) -> dict[str, object]:
+        """What the alert carries beyond its identity, labels, annotations and times: links,
+        values and group key (the store keeps them as the alert's details)."""
+        return {
             "generator_url": self.generator_url,
             "dashboard_url": self.dashboard_url,
             "panel_url": self.panel_url,

@@ -600,10 +600,9 @@ def _progress_columns(progress: Progress) -> dict[str, Any]:
 
 def _details(alert: Alert) -> dict[str, Any]:
     """What an alert carries beyond labels and annotations, for pages and the API."""
-    document = alert.to_json()
-    for key in ("source", "status", "fingerprint", "labels", "annotations", "starts_at", "ends_at"):
-        document.pop(key)
-    return {key: value for key, value in document.items() if value not in (None, {}, "")}
+    return {
+        key: value for key, value in alert.details_json().items() if value not in (None, {}, "")
+    }
 
 
 def _inserted(statement: sa.Executable, values: Mapping[str, Any]) -> tuple[str, ...]:
