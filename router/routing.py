@@ -135,7 +135,7 @@ class Routing:
         groups by instance."""
         labels = alert.labels
         deciding = (
-            tuple(labels.get(name) for name in self._deciding),
+            tuple(map(labels.get, self._deciding)),
             tuple(alert.annotations.items()),
             tuple(alert.values.items()),
             alert.value_string,
