@@ -55,6 +55,10 @@ def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping or {}))
 
 
+# The values of every alert that has none (all but Grafana's): one read-only mapping, shared.
+_NO_VALUES: Mapping[str, float] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert from any source, in one shape.
@@ -76,7 +80,7 @@ class Alert:
     panel_url: str | None = None
     silence_url: str | None = None
     image_url: str | None = None
-    values: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    values: Mapping[str, float] = field(default_factory=lambda: _NO_VALUES)
     value_string: str | None = None
     group_key: str | None = None
 
@@ -84,7 +88,8 @@ class Alert:
         # Freeze the mappings so that an Alert can be shared without defensive copies.
         object.__setattr__(self, "labels", _frozen(self.labels))
         object.__setattr__(self, "annotations", _frozen(self.annotations))
-        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+        if self.values is not _NO_VALUES:
+            object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
 
     @property
     def name(self) -> str:
