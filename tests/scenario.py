@@ -64,6 +64,17 @@ async def running_router(
             await service.close()
 
 
+async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
+    """Move the clock, then run one pass of the engine, as its loops would at that time."""
+    clock.advance(**delta)
+    await router.engine.run_once()
+
+
+def metric(router: RouterService, name: str, **labels: str) -> float:
+    """A sample of the router's metrics; 0 for a series never set."""
+    return router.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
 def alertmanager_body(*alerts: dict[str, Any], status: str | None = None) -> dict[str, Any]:
     return {
         "version": "4",

@@ -18,14 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.app import RouterService
 
 from .fakes import FakePagerDuty
-from .scenario import SCENARIO_RULES, FakeClock, alert, running_router, send, timeline
+from .scenario import SCENARIO_RULES, FakeClock, alert, metric, running_router, send, timeline
 
 Client = TestClient[Any, Any]
 KEY = "0123456789abcdef0123456789abcdef"  # an Events API integration key's shape
-
-
-def metric(router: RouterService, name: str, **labels: str) -> float:
-    return router.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture

@@ -26,9 +26,11 @@ from .scenario import (
     FakeClock,
     alert,
     incidents,
+    metric,
     pages,
     running_router,
     send,
+    tick,
     timeline,
 )
 
@@ -50,15 +52,6 @@ async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterat
 async def client(router: RouterService) -> AsyncIterator[Client]:
     async with TestClient(TestServer(router.web_app())) as test_client:
         yield test_client
-
-
-def metric(router: RouterService, name: str, **labels: str) -> float:
-    return router.metrics.registry.get_sample_value(name, labels) or 0.0
-
-
-async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
-    clock.advance(**delta)
-    await router.engine.run_once()
 
 
 async def test_first_tier_is_paged_at_once(router: RouterService, client: Client) -> None:

@@ -27,7 +27,7 @@ from router.settings import Settings
 from .conftest import WEBHOOK_TOKEN, auth_headers
 from .databases import database_url
 from .fakes import Receiver
-from .scenario import SCENARIO_RULES, FakeClock, alert, incidents, pages, send, timeline
+from .scenario import SCENARIO_RULES, FakeClock, alert, incidents, pages, send, tick, timeline
 
 Client = TestClient[Any, Any]
 
@@ -102,11 +102,6 @@ def metric(router: RouterService, name: str, **labels: str) -> float | None:
 
 def watchdog(starts: str = "2026-11-24T08:00:00Z") -> dict[str, Any]:
     return alert("Watchdog", starts=starts, severity="none")
-
-
-async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
-    clock.advance(**delta)
-    await router.engine.run_once()
 
 
 async def ping(client: Client, name: str, token: str = WEBHOOK_TOKEN) -> Any:

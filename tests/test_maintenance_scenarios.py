@@ -18,7 +18,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
 
-from .scenario import FakeClock, alert, incidents, pages, running_router, send, timeline
+from .scenario import (
+    FakeClock,
+    alert,
+    incidents,
+    metric,
+    pages,
+    running_router,
+    send,
+    tick,
+    timeline,
+)
 
 Client = TestClient[Any, Any]
 MAINTENANCE_RULES = Path(__file__).parent / "fixtures" / "rules" / "maintenance"
@@ -39,15 +49,6 @@ async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterat
 async def client(router: RouterService) -> AsyncIterator[Client]:
     async with TestClient(TestServer(router.web_app())) as test_client:
         yield test_client
-
-
-def metric(router: RouterService, name: str, **labels: str) -> float:
-    return router.metrics.registry.get_sample_value(name, labels) or 0.0
-
-
-async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:
-    clock.advance(**delta)
-    await router.engine.run_once()
 
 
 async def test_a_window_suppresses_then_pages_on_expiry_as_a_new_trigger(
