@@ -12,9 +12,17 @@ from router.app import RouterService
 from router.metrics import Metrics
 from router.settings import Settings
 
+from .clock import FakeClock
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 WEBHOOK_TOKEN = "test-webhook-token"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The time the service sees, moved by the test (tests/clock.py)."""
+    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

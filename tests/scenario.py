@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +16,11 @@ from router.ingest.payloads import label_fingerprint
 from router.metrics import Metrics
 from router.settings import Settings
 
+from .clock import FakeClock
 from .conftest import WEBHOOK_TOKEN, auth_headers
 from .databases import database_url
 
 SCENARIO_RULES = Path(__file__).parent / "fixtures" / "rules" / "scenario"
-# A Tuesday, 10:00 in Berlin: inside business hours.
-TUESDAY_10_BERLIN = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """The time the service sees; tests move it instead of sleeping."""
-
-    def __init__(self, start: datetime = TUESDAY_10_BERLIN) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @asynccontextmanager

@@ -36,11 +36,6 @@ API = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
     async with running_router(
         tmp_path, clock, database, api_token=API_TOKEN, pagerduty_webhook_secret=PD_SECRET

@@ -25,11 +25,6 @@ KEY = "0123456789abcdef0123456789abcdef"  # an Events API integration key's shap
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def pagerduty() -> AsyncIterator[FakePagerDuty]:
     fake = FakePagerDuty()
     await fake.start()

@@ -50,11 +50,6 @@ async def started(settings: Settings, clock: FakeClock) -> RouterService:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def service(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RouterService]:
     router_service = await started(router_settings(tmp_path), clock)
     yield router_service

@@ -38,11 +38,6 @@ Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
     async with running_router(tmp_path, clock, database) as service:
         yield service

@@ -40,11 +40,6 @@ DAMPING_RULES = Path(__file__).parent / "fixtures" / "rules" / "damping"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
     async with running_router(tmp_path, clock, database, rules_dir=DAMPING_RULES) as service:
         yield service

@@ -45,11 +45,6 @@ API_TOKEN = "heartbeat-test-api-token"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
     rules = tmp_path / "rules"
     shutil.copytree(SCENARIO_RULES, rules)

@@ -35,11 +35,6 @@ MAINTENANCE_RULES = Path(__file__).parent / "fixtures" / "rules" / "maintenance"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
     async with running_router(tmp_path, clock, database, rules_dir=MAINTENANCE_RULES) as service:
         yield service

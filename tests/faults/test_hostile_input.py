@@ -47,11 +47,6 @@ PD_SECRET = "pd-webhook-secret"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
     # No API token: the loopback default, where nothing but the Host and Origin checks stands
     # between a web page in the on-call engineer's browser and the API.
