@@ -38,8 +38,9 @@ class Prepared:
     dialect: Dialect
     # (name, bound value of the statement itself, bind processor), in placeholder order.
     parameters: tuple[tuple[str, Any, Processor], ...]
-    # (name, result processor) of each column the statement returns; empty for none.
-    columns: tuple[tuple[str, Processor], ...]
+    # The columns the statement returns (none for most writes), and their result processors.
+    columns: tuple[str, ...]
+    processors: tuple[Processor, ...]
 
     def arguments(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(
@@ -53,8 +54,7 @@ class Prepared:
         return self._fetch(conn, self.sql, self.arguments(values))
 
     def mappings(self, conn: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        names = [name for name, _ in self.columns]
-        return [dict(zip(names, row, strict=True)) for row in self.rows(conn, values)]
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows(conn, values)]
 
     def insert_rows(
         self, conn: Connection, rows: Sequence[Mapping[str, Any]]
@@ -62,22 +62,18 @@ class Prepared:
         """An INSERT of every row, with what its RETURNING gives, in statements of many rows:
         the driver's executemany returns no rows, and one statement per row costs a round of
         the driver each."""
-        if self._values not in self.sql:
+        # The VALUES list of a one-row INSERT, as SQLAlchemy writes it.
+        one_row = "(" + ", ".join(["?"] * len(self.parameters)) + ")"
+        if one_row not in self.sql:
             raise ValueError(f"not a one-row INSERT: {self.sql[:80]}")
-        per_row = len(self.parameters)
-        batch = max(1, SQLITE_MAX_VARIABLES // per_row)
+        batch = max(1, SQLITE_MAX_VARIABLES // len(self.parameters))
         returned: list[tuple[Any, ...]] = []
         for first in range(0, len(rows), batch):
             chunk = rows[first : first + batch]
-            sql = self.sql.replace(self._values, ", ".join([self._values] * len(chunk)), 1)
+            sql = self.sql.replace(one_row, ", ".join([one_row] * len(chunk)), 1)
             arguments = tuple(value for row in chunk for value in self.arguments(row))
             returned += self._fetch(conn, sql, arguments)
         return returned
-
-    @property
-    def _values(self) -> str:
-        """The VALUES list of a one-row INSERT, as SQLAlchemy writes it."""
-        return "(" + ", ".join(["?"] * len(self.parameters)) + ")"
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run a statement without results once per row, in one executemany; rows changed."""
@@ -101,13 +97,12 @@ class Prepared:
             raise DBAPIError.instance(sql, arguments, exc, self.dialect.loaded_dbapi.Error) from exc
         finally:
             cursor.close()
-        processors = [processor for _, processor in self.columns]
-        if not any(processors):
+        if not any(self.processors):
             return [tuple(row) for row in found]
         return [
             tuple(
                 processor(value) if processor is not None else value
-                for processor, value in zip(processors, row, strict=True)
+                for processor, value in zip(self.processors, row, strict=True)
             )
             for row in found
         ]
@@ -137,15 +132,16 @@ def _prepare(dialect: Dialect, statement: sa.Executable, keys: tuple[str, ...]) 
         kind = bind.type.dialect_impl(dialect)
         own = bind.effective_value if bind.callable is None else bind.callable()
         parameters.append((name, own, kind.bind_processor(dialect)))
-    columns = tuple(
-        (str(column.key), _result_processor(column, dialect)) for column in _returned(statement)
+    returned = _returned(statement)
+    return Prepared(
+        str(compiled),
+        dialect,
+        tuple(parameters),
+        columns=tuple(str(column.key) for column in returned),
+        processors=tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
+        ),
     )
-    return Prepared(str(compiled), dialect, tuple(parameters), columns)
-
-
-def _result_processor(column: sa.ColumnElement[Any], dialect: Dialect) -> Processor:
-    processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return processor
 
 
 def _returned(statement: sa.Executable) -> Sequence[sa.ColumnElement[Any]]:

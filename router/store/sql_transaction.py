@@ -35,7 +35,7 @@ from router.store.base import (
     TierPaged,
     Transaction,
 )
-from router.store.prepared import prepare
+from router.store.prepared import Prepared, prepare
 from router.store.rows import heartbeat_record, incident_record
 from router.store.statements import insert_ignore, statements, update_incident
 
@@ -56,24 +56,21 @@ class SqlTransaction(Transaction):
 
     # --- running statements: prepared on SQLite, through SQLAlchemy on PostgreSQL ----------
 
+    def _prepare(self, statement: sa.Executable, values: Mapping[str, Any]) -> Prepared:
+        # An INSERT is compiled for the columns it writes (those of its values).
+        keys = tuple(values) if isinstance(statement, sa.Insert) else ()
+        return prepare(self._conn, statement, keys)
+
     def _rows(self, statement: sa.Executable, values: Mapping[str, Any]) -> list[Sequence[Any]]:
         if self._prepared:
-            return list(
-                prepare(self._conn, statement, _inserted(statement, values)).rows(
-                    self._conn, values
-                )
-            )
+            return list(self._prepare(statement, values).rows(self._conn, values))
         return list(self._conn.execute(statement, dict(values)).all())
 
     def _mappings(
         self, statement: sa.Executable, values: Mapping[str, Any]
     ) -> list[Mapping[str, Any]]:
         if self._prepared:
-            return list(
-                prepare(self._conn, statement, _inserted(statement, values)).mappings(
-                    self._conn, values
-                )
-            )
+            return list(self._prepare(statement, values).mappings(self._conn, values))
         return [dict(row) for row in self._conn.execute(statement, dict(values)).mappings()]
 
     def _first(
@@ -88,9 +85,7 @@ class SqlTransaction(Transaction):
     def _write(self, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]) -> int:
         """A statement without results, once per row (one executemany); the rows it changed."""
         if self._prepared:
-            return prepare(self._conn, statement, _inserted(statement, rows[0])).run_many(
-                self._conn, rows
-            )
+            return self._prepare(statement, rows[0]).run_many(self._conn, rows)
         return int(self._conn.execute(statement, [dict(row) for row in rows]).rowcount)
 
     # --- the transaction's work -----------------------------------------------------------
@@ -206,7 +201,7 @@ class SqlTransaction(Transaction):
     def _inserted_alerts(self, rows: list[dict[str, Any]]) -> list[Sequence[Any]]:
         """(id, fingerprint) of the rows that were new (the others met their unique key)."""
         if self._prepared:
-            prepared = prepare(self._conn, self._sql.insert_alerts, tuple(rows[0]))
+            prepared = self._prepare(self._sql.insert_alerts, rows[0])
             return list(prepared.insert_rows(self._conn, rows))
         return list(self._conn.execute(self._sql.insert_alerts, rows).all())
 
@@ -603,8 +598,3 @@ def _details(alert: Alert) -> dict[str, Any]:
     return {
         key: value for key, value in alert.details_json().items() if value not in (None, {}, "")
     }
-
-
-def _inserted(statement: sa.Executable, values: Mapping[str, Any]) -> tuple[str, ...]:
-    """The columns an INSERT writes (those of its values); nothing for other statements."""
-    return tuple(values) if isinstance(statement, sa.Insert) else ()
