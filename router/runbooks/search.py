@@ -202,7 +202,7 @@ def _section_fields(section: Section) -> dict[str, list[str]]:
         if not block.foreign and block.kind not in ("diagram", "html") and block.part != SYMPTOMS
     )
     return {
-        "heading": terms(heading_text(section.heading)),
+        "heading": terms(without_heading_id(section.heading)),
         "symptoms": terms(without_template_tags(without_links(section.parts.get(SYMPTOMS, "")))),
         "path": terms(" ".join(section.path[:-1])),
         "file": file_terms(section.file),
@@ -217,15 +217,10 @@ _INCIDENT_NUMBER = re.compile(
 )
 
 
-def heading_text(heading: str) -> str:
-    """The words of a heading as a reader sees them, its explicit `{#anchor}` left out."""
-    return without_heading_id(heading)
-
-
 def heading_name(heading: str) -> str:
     """What a heading names, its numbering and explicit anchor left out: "Incident 2: High Error
     Rate" → "High Error Rate" (the heading match compares this with the alert's name)."""
-    text = heading_text(heading)
+    text = without_heading_id(heading)
     return _INCIDENT_NUMBER.sub("", text, count=1) or text
 
 
