@@ -345,7 +345,6 @@ class SearchIndex:
         self._file_terms = [frozenset(file_terms(s.file)) for s in self.sections]
         # What a heading (or, for a file's title, the file name) says the section is about.
         self._heading_terms = [frozenset(terms(heading_name(s.heading))) for s in self.sections]
-        self._heading_words = [_squeezed(heading_name(s.heading)) for s in self.sections]
         averages = {
             name: (sum(len(f[name]) for f in fields) / len(fields)) if fields else 0.0
             for name in _FIELDS
@@ -383,7 +382,9 @@ class SearchIndex:
         for index, heading in enumerate(self._heading_terms):
             for term in heading:
                 self._by_heading_term.setdefault(term, []).append(index)
-            self._by_heading_word.setdefault(self._heading_words[index], []).append(index)
+            # The heading as an alert's name writes it, for the exact match of a name.
+            name = _squeezed(heading_name(self.sections[index].heading))
+            self._by_heading_word.setdefault(name, []).append(index)
             for term in self._file_terms[index]:
                 self._by_file_term.setdefault(term, set()).add(index)
 
