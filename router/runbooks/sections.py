@@ -469,13 +469,14 @@ def _assign_parts(headings: list[_Heading], lines: list[str]) -> None:
     # A sub-heading that recurs in the page under other headings ("Protocol Differences", "AMQP
     # 0-9-1", "Java Client" under each chapter of a guide) is a variant of the text above it,
     # not a problem of its own: its sub-section is a part of the section that holds it.
-    recurring = Counter(normalise_heading(h.text) for h in headings if h.level > 0)
-    for heading in headings:
+    names = [normalise_heading(h.text) for h in headings]
+    recurring = Counter(name for name, h in zip(names, headings, strict=True) if h.level > 0)
+    for heading, name in zip(headings, names, strict=True):
         if (
             heading.part is None
             and heading.parent is not None
             and heading.parent != title
-            and recurring[normalise_heading(heading.text)] > 1
+            and recurring[name] > 1
         ):
             _make_parts([heading, *_descendants(heading, headings)])
 
