@@ -227,6 +227,11 @@ def _python_json(body: bytes) -> Any:
         raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body") from exc
 
 
+# The containers of decoded JSON. A tuple: `isinstance` with `dict | list` takes half as long
+# again, and this runs on every value of a body.
+_CONTAINERS = (dict, list)
+
+
 def _deeper_than(document: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than `limit` levels (real bodies nest four)."""
     level: list[Any] = [document]
@@ -235,7 +240,7 @@ def _deeper_than(document: Any, limit: int) -> bool:
             child
             for container in level
             for child in (container.values() if isinstance(container, dict) else container)
-            if isinstance(child, dict | list)
+            if isinstance(child, _CONTAINERS)
         ]
         if not level:
             return False
