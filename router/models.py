@@ -100,6 +100,18 @@ class Alert:
         return self.status is AlertStatus.FIRING
 
     @property
+    def description(self) -> str:
+        """What a timeline calls the alert:
+        `alertmanager alert LedgerDown (ledger, ledger-0:9100, 9f3c2a1b7e5d4c60)`."""
+        labels = self.labels
+        where = [labels[name] for name in ("service", "job", "instance") if labels.get(name)]
+        where = list(dict.fromkeys(where))  # job and service are often the same
+        return (
+            f"{self.source.value} alert {self.name or 'without alertname'} "
+            f"({', '.join([*where, self.fingerprint]) if where else self.fingerprint})"
+        )
+
+    @property
     def title(self) -> str:
         """What a page calls the alert: its name and, when it has one, its summary."""
         summary = self.annotations.get("summary") or self.annotations.get("title") or ""

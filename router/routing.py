@@ -122,6 +122,9 @@ class Routing:
         # agree on them, the `group_by` labels their incident key reads (see `route`).
         self._deciding = tuple(sorted(rules.deciding_labels | LABELS_READ))
         self._grouped_by: LruCache[Hashable, tuple[str, ...]] = LruCache(ROUTED_CACHE_SIZE)
+        # Contexts by (policy, severity, rule): a few per rules version, asked for by every
+        # alert that joins an incident and every escalation.
+        self._contexts: dict[tuple[str, str, str | None], Context] = {}
 
     def route(self, alert: Alert) -> RoutedAlert:
         """Classify `alert` and find its runbook section, from memory when an alert that says
@@ -246,6 +249,13 @@ class Routing:
     def escalation_context(self, policy: str, severity: str, rule: str | None = None) -> Context:
         """What the escalation of an incident needs: its policy's steps for `severity`, the
         business hours, and the flap damping of `rule` at `severity`."""
+        key = (policy, severity, rule)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = self._escalation_context(policy, severity, rule)
+        return context
+
+    def _escalation_context(self, policy: str, severity: str, rule: str | None) -> Context:
         known = severity if severity in self._severities else None
         return Context(
             severity=severity,

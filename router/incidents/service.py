@@ -303,7 +303,7 @@ class IncidentService:
             if heartbeat is not None:
                 # Every delivery counts, repeats included: Alertmanager re-sends the same
                 # Watchdog instance every repeat_interval.
-                self._beat(tx, routing, heartbeat, _describe(item.alert), now, effects)
+                self._beat(tx, routing, heartbeat, item.alert.description, now, effects)
             elif stored.outcome == "new" and item.alert.status is AlertStatus.FIRING:
                 fired(effects, open_incidents)
             elif (
@@ -364,7 +364,7 @@ class IncidentService:
             )
             effects.move(None, (incident.severity, incident.state))
             tx.link_alert(incident.id, alert_id, c.severity)
-            tx.add_event(incident.id, now, "opened", f"opened by {_describe(item.alert)}")
+            tx.add_event(incident.id, now, "opened", f"opened by {item.alert.description}")
             tx.add_event(incident.id, now, "classified", c.reason)
             tx.add_event(incident.id, now, "runbook", _runbook_note(item))
             self._apply(tx, routing, incident, decision, now, effects)
@@ -373,7 +373,7 @@ class IncidentService:
             effects.opened.append((c.severity, c.rule or "none", method))
             return
         tx.link_alert(incident.id, alert_id, c.severity)
-        tx.note_alert(incident.id, now, AlertChange.JOINED, _describe(item.alert))
+        tx.note_alert(incident.id, now, AlertChange.JOINED, item.alert)
         if incident.state is IncidentState.SUPPRESSED:
             self._joined_suppressed(tx, routing, incident, item, hidden, now, effects)
             open_incidents[c.incident_key] = tx.incident(incident.id, lock=False)
@@ -417,7 +417,7 @@ class IncidentService:
         refires = tx.count_events(incident.id, "reopened", since) + 1
         decision = escalation.reopen(incident.progress, context, now, incident.resolved_at, refires)
         tx.link_alert(incident.id, alert_id, c.severity)
-        tx.add_event(incident.id, now, "reopened", f"reopened by {_describe(item.alert)}")
+        tx.add_event(incident.id, now, "reopened", f"reopened by {item.alert.description}")
         if c.severity != incident.severity:
             tx.add_event(incident.id, now, "classified", c.reason)
         self._apply(
@@ -458,7 +458,7 @@ class IncidentService:
             tx.add_event(incident.id, now, "classified", c.reason)
         if hidden is None:
             context = routing.escalation_context(policy, severity)
-            reason = f"{_describe(item.alert)} joined outside any maintenance window"
+            reason = f"{item.alert.description} joined outside any maintenance window"
             decision = escalation.unsuppress(context, now, reason)
         else:
             due = incident.progress.next_action_at
@@ -479,7 +479,7 @@ class IncidentService:
         resolved = []
         who = f"{alert.source.value} (all alerts resolved)"
         for incident in tx.open_incidents_of_alert(alert_id):
-            tx.note_alert(incident.id, now, AlertChange.RESOLVED, _describe(alert))
+            tx.note_alert(incident.id, now, AlertChange.RESOLVED, alert)
             context = self._context(routing, incident)
             if tx.firing_alerts(incident.id):
                 # A flapping incident's quiet time starts again at any of its alerts' changes.
@@ -996,17 +996,6 @@ class IncidentService:
 
 def _result(changed: bool) -> AckResult:
     return AckResult.CHANGED if changed else AckResult.UNCHANGED
-
-
-def _describe(alert: Alert) -> str:
-    """`alertmanager alert LedgerDown (ledger, ledger-0:9100, 9f3c2a1b7e5d4c60)`."""
-    labels = alert.labels
-    where = [labels[name] for name in ("service", "job", "instance") if labels.get(name)]
-    where = list(dict.fromkeys(where))  # job and service are often the same
-    return (
-        f"{alert.source.value} alert {alert.name or 'without alertname'} "
-        f"({', '.join([*where, alert.fingerprint]) if where else alert.fingerprint})"
-    )
 
 
 def _classification_json(item: RoutedAlert) -> dict[str, Any]:

@@ -287,9 +287,10 @@ class Transaction(abc.ABC):
     def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None: ...
 
     @abc.abstractmethod
-    def note_alert(self, incident_id: int, at: datetime, change: AlertChange, alert: str) -> None:
-        """Note on the timeline that `alert` (described for people) joined or resolved; the
-        first ALERT_NOTES_LISTED of each kind one by one, the rest summed up in one note."""
+    def note_alert(self, incident_id: int, at: datetime, change: AlertChange, alert: Alert) -> None:
+        """Note on the timeline that `alert` joined or resolved; the first ALERT_NOTES_LISTED of
+        each kind one by one, the rest summed up in one note that names the latest. Only the
+        alerts a note names are described: a storm joins thousands to one incident."""
 
     @abc.abstractmethod
     def enqueue_pages(self, pages: Sequence[NewPage]) -> None: ...

@@ -49,7 +49,7 @@ class SqlTransaction(Transaction):
         self._sql = statements(dialect)
         self._links: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
-        self._alert_notes: dict[tuple[int, AlertChange], list[tuple[datetime, str]]] = {}
+        self._alert_notes: dict[tuple[int, AlertChange], list[tuple[datetime, Alert]]] = {}
         self._storms_locked = False
         # SQLite runs the statements of this module compiled once (store/prepared.py).
         self._prepared = dialect == "sqlite"
@@ -304,11 +304,11 @@ class SqlTransaction(Transaction):
     def add_event(self, incident_id: int, at: datetime, kind: str, detail: str) -> None:
         self._events.append({"incident_id": incident_id, "at": at, "kind": kind, "detail": detail})
 
-    def note_alert(self, incident_id: int, at: datetime, change: AlertChange, alert: str) -> None:
+    def note_alert(self, incident_id: int, at: datetime, change: AlertChange, alert: Alert) -> None:
         self._alert_notes.setdefault((incident_id, change), []).append((at, alert))
 
     def _write_alert_notes(
-        self, incident_id: int, change: AlertChange, changes: list[tuple[datetime, str]]
+        self, incident_id: int, change: AlertChange, changes: list[tuple[datetime, Alert]]
     ) -> None:
         """The first ALERT_NOTES_LISTED alerts of a kind get a note each; the rest one note."""
         counted = self._scalar(
@@ -318,12 +318,15 @@ class SqlTransaction(Transaction):
         before = int(counted) - len(changes)
         listed = max(0, ALERT_NOTES_LISTED - before)
         for at, alert in changes[:listed]:
-            self.add_event(incident_id, at, "alert", f"{alert} {change.value}")
+            self.add_event(incident_id, at, "alert", f"{alert.description} {change.value}")
         if len(changes) <= listed:
             return
         at, latest = changes[-1]
         kind = f"alerts_{change.value}"
-        detail = f"{int(counted) - ALERT_NOTES_LISTED} more alerts {change.value}, latest {latest}"
+        detail = (
+            f"{int(counted) - ALERT_NOTES_LISTED} more alerts {change.value}, "
+            f"latest {latest.description}"
+        )
         updated = self._write(
             self._sql.update_summary,
             [
