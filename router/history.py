@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from router.maintenance.windows import Window
 from router.models import Alert
 
 
@@ -42,9 +43,12 @@ class HistoryIncident:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """The alerts received in [since, until), oldest first, and the incidents they belonged to."""
+    """The alerts received in [since, until), oldest first, the incidents they belonged to, and
+    the maintenance windows made at run time that were in force in the period (each from when it
+    was made until it ended, or was ended early)."""
 
     since: datetime
     until: datetime
     alerts: tuple[HistoryAlert, ...]
     incidents: dict[int, HistoryIncident]
+    windows: tuple[Window, ...] = ()

@@ -3,9 +3,14 @@
 `simulate` runs the history as the daemon would have: each alert routed by `Routing.route` when it
 was received, incidents opened and joined by incident key, severity raises, escalation decided by
 the functions of `router.incidents.escalation` (`start`, `when_due`, `acknowledge`,
-`raise_severity`, `resolve`) at the times they would have fallen due. People's actions come from
-the history: an incident is acknowledged when the first real incident of its alerts was, and an
-alert stops firing when it resolved or its real incident was resolved by hand.
+`raise_severity`, `alerts_resolved`) at the times they would have fallen due. Flap damping and
+maintenance windows act as in the daemon (router/incidents/service.py): a pending period delays
+the first page, a re-fire within a rule's `flapping.within` reopens the incident that resolved
+(flapping at the rule's count, silent until quiet), and a window of the rules, or one made at run
+time while it was in force (`History.windows`), suppresses an incident until it ends. People's
+actions come from the history: an incident is acknowledged when the first real incident of its
+alerts was, and an alert stops firing when it resolved or its real incident was resolved by hand.
+Storm folding is not simulated: a page the daemon folded into a storm page counts as a page.
 
 `replay` simulates both rule sets and compares them incident by incident, an incident being known
 by the alert that opened it. Everything here is pure: no clock, no database, nothing sent.
@@ -14,14 +19,15 @@ by the alert that opened it. Everything here is pure: no clock, no database, not
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from router.history import History, HistoryAlert
 from router.incidents import escalation
-from router.incidents.escalation import Context, Decision, IncidentState, Progress
+from router.incidents.escalation import Context, Decision, IncidentState, NextAction, Progress
+from router.maintenance.windows import Window, cover, cover_all
 from router.routing import Routing
 
 # Who the simulated acknowledgement and resolution are attributed to on the virtual timeline.
@@ -71,23 +77,28 @@ class _Running:
     opened_at: datetime
     context: Context
     progress: Progress
+    most_severe: bool  # of the most severe level, which only `include_p0` windows hide
     ack_at: datetime | None = None  # when people acknowledged it (from the history)
     acknowledged_at: datetime | None = None  # when the simulation applied that acknowledgement
     resolved_at: datetime | None = None
+    reopened: list[datetime] = field(default_factory=list)  # re-fires that reopened it
     alerts: list[int] = field(default_factory=list)
-    firing: set[int] = field(default_factory=set)
+    firing: dict[int, Mapping[str, str]] = field(default_factory=dict)  # by index, their labels
     pages: list[SimPage] = field(default_factory=list)
 
     def apply(self, decision: Decision, now: datetime) -> None:
         self.progress = decision.progress
+        if self.progress.state is IncidentState.RESOLVED and self.resolved_at is None:
+            self.resolved_at = now
         steps = self.context.policy.steps
         for order in decision.pages:
             for tier in steps[order.step].tiers:
                 page = SimPage(now, tier, order.step + 1, order.round, order.kind.value)
                 self.pages.append(page)
 
-    def advance(self, until: datetime) -> None:
-        """Take every decision that falls due up to `until`: escalations, the acknowledgement."""
+    def advance(self, until: datetime, windows: tuple[Window, ...]) -> None:
+        """Take every decision that falls due up to `until`: escalations, the acknowledgement,
+        the end of a pending period, of a quiet time or of a maintenance window."""
         while self.progress.state is not IncidentState.RESOLVED:
             due = self.progress.next_action_at if self.progress.next_action else None
             ack = self.ack_at if self.acknowledged_at is None else None
@@ -95,9 +106,18 @@ class _Running:
                 self.acknowledged_at = ack
                 self.apply(escalation.acknowledge(self.progress, self.context, ack, _REPLAY), ack)
             elif due is not None and due <= until:
-                self.apply(escalation.when_due(self.progress, self.context, due), due)
+                self.apply(self._when_due(due, windows), due)
             else:
                 return
+
+    def _when_due(self, now: datetime, windows: tuple[Window, ...]) -> Decision:
+        """As the daemon's escalation pass: a suppressed incident whose window ends stays
+        suppressed while a window hides every alert of it that still fires."""
+        if self.progress.next_action is NextAction.WINDOW_ENDS and self.firing:
+            still = cover_all(windows, self.firing.values(), most_severe=self.most_severe, at=now)
+            if still is not None:
+                return escalation.suppress(still.until, f"still suppressed by {still.note()}")
+        return escalation.when_due(self.progress, self.context, now, firing=bool(self.firing))
 
     def note_acknowledgement(self, at: datetime | None) -> None:
         """People acknowledged an incident of this alert at `at`: the earliest one after this
@@ -138,30 +158,35 @@ def simulate(history: History, routing: Routing) -> list[ReplayedIncident]:
         if ends is not None and ends < history.until:
             timeline.append((max(ends, item.received_at), end, index))
     timeline.sort()
+    windows = (*routing.rules.maintenance, *history.windows)
     running: list[_Running] = []
-    open_by_key: dict[str, _Running] = {}
+    # The latest incident of each key: open while its `resolved_at` is None, else the one a
+    # flapping re-fire may reopen.
+    latest: dict[str, _Running] = {}
     incident_of: dict[int, _Running] = {}
     for now, kind, index in timeline:
         item = history.alerts[index]
         if kind == fire:
-            incident = _fired(routing, item, now, open_by_key, running)
+            incident = _fired(routing, windows, item, now, latest, running)
             incident.alerts.append(item.id)
-            incident.firing.add(index)
+            incident.firing[index] = item.alert.labels
             real = history.incidents.get(item.incident_id) if item.incident_id else None
             incident.note_acknowledgement(real.acknowledged_at if real else None)
             incident_of[index] = incident
             continue
         incident = incident_of[index]
+        incident.advance(now, windows)
+        incident.firing.pop(index, None)
         if incident.resolved_at is not None:
             continue
-        incident.advance(now)
-        incident.firing.discard(index)
-        if not incident.firing:
-            incident.apply(escalation.resolve(incident.progress, _REPLAY), now)
-            incident.resolved_at = now
-            del open_by_key[incident.key]
-    for incident in open_by_key.values():
-        incident.advance(history.until)
+        if incident.firing:
+            # A flapping incident's quiet time starts again at any of its alerts' changes.
+            decision = escalation.alert_joined(incident.progress, incident.context, now)
+        else:
+            decision = escalation.alerts_resolved(incident.progress, incident.context, now, _REPLAY)
+        incident.apply(decision, now)
+    for incident in latest.values():
+        incident.advance(history.until, windows)
     # A page due after the end of the period is not part of it.
     for incident in running:
         incident.pages = [page for page in incident.pages if page.at < history.until]
@@ -170,18 +195,27 @@ def simulate(history: History, routing: Routing) -> list[ReplayedIncident]:
 
 def _fired(
     routing: Routing,
+    windows: tuple[Window, ...],
     item: HistoryAlert,
     now: datetime,
-    open_by_key: dict[str, _Running],
+    latest: dict[str, _Running],
     running: list[_Running],
 ) -> _Running:
-    """Open the alert's incident, or join it (re-paging on a severity raise), as the service
+    """Open the alert's incident, reopen a flapping one, or join the open one (re-paging on a
+    severity raise, or when it joins a suppressed incident outside every window), as the service
     does (router/incidents/service.py `_alert_fired`)."""
     routed = routing.route(item.alert)
     c = routed.classification
-    incident = open_by_key.get(c.incident_key)
-    if incident is None:
+    most_severe = routing.rank(c.severity) == 0
+    hidden = cover(windows, item.alert.labels, most_severe=most_severe, at=now)
+    incident = latest.get(c.incident_key)
+    if incident is not None:
+        incident.advance(now, windows)
+    if incident is None or incident.resolved_at is not None:
         context = routing.escalation_context(c.policy, c.severity, c.rule)
+        if incident is not None and _reopened(incident, context, c.severity, c.policy, now):
+            incident.most_severe = most_severe
+            return incident
         match = routed.match
         incident = _Running(
             opener=item.id,
@@ -192,18 +226,60 @@ def _fired(
             opened_at=now,
             context=context,
             progress=Progress(IncidentState.TRIGGERED),
+            most_severe=most_severe,
         )
-        incident.apply(escalation.start(context, now), now)
-        open_by_key[c.incident_key] = incident
+        if hidden is None:
+            incident.apply(escalation.start(context, now), now)
+        else:
+            incident.apply(escalation.suppress(hidden.until, f"suppressed by {hidden.note()}"), now)
+        latest[c.incident_key] = incident
         running.append(incident)
         return incident
-    incident.advance(now)
-    if routing.rank(c.severity) < routing.rank(incident.severity):
+    raised = routing.rank(c.severity) < routing.rank(incident.severity)
+    if incident.progress.state is IncidentState.SUPPRESSED:
+        if raised:
+            incident.severity, incident.policy, incident.most_severe = (
+                c.severity,
+                c.policy,
+                most_severe,
+            )
+            incident.context = routing.escalation_context(c.policy, c.severity)
+        if hidden is None:
+            reason = f"{item.alert.description} joined outside any maintenance window"
+            decision = escalation.unsuppress(incident.context, now, reason)
+        else:
+            due = incident.progress.next_action_at
+            until = hidden.until if due is None else min(due, hidden.until)
+            decision = Decision(replace(incident.progress, next_action_at=until))
+        incident.apply(decision, now)
+    elif raised:
         context = routing.escalation_context(c.policy, c.severity, c.rule)
         decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
         incident.severity, incident.policy, incident.context = c.severity, c.policy, context
+        incident.most_severe = most_severe
         incident.apply(decision, now)
+    else:
+        incident.apply(escalation.alert_joined(incident.progress, incident.context, now), now)
     return incident
+
+
+def _reopened(
+    incident: _Running, context: Context, severity: str, policy: str, now: datetime
+) -> bool:
+    """With flap detection, a re-fire within its window reopens the incident of its key that
+    resolved last (router/incidents/service.py `_reopened`). True when it did."""
+    flapping = context.damping.flapping
+    resolved_at = incident.resolved_at
+    if flapping is None or resolved_at is None or resolved_at < now - flapping.within:
+        return False
+    since = now - flapping.within
+    refires = sum(1 for at in incident.reopened if at >= since) + 1
+    decision = escalation.reopen(incident.progress, context, now, resolved_at, refires)
+    incident.reopened.append(now)
+    incident.severity, incident.policy, incident.context = severity, policy, context
+    incident.resolved_at = None
+    incident.apply(decision, now)
+    return True
 
 
 # --- the differences ----------------------------------------------------------------------

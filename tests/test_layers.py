@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,29 @@ def test_no_module_imports_a_higher_layer(module: str) -> None:
         )
     )
     assert forbidden == [], f"{module} ({layer}) imports {forbidden}"
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    """No import cycle depends on which module comes first: each module of `router/` is imported
+    with no other module of the package loaded before it (a tool or a test may start anywhere)."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in ROUTER.rglob("*.py")
+        if path.name != "__main__.py"  # runs the command line
+    )
+    script = """
+import importlib, sys
+failed = []
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m == "router" or m.startswith("router.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        failed.append(f"{name}: {exc}")
+print("\\n".join(failed))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *modules], capture_output=True, text=True, cwd=ROOT
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "", "")

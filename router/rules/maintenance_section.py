@@ -6,6 +6,9 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+# The module, not its names: maintenance.windows imports the rules' matchers, whose package
+# imports this module, so either may be imported first.
+from router.maintenance import windows as maintenance_windows
 from router.maintenance.intervals import (
     Span,
     TimeInterval,
@@ -17,7 +20,6 @@ from router.maintenance.intervals import (
     parse_weekdays,
     parse_years,
 )
-from router.maintenance.windows import Window
 from router.rules.reader import (
     MAINTENANCE_KEYS,
     TIME_INTERVAL_KEYS,
@@ -51,7 +53,7 @@ def parse_instant(text: str) -> datetime:
 class MaintenanceSection(RuleSections):
     """`maintenance:`: each window's name, matchers, and when it holds."""
 
-    def maintenance(self, nodes: list[tuple[Node, int]]) -> tuple[Window, ...]:
+    def maintenance(self, nodes: list[tuple[Node, int]]) -> tuple[maintenance_windows.Window, ...]:
         windows = []
         seen: dict[str, Where] = {}
         for node, index in nodes:
@@ -77,7 +79,7 @@ class MaintenanceSection(RuleSections):
 
     def window(
         self, node: Node, settings: dict[str, Node], path: str, name: str | None
-    ) -> Window | None:
+    ) -> maintenance_windows.Window | None:
         self.known_keys(node, MAINTENANCE_KEYS, path)
         errors_before = len(self.problems.errors)
         matchers_node = settings.get("matchers")
@@ -128,7 +130,7 @@ class MaintenanceSection(RuleSections):
 
         if name is None or len(self.problems.errors) > errors_before:
             return None
-        return Window(
+        return maintenance_windows.Window(
             name=name,
             matchers=tuple(matchers),
             matcher_texts=texts,

@@ -17,12 +17,11 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from router.incidents.damping import NO_DAMPING, Damping
 from router.incidents.escalation import PlannedStep, plan_timeline
 from router.incidents.schedule import BusinessHours
-from router.maintenance.windows import Window
 from router.models import Alert
 from router.rules.conditions import (
     TEXT_FIELDS,
@@ -36,6 +35,11 @@ from router.rules.heartbeats import Heartbeat, heartbeat_for
 from router.rules.matchers import Matcher, MatchType
 from router.rules.regex import compile_set
 from router.rules.storm import StormSettings
+
+if TYPE_CHECKING:
+    # Only named in annotations: maintenance.windows imports the rules' matchers, whose package
+    # imports this module.
+    from router.maintenance.windows import Window
 
 DEFAULT_POLICY = "default"
 # Incident keys are stored and sent to PagerDuty as `dedup_key`, which takes at most 255 characters

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from router.errors import StoreError
 from router.history import History, HistoryAlert, HistoryIncident
 from router.models import Alert, AlertStatus, Source
-from router.store import schema
+from router.store import maintenance, schema
 from router.store.sql import sync_url
 
 
@@ -99,7 +99,8 @@ def _read(conn: sa.Connection, since: datetime, until: datetime) -> History:
         )
         for row in incident_rows
     }
-    return History(since, until, history, found)
+    windows = tuple(maintenance.windows_in_force_during(conn, since, until))
+    return History(since, until, history, found, windows)
 
 
 def _runbook_reference(runbook: Any) -> dict[str, str | None]:

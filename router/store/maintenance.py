@@ -6,6 +6,7 @@ window was made). `SqlTransaction` and `SqlStore` call these on their connection
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,21 @@ def windows_ending_after(conn: Connection, after: datetime) -> list[Window]:
     """The windows that have not ended by `after` (started or not), the soonest to end first."""
     query = sa.select(table).where(table.c.ends_at > after).order_by(table.c.ends_at, table.c.id)
     return [_window(row) for row in conn.execute(query).mappings()]
+
+
+def windows_in_force_during(conn: Connection, since: datetime, until: datetime) -> list[Window]:
+    """The windows that held at some time in [since, until), each from when it was made (it hid
+    nothing before then, whatever its `starts_at`) until it ended or was ended early: what a
+    replay of that period applies."""
+    query = (
+        sa.select(table)
+        .where(table.c.ends_at > since, table.c.created_at < until, table.c.starts_at < until)
+        .order_by(table.c.id)
+    )
+    return [
+        replace(_window(row), starts_at=max(row["starts_at"], row["created_at"]))
+        for row in conn.execute(query).mappings()
+    ]
 
 
 def insert_window(conn: Connection, window: Window, now: datetime) -> None:
