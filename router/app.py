@@ -373,9 +373,7 @@ class RouterService:
         ).add_routes(app)
         HeartbeatApi(
             self.settings,
-            self.store,
             lambda: self.incidents,
-            lambda: self.routing,
             self.state,
             self.clock,
         ).add_routes(app)
@@ -386,6 +384,7 @@ class RouterService:
             self.store,
             lambda: self.incidents,
             lambda: self.routing,
+            self.maintenance,
             self.links,
             self.clock,
             self.disagreements,

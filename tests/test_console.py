@@ -11,6 +11,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
+from router.maintenance.service import NewWindow
 from router.metrics import Metrics
 from router.settings import Settings
 
@@ -496,3 +498,44 @@ async def test_open_pages_refuse_a_dns_rebinding_site(tmp_path: Path, clock: Fak
             assert status == 200
     finally:
         await service.close()
+
+
+def table_rows(html: str, table_id: str) -> list[str]:
+    """The text of each body row of the table `table_id`, tags removed, spaces squeezed."""
+    found = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    assert found is not None, f"no table {table_id}"
+    rows = re.findall(r"<tr>(.*?)</tr>", found.group(1).split("<tbody>", 1)[1], re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
+
+
+async def test_the_rules_page_shows_heartbeats_and_maintenance_windows(
+    client: Client, service: RouterService, clock: FakeClock
+) -> None:
+    status, html = await page(client, "/rules")
+    assert status == 200
+    (watchdog,) = table_rows(html, "heartbeats")
+    assert watchdog.startswith("watchdog an alert alertname=&#34;Watchdog&#34;")
+    assert "beating none yet" in watchdog
+    assert "No maintenance window" in html
+
+    ping = await client.post("/heartbeats/watchdog", headers=auth_headers())
+    assert ping.status == 200
+    (watchdog,) = table_rows((await page(client, "/rules"))[1], "heartbeats")
+    assert "beating Tue 2026-11-24 09:00:00 UTC POST /heartbeats" in watchdog
+    assert watchdog.endswith("Tue 2026-11-24 09:15:00 UTC")  # 15m after the beat
+
+    clock.advance(minutes=16)
+    await service.engine.run_once()
+    (watchdog,) = table_rows((await page(client, "/rules"))[1], "heartbeats")
+    assert "missed since Tue 2026-11-24 09:16:00 UTC" in watchdog
+    assert watchdog.endswith("its incident is open until the next beat")
+
+    wanted = NewWindow(
+        ('service="ledger"',), clock.now + timedelta(hours=2), name="ledger-deploy", reason="deploy"
+    )
+    await service.maintenance.add(wanted, "alice", clock.now)
+    (window,) = table_rows((await page(client, "/rules"))[1], "windows")
+    assert window == (
+        "ledger-deploy deploy service=&#34;ledger&#34; in force until Tue 2026-11-24 11:16:00 UTC "
+        "by alice, ends Tue 2026-11-24 11:16:00 UTC"
+    )

@@ -23,9 +23,7 @@ from router.errors import HttpError
 from router.incidents.schedule import format_duration
 from router.incidents.service import IncidentService
 from router.logs import fields
-from router.routing import Routing
 from router.settings import Settings
-from router.store import Store
 from router.types import Clock
 
 log = logging.getLogger("router.api.heartbeats")
@@ -35,15 +33,11 @@ class HeartbeatApi:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
         incidents: Callable[[], IncidentService],
-        routing: Callable[[], Routing],
         state: RuntimeState,
         clock: Clock,
     ) -> None:
-        self._store = store
         self._incidents = incidents
-        self._routing = routing
         self._state = state
         self._clock = clock
         self._ping_auth = TokenCheck(
@@ -70,29 +64,22 @@ class HeartbeatApi:
 
     async def list_heartbeats(self, request: web.Request) -> web.Response:
         self._api_auth.check(request)
-        now = self._clock()
-        records = await self._store.heartbeats()
-        incidents = self._incidents()
-        listed: list[dict[str, Any]] = []
-        for heartbeat in self._routing().rules.heartbeats.values():
-            record = records.get(heartbeat.name)
-            last_beat = record.last_beat_at if record else None
-            missed_at = record.missed_at if record else None
-            due_at = incidents.heartbeat_deadline(heartbeat, last_beat, now)
-            listed.append(
-                {
-                    "name": heartbeat.name,
-                    "matchers": heartbeat.describe_matchers() or None,
-                    "interval": format_duration(heartbeat.interval),
-                    "severity": heartbeat.severity,
-                    "policy": heartbeat.policy,
-                    "state": "missed" if missed_at is not None else "ok",
-                    "last_beat_at": _iso(last_beat),
-                    "last_beat_via": record.last_beat_via if record else None,
-                    "missed_since": _iso(missed_at),
-                    "due_at": _iso(due_at),
-                }
-            )
+        states = await self._incidents().heartbeat_states(self._clock())
+        listed: list[dict[str, Any]] = [
+            {
+                "name": state.heartbeat.name,
+                "matchers": state.heartbeat.describe_matchers() or None,
+                "interval": format_duration(state.heartbeat.interval),
+                "severity": state.heartbeat.severity,
+                "policy": state.heartbeat.policy,
+                "state": "missed" if state.missed else "ok",
+                "last_beat_at": _iso(state.last_beat_at),
+                "last_beat_via": state.last_beat_via,
+                "missed_since": _iso(state.missed_since),
+                "due_at": _iso(state.due_at),
+            }
+            for state in states
+        ]
         return web.json_response({"heartbeats": listed})
 
 

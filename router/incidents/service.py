@@ -156,6 +156,21 @@ class _Windows:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatState:
+    """A heartbeat of the rules and what the store knows of it, at one time."""
+
+    heartbeat: Heartbeat
+    last_beat_at: datetime | None
+    last_beat_via: str | None
+    missed_since: datetime | None  # None while it beats in time
+    due_at: datetime  # when it is missed unless a beat arrives
+
+    @property
+    def missed(self) -> bool:
+        return self.missed_since is not None
+
+
+@dataclass(frozen=True, slots=True)
 class AckOutcome:
     """What an acknowledgement or a resolution did: `result`, and `message` for people."""
 
@@ -635,6 +650,25 @@ class IncidentService:
     ) -> datetime:
         """When `heartbeat` is missed unless a beat arrives (see `Heartbeat.deadline`)."""
         return heartbeat.deadline(last_beat, self._watched_since.get(heartbeat.name, now))
+
+    async def heartbeat_states(self, now: datetime) -> list[HeartbeatState]:
+        """Each heartbeat of the rules in force: its last beat, whether it is missed, and when
+        it will be unless a beat arrives (the API's list and the console's Rules page)."""
+        records = await self._store.heartbeats()
+        states = []
+        for heartbeat in self._routing().rules.heartbeats.values():
+            record = records.get(heartbeat.name)
+            last_beat = record.last_beat_at if record else None
+            states.append(
+                HeartbeatState(
+                    heartbeat=heartbeat,
+                    last_beat_at=last_beat,
+                    last_beat_via=record.last_beat_via if record else None,
+                    missed_since=record.missed_at if record else None,
+                    due_at=self.heartbeat_deadline(heartbeat, last_beat, now),
+                )
+            )
+        return states
 
     def _missed_now(
         self, heartbeat: Heartbeat, record: HeartbeatRecord | None, now: datetime

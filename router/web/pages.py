@@ -6,7 +6,8 @@
 | `GET /incidents/{id}` | one incident: alerts, runbook section, timeline, deliveries, buttons |
 | `POST /incidents/{id}/ack`, `/resolve` | the buttons: `IncidentService.acknowledge` / `resolve` |
 | `GET /routing`, `POST /routing` | the `route` dry run of a pasted webhook body |
-| `GET /rules` | severities, tiers and their channels, policies, rules and their sections |
+| `GET /rules` | severities, tiers and their channels, policies, rules and their sections, the
+  heartbeats and whether they beat, the maintenance windows and whether they hold |
 | `POST /rules/replay` | the `replay` of the stored history through a rules directory on disk |
 | `GET /static/console.css` | the style sheet |
 
@@ -37,6 +38,7 @@ from router.incidents.schedule import format_duration, parse_duration
 from router.incidents.service import IncidentService
 from router.links import AckLinks
 from router.logs import fields
+from router.maintenance.service import MaintenanceService
 from router.maintenance.windows import Window
 from router.outbox.render import Renderer
 from router.replay import minute
@@ -81,6 +83,7 @@ class ConsolePages:
         store: Store,
         incidents: Callable[[], IncidentService],
         routing: Callable[[], Routing],
+        maintenance: MaintenanceService,
         links: Callable[[], AckLinks],
         clock: Clock,
         disagreements: RecentDisagreements | None = None,
@@ -89,6 +92,7 @@ class ConsolePages:
         self._store = store
         self._incidents = incidents
         self._routing = routing
+        self._maintenance = maintenance
         self._links = links
         self._clock = clock
         self._access = access
@@ -328,11 +332,16 @@ class ConsolePages:
         except Refused as exc:
             return self._refused(exc)
         routing = self._routing()
+        now = self._clock()
+        heartbeats = await self._incidents().heartbeat_states(now)
+        windows = await self._maintenance.windows(now)
         return self._page(
             "rules.html.j2",
             title="Rules",
             viewer=viewer,
             rules=routing.rules,
+            heartbeats=heartbeats,
+            windows=windows,
             policies=views.policy_rows(routing.rules),
             rule_rows=views.rule_rows(routing),
             choices=self._replays.choices(),
