@@ -20,7 +20,7 @@ PARTS = split()
 COLLECTIONS = [c for c in (*PARTS["tuning"], *PARTS["test"]) if c != SHIPPED]
 
 # What the test part reaches (make eval-runbooks prints it); a change that lowers it fails here.
-TEST_TOP1 = 0.72
+TEST_TOP1 = 0.73
 TEST_FALSE_ATTACHMENTS = 0
 
 

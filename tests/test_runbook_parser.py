@@ -158,6 +158,7 @@ def test_mermaid_tables_and_html_are_kept_as_blocks(tmp_path: Path) -> None:
         ("Solution 1 - raise the limit", "Mitigation"),
         ("Incident 3: High error rate", None),
         ("Note", None),
+        ("Longer Answer", "Symptoms"),
     ],
 )
 def test_part_labels(label: str, canonical: str | None) -> None:

@@ -117,6 +117,20 @@ def test_a_sub_heading_that_recurs_in_the_page_is_a_part_of_its_section() -> Non
     assert roles["connection-churn"][0] is SectionRole.INCIDENT
 
 
+def test_the_answers_under_a_question_are_its_parts() -> None:
+    text = (
+        "# FAQ\n\n## Certificates\n\n### Why are passwords on key stores not helpful?\n\n"
+        "#### Simple Answer\n\nThey protect nothing the Secret does not.\n\n"
+        "#### Longer Answer\n\nThe password sits next to the file.\n\n"
+        "### When do certificates get re-issued?\n\nBefore they expire.\n"
+    )
+    roles = _sections(text, "faq.md")
+    question = roles["why-are-passwords-on-key-stores-not-helpful"]
+    assert question == (SectionRole.INCIDENT, ("Symptoms",))
+    assert roles["simple-answer"][0] is SectionRole.PART
+    assert roles["longer-answer"][0] is SectionRole.PART
+
+
 def test_a_per_alert_file_is_one_incident() -> None:
     text = "# KubeThingDown\n\n## Meaning\n\nIt is down.\n\n## Impact\n\nNone.\n\n## Mitigation\n\nRestart.\n"
     roles = _sections(text, "KubeThingDown.md")
@@ -212,6 +226,40 @@ def test_the_heading_that_is_the_alert_name_beats_mentions(tmp_path: Path) -> No
     )
     library = RunbookLibrary.load(tmp_path)
     assert library.search(_alert("LedgerSyncStalled"))[0].section.anchor == "ledgersyncstalled"
+
+
+def test_the_librarys_subject_does_not_make_a_heading_the_alerts_name(tmp_path: Path) -> None:
+    # A product's documentation says its name in nearly every section: in a heading it names
+    # the product, not the problem, so "... for Acmestore components" does not name
+    # `AcmestoreOOMKilled` more nearly than "Out of memory errors".
+    chapters = "".join(
+        f"## {topic}\n\nAcmestore {topic.lower()} explained in detail.\n\n"
+        for topic in (
+            "Backups",
+            "Retention",
+            "Replication",
+            "Query language",
+            "Security",
+            "Upgrades",
+            "Scaling Acmestore",
+            "Acmestore on Kubernetes",
+        )
+    )
+    (tmp_path / "guide.md").write_text(
+        "# Acmestore guide\n\n"
+        + chapters
+        + "## How to set a memory limit for Acmestore components?\n\n"
+        "Acmestore components take a flag that caps the memory they use.\n\n"
+        "## Out of memory errors\n\nWhen Acmestore is killed for lack of memory, check "
+        "the heaviest queries and give it more RAM.\n",
+        encoding="utf-8",
+    )
+    library = RunbookLibrary.load(tmp_path)
+    alert = _alert("AcmestoreOOMKilled", summary="Acmestore was killed for running out of memory")
+    hits = library.search(alert)
+    assert hits[0].section.anchor == "out-of-memory-errors"
+    limit = next(h for h in hits if h.section.anchor.startswith("how-to-set"))
+    assert limit.heading_match < hits[0].heading_match
 
 
 def test_message_and_title_annotations_are_searched(tmp_path: Path) -> None:

@@ -139,6 +139,7 @@ def test_words_split_names(text: str, expected: list[str]) -> None:
         ("corruption", "integrity"),
         ("corrupted", "corrupt"),
         ("generating proofs", "proof generation"),
+        ("CertificateExpiry", "certificate expiring"),
     ],
 )
 def test_stems_and_synonyms_meet(left: str, right: str) -> None:

@@ -78,6 +78,8 @@ _SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("backlog", "queue", "queued"),
     ("kubernetes", "k8s", "kube"),
     ("skew", "skewed", "drift", "drifting"),
+    # The stemmer keeps the noun apart from the verb ("expiry" → expiri, "expired" → expir).
+    ("expire", "expiry"),
 )
 _SYNONYMS: Mapping[str, str] = {
     _STEMMER.stemWord(word): _STEMMER.stemWord(group[0])
@@ -282,6 +284,18 @@ SERVICE_BOOST = 0.25
 # A heading that is the alert's name adds this much times the overlap of their terms (1.0 when
 # they are the same terms): more than any text can, so the section named for the alert wins.
 HEADING_MATCH_WEIGHT = 1.0
+# A term that more than this share of a library's sections hold is what the library is about
+# (`VictoriaMetrics` on every page of its documentation, `cert-manager` in every section of its
+# guides), not what one section is about: it does not count in the heading match. Only in a
+# library of at least `SUBJECT_MIN_SECTIONS`: in a handful of sections any word is in most.
+SUBJECT_SHARE = 2 / 3
+SUBJECT_MIN_SECTIONS = 10
+# BM25's IDF, raised to this power. Over a library of a few dozen sections a word that one
+# section happens to hold weighs several times a word of the alert's name that a fifth of them
+# hold: an incidental word of a long description ("allocated" against "Memory Allocators") then
+# outweighs what the alert is about. A power below 1 keeps the order of rarity and narrows the
+# range (measured on the tuning part: 0.6 to 0.8 all do better than 1).
+IDF_POWER = 0.75
 # How many of the best hits get their coverage computed (the candidates a match keeps).
 COVERED_HITS = 3
 
@@ -313,6 +327,11 @@ class Evidence:
     word: str
     source: str
     field: str
+
+
+def _idf(sections: int, holding: int) -> float:
+    """The weight of a term that `holding` of `sections` sections hold (BM25's IDF, damped)."""
+    return math.pow(math.log(1.0 + (sections - holding + 0.5) / (holding + 0.5)), IDF_POWER)
 
 
 def _best(scores: list[float], limit: int) -> list[int]:
@@ -363,10 +382,7 @@ class SearchIndex:
             for term, frequency in combined.items():
                 frequencies.setdefault(term, []).append((index, frequency))
         count = len(self.sections)
-        self._idf = {
-            term: math.log(1.0 + (count - len(hits) + 0.5) / (len(hits) + 0.5))
-            for term, hits in frequencies.items()
-        }
+        self._idf = {term: _idf(count, len(hits)) for term, hits in frequencies.items()}
         # term -> [(section index, IDF × saturated frequency)]: what the term adds to each section
         # for a query weight of 1, computed once so that a query only multiplies and adds.
         self._postings = {
@@ -374,13 +390,20 @@ class SearchIndex:
             for term, hits in frequencies.items()
         }
         # A term that no section holds weighs as much as the rarest held term.
-        self._unseen_idf = math.log(1.0 + (count - 1 + 0.5) / 1.5) if count else 0.0
+        self._unseen_idf = _idf(count, 1) if count else 0.0
+        self._subject = (
+            frozenset(t for t, hits in frequencies.items() if len(hits) > SUBJECT_SHARE * count)
+            if count >= SUBJECT_MIN_SECTIONS
+            else frozenset()
+        )
+        # What each heading names that the library's subject does not say already.
+        self._heading_topic_sizes = [len(h - self._subject) for h in self._heading_terms]
         # Where to look for heading matches and for the runbook of a service, without a scan.
         self._by_heading_term: dict[str, list[int]] = {}
         self._by_heading_word: dict[str, list[int]] = {}
         self._by_file_term: dict[str, set[int]] = {}
         for index, heading in enumerate(self._heading_terms):
-            for term in heading:
+            for term in heading - self._subject:
                 self._by_heading_term.setdefault(term, []).append(index)
             # The heading as an alert's name writes it, for the exact match of a name.
             name = _squeezed(heading_name(self.sections[index].heading))
@@ -445,19 +468,23 @@ class SearchIndex:
     def _heading_matches(self, query: Query, scores: Sequence[float]) -> dict[int, float]:
         """The heading match of every section with a positive score whose heading shares a term
         with the alert's name: 1.0 when the heading is the alert's name; else the overlap of
-        their terms, squared so that a heading sharing one word of three says little. The shared
+        their terms, squared so that a heading sharing one word of three says little. The
+        library's subject terms are left out on both sides: `VictoriaMetricsOOMKilled` is about
+        OOM kills, and "How to set a memory limit for VictoriaMetrics components?" does not
+        name it more nearly than "Out of memory errors" because both say the product. The shared
         terms are counted from the heading index, not by intersecting sets per section."""
         if not query.name_terms:
             return {}
+        name_terms = query.name_terms - self._subject
         shared: dict[int, int] = {}
-        for term in query.name_terms:
+        for term in name_terms:
             for index in self._by_heading_term.get(term, ()):
                 shared[index] = shared.get(index, 0) + 1
-        name_size = len(query.name_terms)
+        name_size = len(name_terms)
         matches = {}
         for index, count in shared.items():
             if scores[index] > 0.0:
-                overlap = count / (name_size + len(self._heading_terms[index]) - count)
+                overlap = count / (name_size + self._heading_topic_sizes[index] - count)
                 matches[index] = overlap * overlap
         for index in self._by_heading_word.get(query.name, ()):
             if scores[index] > 0.0:

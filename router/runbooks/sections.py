@@ -77,6 +77,14 @@ _LABELS: Mapping[str, str] = {
             "what is this alert",
             "alert details",
             "why this alert fires",
+            # The answer under a documentation site's question ("Why are passwords on JKS
+            # files not helpful?" › Simple Answer, Longer Answer) explains that question.
+            "answer",
+            "short answer",
+            "simple answer",
+            "long answer",
+            "longer answer",
+            "detailed answer",
         ],
         SYMPTOMS,
     ),
