@@ -156,6 +156,26 @@ def test_a_front_matter_title_makes_the_page_a_section() -> None:
 
 
 @pytest.mark.parametrize(
+    "template", ["<%= current_page.data.title %>", "{{ page.title }}", "{{ .Title }}"]
+)
+def test_a_heading_that_is_a_template_expression_reads_as_the_front_matter_title(
+    template: str,
+) -> None:
+    sections = parse_runbook(
+        "velero.html.md",
+        f"\n\n# {template}\n\nVelero backs the cluster up.\n\n## Failed backups\n\nRetry.\n",
+        page_title="Velero - Cluster backups",
+    )
+    assert [(s.heading, s.anchor) for s in sections] == [
+        ("Velero - Cluster backups", "velero---cluster-backups"),
+        ("Failed backups", "failed-backups"),
+    ]
+    # Without a front matter title there is nothing to read it as: it stays as written.
+    (untitled, _) = parse_runbook("velero.md", f"# {template}\n\nText.\n\n## Failed backups\n")
+    assert untitled.heading == template
+
+
+@pytest.mark.parametrize(
     ("heading", "role"),
     [
         ("Table of Contents", SectionRole.NAVIGATION),

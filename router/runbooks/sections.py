@@ -357,7 +357,7 @@ def parse_runbook(file: str, text: str, *, page_title: str | None = None) -> tup
     """
     lines = text.split("\n")
     tokens = _PARSER.parse(text)
-    headings = _headings(tokens)
+    headings = _headings(tokens, page_title)
     if _document_title(headings) is None and (page_title or (not headings and text.strip())):
         headings = _with_page_heading(headings, page_title or _file_title(file), lines)
     _assign_parts(headings, lines)
@@ -402,7 +402,15 @@ def parse_runbook(file: str, text: str, *, page_title: str | None = None) -> tup
     return tuple(sections)
 
 
-def _headings(tokens: Sequence[Token]) -> list[_Heading]:
+# A heading that is a template expression (`# <%= current_page.data.title %>` in Middleman's
+# GOV.UK tech docs, `# {{ page.title }}` in Jekyll, `# {{ .Title }}` in Hugo): the site renders
+# the front matter's title there.
+_TEMPLATE_HEADING = re.compile(r"<%=.*%>|\{\{.*\}\}")
+
+
+def _headings(tokens: Sequence[Token], page_title: str | None = None) -> list[_Heading]:
+    """Every heading of the page; one that is a template expression reads as `page_title`, the
+    front matter's title, when the page has one."""
     slugger = Slugger()
     headings: list[_Heading] = []
     stack: list[_Heading] = []
@@ -411,6 +419,8 @@ def _headings(tokens: Sequence[Token]) -> list[_Heading]:
             continue
         level = int(token.tag[1:])
         text = _inline_text(tokens[position + 1])
+        if page_title and _TEMPLATE_HEADING.fullmatch(text.strip()):
+            text = page_title
         while stack and stack[-1].level >= level:
             stack.pop()
         parent = stack[-1] if stack else None
