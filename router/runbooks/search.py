@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+import numpy.typing as npt
 import snowballstemmer
 
 from router.runbooks.roles import without_heading_id, without_links
@@ -334,23 +336,19 @@ def _idf(sections: int, holding: int) -> float:
     return math.pow(math.log(1.0 + (sections - holding + 0.5) / (holding + 0.5)), IDF_POWER)
 
 
-def _best(scores: list[float], limit: int) -> list[int]:
-    """The indexes of the `limit` highest positive scores, highest first, ties in index order.
-    For the few candidates a match keeps, `max` and `index` (loops in C) once per candidate beat
-    a heap, which compares every section in Python."""
-    found: list[int] = []
-    taken: list[float] = []
-    while len(found) < limit:
-        top = max(scores, default=0.0)
-        if top <= 0.0:
-            break
-        index = scores.index(top)
-        found.append(index)
-        taken.append(top)
-        scores[index] = -1.0
-    for index, score in zip(found, taken, strict=True):
-        scores[index] = score
-    return found
+def _ranked(scores: npt.NDArray[np.float64], limit: int | None) -> list[int]:
+    """The indexes of the positive scores, highest first, ties in index order (the library's:
+    file, then line); the first `limit` when it is given."""
+    positive = np.flatnonzero(scores > 0.0)
+    values = scores[positive]
+    if limit is not None and len(values) > limit:
+        # Only the scores at or above the `limit`-th best are sorted (ties at the edge kept).
+        edge = np.partition(values, len(values) - limit)[len(values) - limit]
+        kept = values >= edge
+        positive, values = positive[kept], values[kept]
+    # A stable sort of the negated scores keeps equal scores in index order.
+    order = positive[np.argsort(-values, kind="stable")]
+    return [int(index) for index in (order if limit is None else order[:limit])]
 
 
 class SearchIndex:
@@ -385,8 +383,18 @@ class SearchIndex:
         self._idf = {term: _idf(count, len(hits)) for term, hits in frequencies.items()}
         # term -> [(section index, IDF × saturated frequency)]: what the term adds to each section
         # for a query weight of 1, computed once so that a query only multiplies and adds.
+        # Each term's postings as two arrays, the sections that hold it and what it adds to each:
+        # a query adds a term's gains to its sections in one vector operation. Summed one by one
+        # in Python, a word that thousands of sections hold cost a millisecond per search.
         self._postings = {
-            term: [(index, self._idf[term] * f / (_K1 + f)) for index, f in hits]
+            term: (
+                np.fromiter((index for index, _ in hits), dtype=np.intp, count=len(hits)),
+                np.fromiter(
+                    (self._idf[term] * f / (_K1 + f) for _, f in hits),
+                    dtype=np.float64,
+                    count=len(hits),
+                ),
+            )
             for term, hits in frequencies.items()
         }
         # A term that no section holds weighs as much as the rarest held term.
@@ -414,8 +422,7 @@ class SearchIndex:
     def rank(self, query: Query, limit: int | None = None) -> list[Hit]:
         """Sections with a positive score, best first (ties: in the order the index was given the
         sections, which for a library is file, then line); the first `limit` when it is given."""
-        # One slot per section: adding into a list is the cheapest accumulation Python has.
-        scores = [0.0] * len(self.sections)
+        scores = np.zeros(len(self.sections))
         ceiling = 0.0
         for term, held in query.terms.items():
             idf = self._idf.get(term)
@@ -424,9 +431,9 @@ class SearchIndex:
                     ceiling += held.weight * self._unseen_idf * UNSEEN_SHARE
                 continue
             ceiling += held.weight * idf
-            weight = held.weight
-            for index, gain in self._postings[term]:
-                scores[index] += weight * gain
+            holders, gains = self._postings[term]
+            # A term is held once per section: no index repeats, so `+=` adds every gain.
+            scores[holders] += held.weight * gains
         if ceiling <= 0.0:
             return []
         for index in self._in_scope(query):
@@ -436,16 +443,10 @@ class SearchIndex:
         matches = self._heading_matches(query, scores)
         for index, match in matches.items():
             scores[index] += HEADING_MATCH_WEIGHT * match * ceiling
-        # Best first; ties keep the library's order (file, then line): the negated index breaks
-        # them, and pairs compare without a Python key function, which a library of thousands of
-        # sections would call once per section.
-        if limit is None:
-            pairs = zip(scores, range(0, -len(scores), -1), strict=True)
-            ranked = [-i for _, i in sorted(pairs, reverse=True)]
-        else:
-            ranked = _best(scores, limit)
-        chosen = [index for index in ranked if scores[index] > 0.0]
-        hits = [Hit(self.sections[i], scores[i] / ceiling, matches.get(i, 0.0), i) for i in chosen]
+        hits = [
+            Hit(self.sections[i], float(scores[i]) / ceiling, matches.get(i, 0.0), i)
+            for i in _ranked(scores, limit)
+        ]
         for position, hit in enumerate(hits[:COVERED_HITS]):
             hits[position] = replace(
                 hit,
@@ -465,7 +466,7 @@ class SearchIndex:
                     found.add(index)
         return found
 
-    def _heading_matches(self, query: Query, scores: Sequence[float]) -> dict[int, float]:
+    def _heading_matches(self, query: Query, scores: npt.NDArray[np.float64]) -> dict[int, float]:
         """The heading match of every section with a positive score whose heading shares a term
         with the alert's name: 1.0 when the heading is the alert's name; else the overlap of
         their terms, squared so that a heading sharing one word of three says little. The
