@@ -3,14 +3,16 @@
 The router runs in this process on a loopback port, in a thread of its own with its own event loop,
 on the shipped rules and a clock the test moves (tests/scenario.FakeClock), so an escalation falls
 due when the test says. The browser sees only HTTP. The tests take the screenshots of the README
-(docs/screenshots/).
+(docs/screenshots/, with UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Coroutine, Iterator
@@ -32,7 +34,13 @@ from .support import free_port, require
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's screenshots are taken again with UPDATE_SCREENSHOTS=1; otherwise into a folder of
+# the system's temporary directory, so that a test run leaves the working tree as it was.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "runbook-router-screenshots"
+)
 FIRING = FIXTURES / "payloads" / "good" / "alertmanager" / "firing_two_alerts.json"
 ROUTE_PAYLOAD = FIXTURES / "payloads" / "route" / "alertmanager_zkp_prover.json"
 
@@ -224,6 +232,7 @@ def test_readable_on_a_phone_and_dark_when_the_system_is(browser: Any, router: L
         # Nothing wider than the screen but what scrolls in its own box (tables, code).
         page_width = browser.execute_script("return document.documentElement.scrollWidth;")
         assert page_width <= 390
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / "incident-phone-dark.png"))
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
