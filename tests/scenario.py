@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from router.api.views import incident_json
 from router.app import RouterService
@@ -46,6 +47,28 @@ async def running_router(
             yield service
         finally:
             await service.close()
+
+
+def router_fixture(**settings: Any) -> Any:
+    """The `router` fixture of a scenario module: a started service on these settings (the
+    scenario rules unless `rules_dir` is given), once per test and database kind.
+    `router = router_fixture(rules_dir=...)` in the module declares it."""
+
+    @pytest.fixture
+    async def router(
+        tmp_path: Path, clock: FakeClock, database: str
+    ) -> AsyncIterator[RouterService]:
+        async with running_router(tmp_path, clock, database, **settings) as service:
+            yield service
+
+    return router
+
+
+@pytest.fixture
+async def router_client(router: RouterService) -> AsyncIterator[TestClient[Any, Any]]:
+    """An HTTP client of the module's `router`; `client = router_client` in the module."""
+    async with TestClient(TestServer(router.web_app())) as test_client:
+        yield test_client
 
 
 async def tick(router: RouterService, clock: FakeClock, **delta: float) -> None:

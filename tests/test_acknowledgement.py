@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
 from router.errors import InvalidLink
@@ -24,7 +22,8 @@ from .scenario import (
     incidents,
     page_contexts,
     pages,
-    running_router,
+    router_client,
+    router_fixture,
     send,
     timeline,
 )
@@ -35,18 +34,10 @@ API_TOKEN = "api-token"
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    async with running_router(
-        tmp_path, clock, database, api_token=API_TOKEN, pagerduty_webhook_secret=PD_SECRET
-    ) as service:
-        yield service
+router = router_fixture(api_token=API_TOKEN, pagerduty_webhook_secret=PD_SECRET)
 
 
-@pytest.fixture
-async def client(router: RouterService) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 async def open_incidents(router: RouterService, client: Client, *names: str) -> list[str]:

@@ -18,7 +18,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.app import RouterService
 
 from .fakes import FakePagerDuty
-from .scenario import SCENARIO_RULES, FakeClock, alert, metric, running_router, send, timeline
+from .scenario import (
+    SCENARIO_RULES,
+    FakeClock,
+    alert,
+    metric,
+    router_client,
+    running_router,
+    send,
+    timeline,
+)
 
 Client = TestClient[Any, Any]
 KEY = "0123456789abcdef0123456789abcdef"  # an Events API integration key's shape
@@ -60,10 +69,7 @@ async def router(
         yield service
 
 
-@pytest.fixture
-async def client(router: RouterService) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 def burst(count: int, *, first: int = 0) -> list[dict[str, Any]]:

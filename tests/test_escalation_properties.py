@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +26,7 @@ from router.ingest.payloads import parse_alertmanager
 from router.outbox.dispatcher import RetryPolicy
 from router.rules import SeverityPolicy, Step
 
-from .scenario import FakeClock, alert, alertmanager_body, running_router, send
+from .scenario import FakeClock, alert, alertmanager_body, router_fixture, send
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
 
@@ -218,10 +216,7 @@ def test_retry_delays_double_up_to_the_cap_within_the_jitter(
 Client = TestClient[Any, Any]
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    async with running_router(tmp_path, clock, database) as service:
-        yield service
+router = router_fixture()
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
 from router.metrics import Metrics
@@ -28,7 +27,8 @@ from .scenario import (
     incidents,
     metric,
     pages,
-    running_router,
+    router_client,
+    router_fixture,
     send,
     tick,
     timeline,
@@ -37,16 +37,10 @@ from .scenario import (
 Client = TestClient[Any, Any]
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    async with running_router(tmp_path, clock, database) as service:
-        yield service
+router = router_fixture()
 
 
-@pytest.fixture
-async def client(router: RouterService) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 async def test_first_tier_is_paged_at_once(router: RouterService, client: Client) -> None:

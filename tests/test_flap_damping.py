@@ -8,13 +8,12 @@ read back from the outbox and the timeline.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
 from router.cli import main
@@ -29,7 +28,8 @@ from .scenario import (
     incidents,
     metric,
     pages,
-    running_router,
+    router_client,
+    router_fixture,
     send,
     tick,
     timeline,
@@ -39,16 +39,10 @@ Client = TestClient[Any, Any]
 DAMPING_RULES = Path(__file__).parent / "fixtures" / "rules" / "damping"
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    async with running_router(tmp_path, clock, database, rules_dir=DAMPING_RULES) as service:
-        yield service
+router = router_fixture(rules_dir=DAMPING_RULES)
 
 
-@pytest.fixture
-async def client(router: RouterService) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 def fired(name: str, clock: FakeClock, status: str = "firing", **labels: str) -> dict[str, Any]:

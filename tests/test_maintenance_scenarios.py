@@ -8,12 +8,10 @@ Berlin (09:00 UTC).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RouterService
@@ -24,6 +22,8 @@ from .scenario import (
     incidents,
     metric,
     pages,
+    router_client,
+    router_fixture,
     running_router,
     send,
     tick,
@@ -34,16 +34,10 @@ Client = TestClient[Any, Any]
 MAINTENANCE_RULES = Path(__file__).parent / "fixtures" / "rules" / "maintenance"
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    async with running_router(tmp_path, clock, database, rules_dir=MAINTENANCE_RULES) as service:
-        yield service
+router = router_fixture(rules_dir=MAINTENANCE_RULES)
 
 
-@pytest.fixture
-async def client(router: RouterService) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 async def test_a_window_suppresses_then_pages_on_expiry_as_a_new_trigger(

@@ -6,27 +6,25 @@ a resolution whose `startsAt` is not the firing instance's; on both databases.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
 
-from .scenario import FakeClock, alert, incidents, running_router, send, timeline
+from .scenario import (
+    alert,
+    incidents,
+    router_client,
+    router_fixture,
+    send,
+    timeline,
+)
+
+router = router_fixture()
 
 
-@pytest.fixture
-async def router(tmp_path: Path, database: str) -> Any:
-    async with running_router(tmp_path, FakeClock(), database) as service:
-        yield service
-
-
-@pytest.fixture
-async def client(router: RouterService) -> Any:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 async def test_a_resolution_with_a_later_start_resolves_the_earlier_instance(

@@ -10,8 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
 from router.incidents.service import INGEST_SLICE
@@ -19,21 +18,22 @@ from router.store import open_store
 from router.store.base import ALERT_NOTES_LISTED
 from router.store.schema import SCHEMA_VERSION
 
-from .scenario import FakeClock, alert, pages, running_router, send, timeline
+from .scenario import (
+    alert,
+    pages,
+    router_client,
+    router_fixture,
+    send,
+    timeline,
+)
 
 Client = TestClient[Any, Any]
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> Any:
-    async with running_router(tmp_path, clock, database) as service:
-        yield service
+router = router_fixture()
 
 
-@pytest.fixture
-async def client(router: RouterService) -> Any:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 def instances(count: int, *, first: int = 0, status: str = "firing") -> list[dict[str, Any]]:

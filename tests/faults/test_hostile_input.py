@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from router.app import RouterService
 from router.cli import main
@@ -36,7 +36,8 @@ from ..scenario import (
     alertmanager_body,
     incidents,
     page_contexts,
-    running_router,
+    router_client,
+    router_fixture,
     send,
     timeline,
 )
@@ -46,20 +47,12 @@ Client = TestClient[Any, Any]
 PD_SECRET = "pd-webhook-secret"
 
 
-@pytest.fixture
-async def router(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[RouterService]:
-    # No API token: the loopback default, where nothing but the Host and Origin checks stands
-    # between a web page in the on-call engineer's browser and the API.
-    async with running_router(
-        tmp_path, clock, database, pagerduty_webhook_secret=PD_SECRET
-    ) as service:
-        yield service
+# No API token: the loopback default, where nothing but the Host and Origin checks stands between a
+# web page in the on-call engineer's browser and the API.
+router = router_fixture(pagerduty_webhook_secret=PD_SECRET)
 
 
-@pytest.fixture
-async def client(router: RouterService) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(router.web_app())) as test_client:
-        yield test_client
+client = router_client
 
 
 async def post_raw(client: Client, source: str, body: bytes) -> tuple[int, dict[str, Any]]:
