@@ -76,6 +76,23 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture
+def clean_env_fixture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`clean_environment` as a fixture; `clean_env = clean_env_fixture` in a module."""
+    clean_environment(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+async def recorded_fixture(
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RouterService]:
+    """The service after the history, in a clean environment; `recorded = recorded_fixture`
+    in a module."""
+    clean_environment(monkeypatch, tmp_path)
+    async with recorded_router(tmp_path, database, monkeypatch) as service:
+        yield service
+
+
 @asynccontextmanager
 async def recorded_router(
     tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch

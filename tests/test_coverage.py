@@ -3,7 +3,6 @@ section, and `--fail-under` as a gate, over the history of tests/history.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,20 +15,10 @@ from router.history import History, HistoryIncident
 from router.routing import load_routing
 
 from .conftest import ROOT
-from .history import clean_environment, recorded_router, rules_dir
+from .history import clean_env_fixture, recorded_fixture, rules_dir
 
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    clean_environment(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-async def recorded(
-    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch, clean_env: None
-) -> AsyncIterator[RouterService]:
-    async with recorded_router(tmp_path, database, monkeypatch) as service:
-        yield service
+clean_env = clean_env_fixture
+recorded = recorded_fixture
 
 
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:

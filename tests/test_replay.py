@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,14 @@ import pytest
 from router.app import RouterService
 from router.cli import main
 
-from .history import clean_environment, recorded_router, rules_dir
+from .history import clean_env_fixture, recorded_fixture, rules_dir
 from .scenario import SCENARIO_RULES
 
 PERIOD = ["--from", "2026-11-24T08:00:00Z", "--to", "2026-11-25T08:00:00Z"]
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    clean_environment(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-async def recorded(
-    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch, clean_env: None
-) -> AsyncIterator[RouterService]:
-    async with recorded_router(tmp_path, database, monkeypatch) as service:
-        yield service
+clean_env = clean_env_fixture
+recorded = recorded_fixture
 
 
 def replay(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
