@@ -15,20 +15,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.app import RouterService
 from router.store.base import IncidentFilter
 
-from .history import clean_environment, recorded_router, rules_dir
+from .history import clean_environment, recorded_fixture, rules_dir
 from .scenario import FakeClock, alert, running_router, send
 
 Client = TestClient[Any, Any]
 HOST = {"Host": "router.test"}
 
 
-@pytest.fixture
-async def recorded(
-    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[RouterService]:
-    clean_environment(monkeypatch, tmp_path)
-    async with recorded_router(tmp_path, database, monkeypatch) as service:
-        yield service
+recorded = recorded_fixture
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from router.app import check_listen_address
 from router.errors import ConfigError
 from router.settings import Settings, load_settings
 
+from .history import clean_environment
+
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    for name in list(__import__("os").environ):
-        if name.startswith("ROUTER_"):
-            monkeypatch.delenv(name)
+def no_router_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_environment(monkeypatch, tmp_path)  # no ROUTER_* variable, no stray .env file
 
 
 def test_defaults_are_those_of_the_spec() -> None:
