@@ -6,8 +6,7 @@
 | `GET /incidents/{id}` | one incident: alerts, runbook section, timeline, deliveries, buttons |
 | `POST /incidents/{id}/ack`, `/resolve` | the buttons: `IncidentService.acknowledge` / `resolve` |
 | `GET /routing`, `POST /routing` | the `route` dry run of a pasted webhook body |
-| `GET /rules` | severities, tiers and their channels, policies, rules and their sections, the
-  heartbeats and whether they beat, the maintenance windows and whether they hold |
+| `GET /rules` | severities, tiers, channels, policies, rules, heartbeats, maintenance windows |
 | `POST /rules/replay` | the `replay` of the stored history through a rules directory on disk |
 | `GET /static/console.css` | the style sheet |
 
