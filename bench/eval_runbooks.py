@@ -1,12 +1,13 @@
 """Runbook matching on real runbooks of other organisations: top-1, false attachments, calibration.
 
 Prints, for the tuning and the test part of the corpus (bench/runbook_corpus.py), per collection
-and in all: how often the right section comes first, how often it is attached, how many alerts
-get a wrong section attached, and how many alerts without a section get one; then the
-calibration of the confidence by decile, and the confidence model refitted on the tuning part
-(to copy into router/runbooks/confidence.py when the search changes). `-v` lists every miss;
-`--part tuning` (or `--part test`) measures one part only, so that work on the search can look at
-the tuning part alone.
+and in all: how often the right section comes first, how often it is attached, how often the
+page gives it at all (attached, or among the "possible runbook sections" of a page without one),
+how many alerts get a wrong section attached, and how many alerts without a section get one;
+then the calibration of the confidence by decile, and the confidence model refitted on the
+tuning part (to copy into router/runbooks/confidence.py when the search changes). `-v` lists
+every miss; `--part tuning` (or `--part test`) measures one part only, so that work on the search
+can look at the tuning part alone.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _line(name: str, outcomes: list) -> str:  # type: ignore[type-arg]
     f = figures(outcomes)
     return (
         f"  {name:<22} {f.with_section:>4} {f.without_section:>4}   {f.top1:>6.1%}   "
-        f"{f.attached_right:>6.1%}   {f.wrong_attachments:>5}   {f.false_attachments:>5}"
+        f"{f.attached_right:>6.1%}   {f.in_page:>6.1%}   {f.wrong_attachments:>5}   "
+        f"{f.false_attachments:>5}"
     )
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{part} part ({', '.join(collections)}), attach at confidence >= {ATTACH_CONFIDENCE}:"
         )
-        print("  collection             with  none   top-1   attached  wrong   false")
+        print("  collection             with  none   top-1   attached  in page  wrong   false")
         for collection in collections:
             print(_line(collection, [o for o in outcomes if o.case.collection == collection]))
         print(_line("all", outcomes))

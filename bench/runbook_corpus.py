@@ -65,6 +65,15 @@ class Outcome:
     def attached_right(self) -> bool:
         return self.attached is not None and self.attached in self.case.expected
 
+    @property
+    def in_page(self) -> bool:
+        """Whether the page gives the responder a right section: attached, or, when none is,
+        among its "possible runbook sections"."""
+        offered = (
+            [self.attached] if self.attached else [c.section.reference for c in self.match.possible]
+        )
+        return any(reference in self.case.expected for reference in offered)
+
 
 def split() -> dict[str, list[str]]:
     """{"tuning": [...], "test": [...]}: the collections of each part (`shipped` included)."""
@@ -155,6 +164,7 @@ class Figures:
     attached_right: float  # share of the alerts with a section that get it attached
     wrong_attachments: int  # alerts with a section that get another one attached
     false_attachments: int  # alerts without a section that get one attached
+    in_page: float  # share of the alerts with a section whose page attaches or lists it
 
 
 def figures(outcomes: Sequence[Outcome]) -> Figures:
@@ -169,6 +179,7 @@ def figures(outcomes: Sequence[Outcome]) -> Figures:
         ),
         wrong_attachments=sum(o.attached is not None and not o.attached_right for o in positives),
         false_attachments=sum(o.attached is not None for o in negatives),
+        in_page=sum(o.in_page for o in positives) / len(positives) if positives else 0.0,
     )
 
 
