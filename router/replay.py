@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,6 @@ class _Running:
     opened_at: datetime
     context: Context
     progress: Progress
-    most_severe: bool  # of the most severe level, which only `include_p0` windows hide
     ack_at: datetime | None = None  # when people acknowledged it (from the history)
     acknowledged_at: datetime | None = None  # when the simulation applied that acknowledgement
     resolved_at: datetime | None = None
@@ -96,7 +95,7 @@ class _Running:
                 page = SimPage(now, tier, order.step + 1, order.round, order.kind.value)
                 self.pages.append(page)
 
-    def advance(self, until: datetime, windows: tuple[Window, ...]) -> None:
+    def advance(self, until: datetime, routing: Routing, windows: tuple[Window, ...]) -> None:
         """Take every decision that falls due up to `until`: escalations, the acknowledgement,
         the end of a pending period, of a quiet time or of a maintenance window."""
         while self.progress.state is not IncidentState.RESOLVED:
@@ -106,15 +105,21 @@ class _Running:
                 self.acknowledged_at = ack
                 self.apply(escalation.acknowledge(self.progress, self.context, ack, _REPLAY), ack)
             elif due is not None and due <= until:
-                self.apply(self._when_due(due, windows), due)
+                self.apply(self._when_due(due, routing, windows), due)
             else:
                 return
 
-    def _when_due(self, now: datetime, windows: tuple[Window, ...]) -> Decision:
+    def _when_due(self, now: datetime, routing: Routing, windows: tuple[Window, ...]) -> Decision:
         """As the daemon's escalation pass: a suppressed incident whose window ends stays
         suppressed while a window hides every alert of it that still fires."""
         if self.progress.next_action is NextAction.WINDOW_ENDS and self.firing:
-            still = cover_all(windows, self.firing.values(), most_severe=self.most_severe, at=now)
+            still = cover_all(
+                windows,
+                self.firing.values(),
+                # Only windows that say `include_p0` hide the most severe level.
+                most_severe=routing.rank(self.severity) == 0,
+                at=now,
+            )
             if still is not None:
                 return escalation.suppress(still.until, f"still suppressed by {still.note()}")
         return escalation.when_due(self.progress, self.context, now, firing=bool(self.firing))
@@ -175,7 +180,7 @@ def simulate(history: History, routing: Routing) -> list[ReplayedIncident]:
             incident_of[index] = incident
             continue
         incident = incident_of[index]
-        incident.advance(now, windows)
+        incident.advance(now, routing, windows)
         incident.firing.pop(index, None)
         if incident.resolved_at is not None:
             continue
@@ -186,7 +191,7 @@ def simulate(history: History, routing: Routing) -> list[ReplayedIncident]:
             decision = escalation.alerts_resolved(incident.progress, incident.context, now, _REPLAY)
         incident.apply(decision, now)
     for incident in latest.values():
-        incident.advance(history.until, windows)
+        incident.advance(history.until, routing, windows)
     # A page due after the end of the period is not part of it.
     for incident in running:
         incident.pages = [page for page in incident.pages if page.at < history.until]
@@ -206,15 +211,13 @@ def _fired(
     does (router/incidents/service.py `_alert_fired`)."""
     routed = routing.route(item.alert)
     c = routed.classification
-    most_severe = routing.rank(c.severity) == 0
-    hidden = cover(windows, item.alert.labels, most_severe=most_severe, at=now)
+    hidden = cover(windows, item.alert.labels, most_severe=routing.rank(c.severity) == 0, at=now)
     incident = latest.get(c.incident_key)
     if incident is not None:
-        incident.advance(now, windows)
+        incident.advance(now, routing, windows)
     if incident is None or incident.resolved_at is not None:
         context = routing.escalation_context(c.policy, c.severity, c.rule)
         if incident is not None and _reopened(incident, context, c.severity, c.policy, now):
-            incident.most_severe = most_severe
             return incident
         match = routed.match
         incident = _Running(
@@ -226,7 +229,6 @@ def _fired(
             opened_at=now,
             context=context,
             progress=Progress(IncidentState.TRIGGERED),
-            most_severe=most_severe,
         )
         if hidden is None:
             incident.apply(escalation.start(context, now), now)
@@ -238,25 +240,20 @@ def _fired(
     raised = routing.rank(c.severity) < routing.rank(incident.severity)
     if incident.progress.state is IncidentState.SUPPRESSED:
         if raised:
-            incident.severity, incident.policy, incident.most_severe = (
-                c.severity,
-                c.policy,
-                most_severe,
-            )
+            incident.severity, incident.policy = c.severity, c.policy
             incident.context = routing.escalation_context(c.policy, c.severity)
-        if hidden is None:
-            reason = f"{item.alert.description} joined outside any maintenance window"
-            decision = escalation.unsuppress(incident.context, now, reason)
-        else:
-            due = incident.progress.next_action_at
-            until = hidden.until if due is None else min(due, hidden.until)
-            decision = Decision(replace(incident.progress, next_action_at=until))
+        decision = escalation.joined_suppressed(
+            incident.progress,
+            incident.context,
+            now,
+            hidden.until if hidden else None,
+            item.alert.description,
+        )
         incident.apply(decision, now)
     elif raised:
         context = routing.escalation_context(c.policy, c.severity, c.rule)
         decision = escalation.raise_severity(incident.progress, context, incident.severity, now)
         incident.severity, incident.policy, incident.context = c.severity, c.policy, context
-        incident.most_severe = most_severe
         incident.apply(decision, now)
     else:
         incident.apply(escalation.alert_joined(incident.progress, incident.context, now), now)

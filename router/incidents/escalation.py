@@ -210,6 +210,19 @@ def unsuppress(context: Context, now: datetime, reason: str) -> Decision:
     return _page(context, IncidentState.TRIGGERED, 0, 0, now, PageEvent.TRIGGER, reason)
 
 
+def joined_suppressed(
+    progress: Progress, context: Context, now: datetime, hidden_until: datetime | None, joined: str
+) -> Decision:
+    """An alert (`joined`, described for people) joined a suppressed incident. Outside every
+    window (`hidden_until` None) the incident pages now, as a new trigger; inside one it stays
+    silent, and is looked at again when the first of the two windows ends."""
+    if hidden_until is None:
+        return unsuppress(context, now, f"{joined} joined outside any maintenance window")
+    due = progress.next_action_at
+    until = hidden_until if due is None else min(due, hidden_until)
+    return Decision(replace(progress, next_action_at=until))
+
+
 def when_due(
     progress: Progress, context: Context, now: datetime, *, firing: bool = True
 ) -> Decision:

@@ -11,7 +11,7 @@ import enum
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -471,14 +471,13 @@ class IncidentService:
         columns = {"severity": severity, "policy": policy} if raised else {}
         if raised:
             tx.add_event(incident.id, now, "classified", c.reason)
-        if hidden is None:
-            context = routing.escalation_context(policy, severity)
-            reason = f"{item.alert.description} joined outside any maintenance window"
-            decision = escalation.unsuppress(context, now, reason)
-        else:
-            due = incident.progress.next_action_at
-            until = hidden.until if due is None else min(due, hidden.until)
-            decision = Decision(replace(incident.progress, next_action_at=until))
+        decision = escalation.joined_suppressed(
+            incident.progress,
+            routing.escalation_context(policy, severity),
+            now,
+            hidden.until if hidden else None,
+            item.alert.description,
+        )
         self._apply(tx, routing, incident, decision, now, effects, **columns)
 
     def _alert_resolved(
