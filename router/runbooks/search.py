@@ -381,11 +381,10 @@ class SearchIndex:
                 frequencies.setdefault(term, []).append((index, frequency))
         count = len(self.sections)
         self._idf = {term: _idf(count, len(hits)) for term, hits in frequencies.items()}
-        # term -> [(section index, IDF × saturated frequency)]: what the term adds to each section
-        # for a query weight of 1, computed once so that a query only multiplies and adds.
-        # Each term's postings as two arrays, the sections that hold it and what it adds to each:
-        # a query adds a term's gains to its sections in one vector operation. Summed one by one
-        # in Python, a word that thousands of sections hold cost a millisecond per search.
+        # term -> (the sections that hold it, what it adds to each for a query weight of 1: IDF ×
+        # saturated frequency), two arrays computed once, so that a query adds a term's gains to
+        # its sections in one vector operation. Summed one by one in Python, a word that thousands
+        # of sections hold cost a millisecond per search.
         self._postings = {
             term: (
                 np.fromiter((index for index, _ in hits), dtype=np.intp, count=len(hits)),
