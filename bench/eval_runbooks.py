@@ -5,7 +5,10 @@ and in all: how often the right section comes first, how often it is attached, h
 page gives it at all (attached, or among the "possible runbook sections" of a page without one),
 how many alerts get a wrong section attached, and how many alerts without a section get one;
 then the calibration of the confidence by decile, and the confidence model refitted on the
-tuning part (to copy into router/runbooks/confidence.py when the search changes). `-v` lists
+tuning part (to copy into router/runbooks/confidence.py when the search changes). The recall
+line says how often the right section is among the first k of the ranking: the most that any
+reordering of the first k could put first, so a figure short of a target at depth 10 needs new
+evidence, not new weights. `-v` lists
 every miss; `--part tuning` (or `--part test`) measures one part only, so that work on the search
 can look at the tuning part alone.
 """
@@ -15,10 +18,12 @@ from __future__ import annotations
 import sys
 
 from bench.runbook_corpus import (
+    RECALL_DEPTHS,
     calibration,
     evaluate,
     figures,
     fit_confidence,
+    recall,
     split,
 )
 from router.runbooks import ATTACH_CONFIDENCE
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
         for collection in collections:
             print(_line(collection, [o for o in outcomes if o.case.collection == collection]))
         print(_line("all", outcomes))
+        print(
+            "  right section among the first k:  "
+            + "  ".join(f"k={k} {recall(outcomes, k):.1%}" for k in RECALL_DEPTHS)
+        )
         print("  calibration (first candidate's confidence vs share right):")
         for decile, count, predicted, measured in calibration(outcomes):
             print(

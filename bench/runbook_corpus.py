@@ -52,6 +52,9 @@ class Outcome:
     match: RunbookMatch
     first: str | None  # the reference ranked first, whether attached or not
     features: tuple[float, ...] | None  # library.confidence_features of the first candidate
+    # Where the first right section stands in the whole ranking (0: first); None when no
+    # section is right or the search does not find it.
+    rank: int | None
 
     @property
     def first_right(self) -> bool:
@@ -152,7 +155,10 @@ def evaluate(collections: Sequence[str]) -> list[Outcome]:
             match = runbooks.find(case.alert)
             first = hits[0].section.reference if hits else None
             features = confidence_features(hits, 0) if hits else None
-            outcomes.append(Outcome(case, match, first, features))
+            rank = next(
+                (i for i, hit in enumerate(hits) if hit.section.reference in case.expected), None
+            )
+            outcomes.append(Outcome(case, match, first, features, rank))
     return outcomes
 
 
@@ -181,6 +187,18 @@ def figures(outcomes: Sequence[Outcome]) -> Figures:
         false_attachments=sum(o.attached is not None for o in negatives),
         in_page=sum(o.in_page for o in positives) / len(positives) if positives else 0.0,
     )
+
+
+# The depths at which `make eval-runbooks` reports how often the right section is ranked.
+RECALL_DEPTHS = (1, 2, 3, 5, 10, 20)
+
+
+def recall(outcomes: Sequence[Outcome], depth: int) -> float:
+    """The share of the alerts with a section whose right section is among the first `depth`
+    of the ranking: the most that any reordering of those candidates could put first."""
+    positives = [o for o in outcomes if o.case.expected]
+    found = sum(o.rank is not None and o.rank < depth for o in positives)
+    return found / len(positives) if positives else 0.0
 
 
 def calibration(outcomes: Sequence[Outcome]) -> list[tuple[str, int, float, float]]:

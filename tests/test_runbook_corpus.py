@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.runbook_corpus import CORPUS, SHIPPED, cases, evaluate, figures, library, split
+from bench.runbook_corpus import (
+    CORPUS,
+    RECALL_DEPTHS,
+    SHIPPED,
+    cases,
+    evaluate,
+    figures,
+    library,
+    recall,
+    split,
+)
 
 PARTS = split()
 # The corpus's own collections (the tuning part also holds this repository's runbooks).
@@ -69,6 +79,17 @@ def test_test_part_figures() -> None:
     assert found.top1 >= TEST_TOP1
     assert found.false_attachments <= TEST_FALSE_ATTACHMENTS
     assert found.in_page >= TEST_IN_PAGE
+
+
+def test_recall_agrees_with_the_first_candidate_and_the_page() -> None:
+    """Depth 1 is top-1; a page attaches the first or lists the first two, so it cannot give
+    the right section more often than depth 2 ranks it; deeper never finds fewer."""
+    outcomes = evaluate(PARTS["test"])
+    found = figures(outcomes)
+    at = [recall(outcomes, depth) for depth in RECALL_DEPTHS]
+    assert at[0] == found.top1
+    assert found.in_page <= recall(outcomes, 2)
+    assert at == sorted(at)
 
 
 def test_sources_file_exists() -> None:
