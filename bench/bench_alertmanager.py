@@ -3,8 +3,11 @@
 10,000 alerts are pushed into Alertmanager's API v2 (as Prometheus does) with `group_by: ['...']`,
 so that Alertmanager sends every alert in its own webhook, opening connections as it does. The
 clock runs from the first push until the receiver holds all 10,000: a receiver that only counts
-(aiohttp, parsing each body), then runbook-router (`serve`, shipped rules, SQLite), each on core
-0 with Alertmanager on core 1. The figure is the ratio of the two rates.
+(aiohttp, parsing each body), a journal receiver (bench/journal_receiver.py: it checks each body
+as the router does and commits it, nothing more), then runbook-router (`serve`, shipped rules,
+SQLite), each on core 0 with Alertmanager on core 1. The figure is the ratio of the router's rate
+to the counting receiver's; the journal receiver's shows what a journal-first design could answer
+at, with every alert still to be processed after the answer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bench.processes import (
     WEBHOOK_TOKEN,
     bare_receiver,
     free_port,
+    journal_receiver,
     pinned,
     router,
     rss_mb,
@@ -150,6 +154,12 @@ def main() -> None:
         port = free_port()
         with bare_receiver(port), alertmanager(root / "am-bare", port) as manager:
             bare = push_and_wait(manager, storm("bare"), lambda: counted(port))
+        port = free_port()
+        with (
+            journal_receiver(port, root / "journal.db"),
+            alertmanager(root / "am-journal", port) as manager,
+        ):
+            journal = push_and_wait(manager, storm("journal"), lambda: counted(port))
         database = root / "router.db"
         port = free_port()
         with router(port, database, root / "router.log") as process:
@@ -158,6 +168,10 @@ def main() -> None:
             peak = rss_mb(process)
     print(f"{ALERTS} alerts, one per webhook, from Alertmanager on core {CLIENT_CORE}")
     print(f"counting receiver   {bare:6.2f} s  {ALERTS / bare:8.0f} alerts/s")
+    print(
+        f"journal receiver    {journal:6.2f} s  {ALERTS / journal:8.0f} alerts/s committed"
+        f"  = {bare / journal:.2f} (checks and commits each body, processes nothing)"
+    )
     print(
         f"runbook-router      {routed:6.2f} s  {ALERTS / routed:8.0f} alerts/s stored"
         f"  = {bare / routed:.2f} of the counting receiver; peak RSS {peak:.0f} MB"

@@ -86,6 +86,15 @@ def bare_receiver(port: int) -> Iterator[subprocess.Popen[bytes]]:
         yield process
 
 
+@contextlib.contextmanager
+def journal_receiver(port: int, database: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """An aiohttp server that checks each body as the router does, commits it to a journal and
+    answers 200 (bench/journal_receiver.py)."""
+    command = [sys.executable, "-m", "bench.journal_receiver", str(port), str(database)]
+    with running(command, f"http://127.0.0.1:{port}/count") as process:
+        yield process
+
+
 def router_env(port: int, database: Path, rules_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
     env.update(
