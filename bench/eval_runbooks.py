@@ -8,7 +8,9 @@ then the calibration of the confidence by decile, and the confidence model refit
 tuning part (to copy into router/runbooks/confidence.py when the search changes). The recall
 line says how often the right section is among the first k of the ranking: the most that any
 reordering of the first k could put first, so a figure short of a target at depth 10 needs new
-evidence, not new weights. `-v` lists
+evidence, not new weights. "by name alone" searches every alert without its annotations, as a
+rule that writes none sends it; the attach threshold must stay above the most confident alert
+without a section either way. `-v` lists
 every miss; `--part tuning` (or `--part test`) measures one part only, so that work on the search
 can look at the tuning part alone.
 """
@@ -23,6 +25,7 @@ from bench.runbook_corpus import (
     evaluate,
     figures,
     fit_confidence,
+    most_confident_false,
     recall,
     split,
 )
@@ -54,6 +57,17 @@ def main(argv: list[str] | None = None) -> None:
         for collection in collections:
             print(_line(collection, [o for o in outcomes if o.case.collection == collection]))
         print(_line("all", outcomes))
+        terse = evaluate(collections, name_alone=True)
+        print(_line("all, by name alone", terse))
+        for variant, searched in (("as labelled", outcomes), ("by name alone", terse)):
+            worst = most_confident_false(searched)
+            if worst is not None:
+                # The test part's alerts are not named: only its totals are looked at.
+                which = f"{worst.case.id} {worst.case.alert.name} " if part == "tuning" else ""
+                print(
+                    f"  most confident alert without a section, {variant}: {which}"
+                    f"at {worst.match.candidates[0].confidence:.3f}"
+                )
         print(
             "  right section among the first k:  "
             + "  ".join(f"k={k} {recall(outcomes, k):.1%}" for k in RECALL_DEPTHS)

@@ -16,6 +16,7 @@ Used by `bench/eval_runbooks.py` (`make eval-runbooks`) and `tests/test_runbook_
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import shutil
@@ -146,11 +147,19 @@ def cases(collection: str) -> list[Case]:
     return found
 
 
-def evaluate(collections: Sequence[str]) -> list[Outcome]:
+def without_annotations(case: Case) -> Case:
+    """The case's alert as a rule that writes no annotation sends it: its name and labels."""
+    return dataclasses.replace(case, alert=dataclasses.replace(case.alert, annotations={}))
+
+
+def evaluate(collections: Sequence[str], *, name_alone: bool = False) -> list[Outcome]:
+    """Every case of `collections` searched as labelled, or with `name_alone` without its
+    annotations."""
     outcomes = []
     for collection in collections:
         runbooks = library(collection)
-        for case in cases(collection):
+        for labelled in cases(collection):
+            case = without_annotations(labelled) if name_alone else labelled
             hits = runbooks.search(case.alert)
             match = runbooks.find(case.alert)
             first = hits[0].section.reference if hits else None
@@ -199,6 +208,13 @@ def recall(outcomes: Sequence[Outcome], depth: int) -> float:
     positives = [o for o in outcomes if o.case.expected]
     found = sum(o.rank is not None and o.rank < depth for o in positives)
     return found / len(positives) if positives else 0.0
+
+
+def most_confident_false(outcomes: Sequence[Outcome]) -> Outcome | None:
+    """The alert without a section whose first candidate is the most confident: the attach
+    threshold must stay above its confidence."""
+    scored = [o for o in outcomes if not o.case.expected and o.match.candidates]
+    return max(scored, key=lambda o: o.match.candidates[0].confidence, default=None)
 
 
 def calibration(outcomes: Sequence[Outcome]) -> list[tuple[str, int, float, float]]:

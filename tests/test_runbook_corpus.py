@@ -21,9 +21,11 @@ from bench.runbook_corpus import (
     evaluate,
     figures,
     library,
+    most_confident_false,
     recall,
     split,
 )
+from router.runbooks import ATTACH_CONFIDENCE
 
 PARTS = split()
 # The corpus's own collections (the tuning part also holds this repository's runbooks).
@@ -34,6 +36,8 @@ TEST_TOP1 = 0.73
 TEST_FALSE_ATTACHMENTS = 0
 # The right section is attached or listed among the page's possible sections.
 TEST_IN_PAGE = 0.82
+# The same alerts without their annotations, searched by name and labels alone.
+TEST_TOP1_BY_NAME_ALONE = 0.70
 
 
 def test_the_split_is_by_collection_and_covers_the_corpus() -> None:
@@ -79,6 +83,23 @@ def test_test_part_figures() -> None:
     assert found.top1 >= TEST_TOP1
     assert found.false_attachments <= TEST_FALSE_ATTACHMENTS
     assert found.in_page >= TEST_IN_PAGE
+
+
+def test_alerts_without_annotations_get_no_false_section() -> None:
+    """A rule that writes no annotation sends its alert's name and labels only: the test part
+    searched so still gives no alert without a section one."""
+    found = figures(evaluate(PARTS["test"], name_alone=True))
+    assert found.false_attachments == 0
+    assert found.top1 >= TEST_TOP1_BY_NAME_ALONE
+
+
+@pytest.mark.parametrize("name_alone", [False, True], ids=["as labelled", "by name alone"])
+def test_the_attach_threshold_is_above_every_tuning_alert_without_a_section(
+    name_alone: bool,
+) -> None:
+    worst = most_confident_false(evaluate(PARTS["tuning"], name_alone=name_alone))
+    assert worst is not None
+    assert worst.match.candidates[0].confidence < ATTACH_CONFIDENCE
 
 
 def test_recall_agrees_with_the_first_candidate_and_the_page() -> None:

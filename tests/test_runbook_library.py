@@ -266,3 +266,31 @@ def test_an_alert_without_a_section_gets_none_with_the_best_candidates(
         (),
         (),
     )
+
+
+def test_a_section_named_after_another_alert_is_less_sure(tmp_path: Path) -> None:
+    # Runbooks titled with alert names, as kube-prometheus and the Mimir playbooks write them,
+    # say which alert each section is for: "KubeAPIDown" found for KubeAggregatedAPIDown is for
+    # another alert, and less sure than the same words written as a title ("Kube API Down").
+    text = (
+        "# Kubernetes\n\n"
+        "## {api}\n\nThe API server disappeared from discovery. Check its pods.\n\n"
+        "## {scheduler}\n\nNo scheduler is running: pods stay Pending.\n\n"
+        "## Kubelet Down\n\nKubelets do not answer: check the nodes.\n"
+    )
+    confidence = {}
+    for style, api, scheduler in (
+        ("alert names", "KubeAPIDown", "KubeSchedulerDown"),
+        ("titles", "Kube API Down", "Kube Scheduler Down"),
+    ):
+        folder = tmp_path / style.replace(" ", "-")
+        folder.mkdir()
+        (folder / "kubernetes.md").write_text(text.format(api=api, scheduler=scheduler))
+        library = RunbookLibrary.load(folder)
+        section = library.get("kubernetes.md#" + api.lower().replace(" ", "-"))
+        own = library.find(alert("KubeAPIDown"), rule_names=[])
+        assert (own.method, own.section) == ("search", section)
+        other = library.find(alert("KubeAggregatedAPIDown"), rule_names=[])
+        assert other.candidates[0].section == section
+        confidence[style] = other.confidence
+    assert confidence["alert names"] < confidence["titles"] - 0.01

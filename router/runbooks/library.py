@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from router.lru import LruCache
 from router.models import Alert
 from router.runbooks.confidence import ATTACH_CONFIDENCE, MODEL
-from router.runbooks.roles import without_links
+from router.runbooks.roles import looks_like_alert_name, without_links
 from router.runbooks.search import COVERED_HITS, Evidence, Hit, Query, SearchIndex
 from router.runbooks.sections import Section, parse_runbook
 from router.runbooks.source import decode_runbook
@@ -336,7 +336,9 @@ def confidence_features(hits: Sequence[Hit], position: int) -> tuple[float, ...]
     holds every term of the alert's name, how much of the section's heading the alert says, and
     how nearly the heading is the alert's name (a margin that a heading sharing some of the name's
     words earned, `KubeAggregatedAPIDown` against "KubeAPIDown", is worth less than one the text
-    earned)."""
+    earned), and whether the heading is the name of another alert: a runbook that titles its
+    sections with alert names says which alert each is for, and an alert that only words the same
+    problem otherwise is right half as often."""
     hit = hits[position]
     best_other = next((h.score for i, h in enumerate(hits[:CANDIDATES]) if i != position), 0.0)
     return (
@@ -344,6 +346,7 @@ def confidence_features(hits: Sequence[Hit], position: int) -> tuple[float, ...]
         1.0 if hit.name_coverage >= _WHOLE else 0.0,
         hit.heading_coverage,
         hit.heading_match,
+        1.0 if hit.heading_match < 1.0 and looks_like_alert_name(hit.section.heading) else 0.0,
     )
 
 
