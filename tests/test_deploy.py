@@ -979,6 +979,28 @@ def test_deploy_docs_name_real_routes_and_metrics() -> None:
         assert name in EXPORTS.labels or name in EXPORTS.family.values(), name
 
 
+def test_the_readme_and_deploy_docs_list_every_route_and_metric() -> None:
+    """The README's HTTP table names every route the daemon serves (its own style sheet aside),
+    and both metric tables name every series it exports: a new endpoint or metric that the docs
+    leave out fails here."""
+    readme = (REPO / "README.md").read_text()
+    unlisted = sorted(
+        f"{method} {path}"
+        for method, path in ROUTES
+        if method != "HEAD"
+        and not path.startswith("/static/")
+        and f"`{method} {path}" not in readme
+    )
+    assert unlisted == [], f"README.md's HTTP table lacks {unlisted}"
+    for where, text in (("README.md", readme), ("docs/deploy.md", DOCS.read_text())):
+        missing = sorted(
+            family
+            for family in set(EXPORTS.family.values())
+            if family.startswith("router_") and not re.search(rf"`{family}(_total|_info)?`", text)
+        )
+        assert missing == [], f"{where}'s metric table lacks {missing}"
+
+
 # --- the checks catch mistakes -----------------------------------------------------------------
 
 
