@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from router.logs import JsonFormatter, RepeatFilter, TextFormatter, fields
+from router.logs import JsonFormatter, RepeatFilter, TextFormatter, configure, fields, log_frequent
 
 
 def record(**values: object) -> logging.LogRecord:
@@ -63,3 +63,75 @@ def test_a_flood_of_one_line_is_summed_up_once_a_second() -> None:
     assert messages[20] == "another message"
     assert messages[21] == "connection limit reached (repeated 5 more times)"
     assert messages[22] == "connection limit reached"
+
+
+def test_a_frequent_line_past_the_limit_is_counted_without_a_record(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    now = [100.0]
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logger = logging.getLogger("router.test.frequent")
+    try:
+        configure("json", "info", clock=lambda: now[0])
+        for n in range(25):
+            log_frequent(logger, logging.INFO, "webhook accepted", alerts=n)
+        logger.info("webhook accepted", extra=fields(alerts=99))  # counted as one more
+        log_frequent(logger, logging.DEBUG, "webhook accepted", alerts=-1)  # below the level
+        now[0] += 1.0
+        log_frequent(logger, logging.INFO, "webhook accepted", alerts=100)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
+    assert [line["alerts"] for line in lines[:20]] == list(range(20))
+    # The summary carries the last line held back: the record logged the usual way.
+    assert lines[20]["message"] == "webhook accepted (repeated 6 more times)"
+    assert lines[20]["alerts"] == 99
+    assert (lines[21]["message"], lines[21]["alerts"]) == ("webhook accepted", 100)
+    assert len(lines) == 22
+
+
+def test_a_frequent_line_held_back_is_summed_up_with_its_fields(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    now = [100.0]
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logger = logging.getLogger("router.test.frequent")
+    try:
+        configure("text", "info", clock=lambda: now[0])
+        for n in range(22):
+            log_frequent(logger, logging.WARNING, "webhook refused", alerts=n)
+        now[0] += 1.0
+        logger.info("tick")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 22
+    assert (
+        "WARNING router.test.frequent: webhook refused (repeated 2 more times) alerts=21"
+        in lines[20]
+    )
+    assert lines[21].endswith("INFO    router.test.frequent: tick")
+
+
+def test_a_frequent_line_reaches_every_other_handler(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A second handler (here the test's capture) would lose what the filter holds back: with
+    # one beside the daemon's own, every line is a record, and the daemon's still writes 20.
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logger = logging.getLogger("router.test.frequent")
+    try:
+        configure("json", "info", clock=lambda: 100.0)
+        root.addHandler(caplog.handler)
+        for n in range(30):
+            log_frequent(logger, logging.INFO, "webhook accepted", alerts=n)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    assert [r.fields["alerts"] for r in caplog.records] == list(range(30))  # type: ignore[attr-defined]
+    assert len(capfd.readouterr().err.splitlines()) == 20

@@ -7,7 +7,6 @@ database) is a 503. One middleware turns every error into a JSON `{"error": ...}
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,9 +33,9 @@ from router.errors import (
     WindowNotFound,
 )
 from router.ingest.payloads import parse_body
-from router.logs import fields
+from router.logs import fields, log_frequent
 from router.metrics import Metrics
-from router.models import Notification, Source
+from router.models import AlertStatus, Notification, Source
 from router.outbox.context import PageContextError
 from router.settings import Settings
 from router.store import IngestResult
@@ -190,26 +189,28 @@ class WebhookReceiver:
                 ),
             )
             raise error from exc
-        by_status = collections.Counter(alert.status for alert in notification.alerts)
-        for status, count in by_status.items():
-            self._metrics.alerts_received.labels(source=source.value, status=status.value).inc(
-                count
-            )
+        firing = sum(alert.firing for alert in notification.alerts)
+        for status, count in (
+            (AlertStatus.FIRING, firing),
+            (AlertStatus.RESOLVED, alerts - firing),
+        ):
+            if count:
+                self._metrics.received(source, status).inc(count)
         elapsed = self._observe(source, started)
-        log.info(
+        log_frequent(
+            log,
+            logging.INFO,
             "webhook accepted",
-            extra=fields(
-                source=source.value,
-                alerts=alerts,
-                new=result.new,
-                updated=result.updated,
-                duplicate=result.duplicate,
-                # Alerts the sender left out (Alertmanager's max_alerts): they were never seen.
-                truncated=notification.truncated_alerts or None,
-                outcome="accepted",
-                status=200,
-                duration_ms=round(elapsed * 1000, 2),
-            ),
+            source=source.value,
+            alerts=alerts,
+            new=result.new,
+            updated=result.updated,
+            duplicate=result.duplicate,
+            # Alerts the sender left out (Alertmanager's max_alerts): they were never seen.
+            truncated=notification.truncated_alerts or None,
+            outcome="accepted",
+            status=200,
+            duration_ms=round(elapsed * 1000, 2),
         )
         # orjson: the answer of every webhook, in a storm thousands a second.
         accepted = {
@@ -223,7 +224,7 @@ class WebhookReceiver:
 
     def _observe(self, source: Source, started: float) -> float:
         elapsed = time.perf_counter() - started
-        self._metrics.webhook_duration.labels(source=source.value).observe(elapsed)
+        self._metrics.webhook_seconds(source).observe(elapsed)
         return elapsed
 
 
