@@ -5,6 +5,8 @@ Each server runs as its own process pinned to core 0; wrk (one thread, 32 connec
 bare receiver only parses the JSON. runbook-router (`serve`, the shipped rules, SQLite in WAL with
 synchronous=FULL) answers 200 only after the commit that holds the body's alerts. The figure is
 the ratio of the two rates; afterwards the alerts stored are counted against the 2xx answers.
+Each line also gives the server's CPU time per request, which drifts less than a rate from one
+run to the next.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.processes import CLIENT_CORE, bare_receiver, free_port, pinned, router, rss_mb
+from bench.processes import (
+    CLIENT_CORE,
+    bare_receiver,
+    cpu_seconds,
+    free_port,
+    pinned,
+    router,
+    rss_mb,
+)
 
 DURATION_SECONDS = 10
 CONNECTIONS = 32
@@ -30,10 +40,22 @@ class Load:
     p99_ms: float
     requests: int
     non_2xx: int
+    cpu_us_per_request: float = 0.0  # the server's CPU time (user and system) per request
 
     def __str__(self) -> str:
         errors = f", {self.non_2xx} non-2xx" if self.non_2xx else ""
-        return f"{self.requests_per_second:8.0f} req/s  p99 {self.p99_ms:7.1f} ms{errors}"
+        return (
+            f"{self.requests_per_second:8.0f} req/s  p99 {self.p99_ms:7.1f} ms  "
+            f"CPU {self.cpu_us_per_request:6.0f} µs/request{errors}"
+        )
+
+
+def measured(server: subprocess.Popen[bytes], port: int, alerts_per_request: int) -> Load:
+    """wrk against `server`, with the CPU time the server spent per request."""
+    before = cpu_seconds(server)
+    load = wrk(port, alerts_per_request)
+    spent = cpu_seconds(server) - before
+    return replace(load, cpu_us_per_request=spent / max(load.requests, 1) * 1e6)
 
 
 def wrk(
@@ -97,13 +119,13 @@ def main() -> None:
     print(f"wrk -t1 -c{CONNECTIONS} -d{DURATION_SECONDS}s on core {CLIENT_CORE}; servers on core 0")
     for alerts_per_request in (10, 1):
         port = free_port()
-        with bare_receiver(port):
-            bare = wrk(port, alerts_per_request)
+        with bare_receiver(port) as receiver:
+            bare = measured(receiver, port, alerts_per_request)
         with tempfile.TemporaryDirectory() as directory:
             database = Path(directory) / "router.db"
             port = free_port()
             with router(port, database, Path(directory) / "router.log") as process:
-                routed = wrk(port, alerts_per_request)
+                routed = measured(process, port, alerts_per_request)
                 peak = rss_mb(process)
             stored = stored_alerts(database)
         answered = (routed.requests - routed.non_2xx) * alerts_per_request

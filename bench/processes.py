@@ -117,6 +117,17 @@ def router(port: int, database: Path, log: Path) -> Iterator[subprocess.Popen[by
         yield process
 
 
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time a live process has used so far, user and system (/proc/PID/stat); 0 where /proc
+    is missing. Per request, it varies less than a rate does on a machine whose speed drifts."""
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{process.pid}/stat").read_text()
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def rss_mb(process: subprocess.Popen[bytes]) -> float:
     """Peak resident memory of a live process (VmHWM), in MB; 0 where /proc is missing."""
     with contextlib.suppress(OSError):
