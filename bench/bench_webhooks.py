@@ -40,14 +40,17 @@ class Load:
     p99_ms: float
     requests: int
     non_2xx: int
-    cpu_us_per_request: float = 0.0  # the server's CPU time (user and system) per request
+    # The server's CPU time (user and system) per request, when `measured` took it.
+    cpu_us_per_request: float | None = None
 
     def __str__(self) -> str:
         errors = f", {self.non_2xx} non-2xx" if self.non_2xx else ""
-        return (
-            f"{self.requests_per_second:8.0f} req/s  p99 {self.p99_ms:7.1f} ms  "
-            f"CPU {self.cpu_us_per_request:6.0f} µs/request{errors}"
+        cpu = (
+            f"  CPU {self.cpu_us_per_request:6.0f} µs/request"
+            if self.cpu_us_per_request is not None
+            else ""
         )
+        return f"{self.requests_per_second:8.0f} req/s  p99 {self.p99_ms:7.1f} ms{cpu}{errors}"
 
 
 def measured(server: subprocess.Popen[bytes], port: int, alerts_per_request: int) -> Load:
