@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -65,24 +66,28 @@ def test_a_flood_of_one_line_is_summed_up_once_a_second() -> None:
     assert messages[22] == "connection limit reached"
 
 
+@pytest.fixture
+def daemon_logging() -> Iterator[Callable[..., None]]:
+    """`configure`, as the daemon calls it at start; the test's logging is restored after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield configure
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def test_a_frequent_line_past_the_limit_is_counted_without_a_record(
-    capfd: pytest.CaptureFixture[str],
+    daemon_logging: Callable[..., None], capfd: pytest.CaptureFixture[str]
 ) -> None:
     now = [100.0]
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
     logger = logging.getLogger("router.test.frequent")
-    try:
-        configure("json", "info", clock=lambda: now[0])
-        for n in range(25):
-            log_frequent(logger, logging.INFO, "webhook accepted", alerts=n)
-        logger.info("webhook accepted", extra=fields(alerts=99))  # counted as one more
-        log_frequent(logger, logging.DEBUG, "webhook accepted", alerts=-1)  # below the level
-        now[0] += 1.0
-        log_frequent(logger, logging.INFO, "webhook accepted", alerts=100)
-    finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
+    daemon_logging("json", "info", clock=lambda: now[0])
+    for n in range(25):
+        log_frequent(logger, logging.INFO, "webhook accepted", alerts=n)
+    logger.info("webhook accepted", extra=fields(alerts=99))  # counted as one more
+    log_frequent(logger, logging.DEBUG, "webhook accepted", alerts=-1)  # below the level
+    now[0] += 1.0
+    log_frequent(logger, logging.INFO, "webhook accepted", alerts=100)
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
     assert [line["alerts"] for line in lines[:20]] == list(range(20))
     # The summary carries the last line held back: the record logged the usual way.
@@ -93,21 +98,15 @@ def test_a_frequent_line_past_the_limit_is_counted_without_a_record(
 
 
 def test_a_frequent_line_held_back_is_summed_up_with_its_fields(
-    capfd: pytest.CaptureFixture[str],
+    daemon_logging: Callable[..., None], capfd: pytest.CaptureFixture[str]
 ) -> None:
     now = [100.0]
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
     logger = logging.getLogger("router.test.frequent")
-    try:
-        configure("text", "info", clock=lambda: now[0])
-        for n in range(22):
-            log_frequent(logger, logging.WARNING, "webhook refused", alerts=n)
-        now[0] += 1.0
-        logger.info("tick")
-    finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
+    daemon_logging("text", "info", clock=lambda: now[0])
+    for n in range(22):
+        log_frequent(logger, logging.WARNING, "webhook refused", alerts=n)
+    now[0] += 1.0
+    logger.info("tick")
     lines = capfd.readouterr().err.splitlines()
     assert len(lines) == 22
     assert (
@@ -118,20 +117,16 @@ def test_a_frequent_line_held_back_is_summed_up_with_its_fields(
 
 
 def test_a_frequent_line_reaches_every_other_handler(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    daemon_logging: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     # A second handler (here the test's capture) would lose what the filter holds back: with
     # one beside the daemon's own, every line is a record, and the daemon's still writes 20.
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
     logger = logging.getLogger("router.test.frequent")
-    try:
-        configure("json", "info", clock=lambda: 100.0)
-        root.addHandler(caplog.handler)
-        for n in range(30):
-            log_frequent(logger, logging.INFO, "webhook accepted", alerts=n)
-    finally:
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
+    daemon_logging("json", "info", clock=lambda: 100.0)
+    logging.getLogger().addHandler(caplog.handler)
+    for n in range(30):
+        log_frequent(logger, logging.INFO, "webhook accepted", alerts=n)
     assert [r.fields["alerts"] for r in caplog.records] == list(range(30))  # type: ignore[attr-defined]
     assert len(capfd.readouterr().err.splitlines()) == 20
