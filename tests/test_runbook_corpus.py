@@ -17,6 +17,7 @@ from bench.runbook_corpus import (
     CORPUS,
     RECALL_DEPTHS,
     SHIPPED,
+    Outcome,
     cases,
     evaluate,
     figures,
@@ -78,8 +79,14 @@ def test_every_label_points_at_a_section_that_exists(collection: str) -> None:
             assert section.reference == reference, (case.id, reference)
 
 
-def test_test_part_figures() -> None:
-    found = figures(evaluate(PARTS["test"]))
+@pytest.fixture(scope="module")
+def test_part() -> list[Outcome]:
+    """The test part searched as labelled, once for the tests that read it."""
+    return evaluate(PARTS["test"])
+
+
+def test_test_part_figures(test_part: list[Outcome]) -> None:
+    found = figures(test_part)
     assert found.top1 >= TEST_TOP1
     assert found.false_attachments <= TEST_FALSE_ATTACHMENTS
     assert found.in_page >= TEST_IN_PAGE
@@ -102,14 +109,13 @@ def test_the_attach_threshold_is_above_every_tuning_alert_without_a_section(
     assert worst.match.candidates[0].confidence < ATTACH_CONFIDENCE
 
 
-def test_recall_agrees_with_the_first_candidate_and_the_page() -> None:
+def test_recall_agrees_with_the_first_candidate_and_the_page(test_part: list[Outcome]) -> None:
     """Depth 1 is top-1; a page attaches the first or lists the first two, so it cannot give
     the right section more often than depth 2 ranks it; deeper never finds fewer."""
-    outcomes = evaluate(PARTS["test"])
-    found = figures(outcomes)
-    at = [recall(outcomes, depth) for depth in RECALL_DEPTHS]
+    found = figures(test_part)
+    at = [recall(test_part, depth) for depth in RECALL_DEPTHS]
     assert at[0] == found.top1
-    assert found.in_page <= recall(outcomes, 2)
+    assert found.in_page <= recall(test_part, 2)
     assert at == sorted(at)
 
 
